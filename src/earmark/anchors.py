@@ -1,0 +1,180 @@
+"""Scores -> anchors: pure functions (top-K with non-maximum suppression, threshold, dilation, offset, fallback).
+
+Times are seconds on the picture's timeline; regions are half-open ``[start, end)``. The AV offset
+says how far the picture lags the sound: an event heard at audio time t is looked for at
+``t + offset_s`` (negative when the sound lags the picture).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import EllipsisType
+from typing import Literal
+
+import numpy as np
+
+from .errors import ConfigError
+from .types import Anchor, Timeline
+
+_EPS = 1e-9
+
+AnchorMode = Literal["topk", "threshold"]
+
+
+@dataclass(frozen=True)
+class AnchorConfig:
+    """How anchors are chosen from a Timeline (``earmark index --k --min-gap --dilate --offset``)."""
+
+    k: int | None = 2
+    """At most this many anchors (required in ``topk`` mode; ``None`` = no cap in ``threshold`` mode)."""
+    mode: AnchorMode = "topk"
+    threshold: float = 3.0
+    """``threshold`` mode: keep windows whose robust z-score is at least this."""
+    min_gap_s: float = 1.0
+    """Two anchors start at least this far apart (non-maximum suppression)."""
+    dilate_s: float = 0.0
+    """Grow each anchor's region by this much on both sides."""
+    offset_s: float = 0.0
+    """Picture time minus sound time of events (sound leads the picture when > 0)."""
+    min_score: float = 3.0
+    """If no covered window reaches this z-score, nothing stands out: fall back to uniform anchors."""
+    widen_below: float = 0.5
+    """Anchors with confidence below this get ``widen_s`` more on both sides (uncertainty widening)."""
+    widen_s: float | None = None
+    """Extra half-width for low-confidence anchors (default: one hop)."""
+
+    def to_dict(self) -> dict:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+def nms_order(scores: np.ndarray, starts: np.ndarray, min_gap_s: float,
+              candidates: np.ndarray | None = None, limit: int | None = None) -> list[int]:
+    """Greedy non-maximum suppression: best score first (ties: earliest), skip windows closer than ``min_gap_s``.
+
+    Returns the kept indices in selection order.
+    """
+    idx = np.arange(len(scores)) if candidates is None else np.asarray(candidates, dtype=np.int64)
+    order = idx[np.lexsort((idx, -np.asarray(scores, dtype=np.float64)[idx]))]
+    kept: list[int] = []
+    for i in order:
+        if limit is not None and len(kept) >= limit:
+            break
+        if all(abs(starts[i] - starts[j]) >= min_gap_s - _EPS for j in kept):
+            kept.append(int(i))
+    return kept
+
+
+def top_k(scores: np.ndarray, starts: np.ndarray, k: int, min_gap_s: float) -> list[int]:
+    """Indices of the ``k`` best windows at least ``min_gap_s`` apart, in time order."""
+    return sorted(nms_order(scores, starts, min_gap_s, limit=k))
+
+
+def above_threshold(scores: np.ndarray, starts: np.ndarray, threshold: float, min_gap_s: float,
+                    k: int | None = None) -> list[int]:
+    """Indices of windows scoring at least ``threshold`` (NMS, best first, capped at ``k``), in time order."""
+    cand = np.flatnonzero(np.asarray(scores) >= threshold)
+    return sorted(nms_order(scores, starts, min_gap_s, candidates=cand, limit=k))
+
+
+def uniform_indices(n: int, k: int) -> list[int]:
+    """``k`` window indices spread evenly over ``n`` windows (centres of k equal parts)."""
+    k = min(k, n)
+    return sorted({int(np.floor((i + 0.5) * n / k)) for i in range(k)})
+
+
+def region(start_s: float, window_s: float, duration_s: float, dilate_s: float, offset_s: float,
+           extra_s: float = 0.0) -> tuple[float, float]:
+    """The window ``[start, start + window)`` dilated, widened and shifted, clipped to ``[0, duration)``."""
+    lo = start_s - dilate_s - extra_s + offset_s
+    hi = start_s + window_s + dilate_s + extra_s + offset_s
+    return max(0.0, lo), min(duration_s, hi)
+
+
+def merge_regions(regions: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Sort and merge overlapping or touching half-open regions."""
+    merged: list[tuple[float, float]] = []
+    for lo, hi in sorted(r for r in regions if r[1] > r[0]):
+        if merged and lo <= merged[-1][1] + _EPS:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+def check_anchor_config(cfg: AnchorConfig, n_windows: int, duration_s: float, video: str = "") -> None:
+    where = f"{video}: " if video else ""
+    if cfg.mode not in ("topk", "threshold"):
+        raise ConfigError(f"anchor mode must be 'topk' or 'threshold', got {cfg.mode!r}")
+    if cfg.mode == "topk" and cfg.k is None:
+        raise ConfigError("top-K anchors need k")
+    if cfg.k is not None and cfg.k < 1:
+        raise ConfigError(f"k must be >= 1, got {cfg.k}")
+    if cfg.k is not None and cfg.mode == "topk" and cfg.k > n_windows:
+        raise ConfigError(f"{where}k={cfg.k} is larger than the number of windows ({n_windows}); "
+                          f"use k <= {n_windows} or a smaller hop")
+    for name in ("min_gap_s", "dilate_s"):
+        if getattr(cfg, name) < 0:
+            raise ConfigError(f"{name.removesuffix('_s').replace('_', '-')} must be >= 0, got {getattr(cfg, name)}")
+    if cfg.widen_s is not None and cfg.widen_s < 0:
+        raise ConfigError(f"widen must be >= 0, got {cfg.widen_s}")
+    if abs(cfg.offset_s) >= duration_s:
+        raise ConfigError(f"{where}offset {cfg.offset_s} s is not shorter than the video ({duration_s:.3f} s)")
+
+
+def choose_anchors(scores: np.ndarray, confidence: np.ndarray, coverage: np.ndarray, starts: np.ndarray,
+                   window_s: float, hop_s: float, duration_s: float, cfg: AnchorConfig) -> list[Anchor]:
+    """The pure core of :func:`anchors`, on plain arrays."""
+    scores = np.asarray(scores, dtype=np.float64)
+    covered = np.asarray(coverage) > 0
+    # Windows without audio never become audio anchors.
+    usable = np.where(covered, scores, -np.inf)
+    stands_out = bool(covered.any()) and float(usable.max()) >= cfg.min_score
+    if not stands_out:
+        k = cfg.k if cfg.k is not None else 1
+        picks = uniform_indices(len(scores), k)
+        source = "fallback"
+    elif cfg.mode == "threshold":
+        picks = above_threshold(usable, starts, cfg.threshold, cfg.min_gap_s, cfg.k)
+        source = "audio"
+        if not picks:  # threshold above every score: the best window still stands out (>= min_score)
+            picks = top_k(usable, starts, 1, cfg.min_gap_s)
+    else:
+        picks = top_k(usable, starts, int(cfg.k or 1), cfg.min_gap_s)
+        source = "audio"
+    widen = hop_s if cfg.widen_s is None else cfg.widen_s
+    out: list[Anchor] = []
+    for i in picks:
+        conf = float(confidence[i])
+        extra = widen if (source == "audio" and conf < cfg.widen_below) else 0.0
+        lo, hi = region(float(starts[i]), window_s, duration_s, cfg.dilate_s, cfg.offset_s, extra)
+        if hi - lo <= _EPS:  # shifted off the video by the offset
+            continue
+        t = float(np.clip(starts[i] + window_s / 2 + cfg.offset_s, lo, np.nextafter(hi, lo)))
+        out.append(Anchor(index=int(i), time_s=t, start_s=lo, end_s=hi, score=float(np.float32(scores[i])),
+                          confidence=float(np.float32(conf)), source=source))
+    return out
+
+
+def anchors(timeline: Timeline, k: int | EllipsisType | None = ..., *, config: AnchorConfig | None = None,
+            **overrides: object) -> list[Anchor]:
+    """Choose anchors on a Timeline.
+
+    >>> tl = earmark.index("clip.mp4")                        # doctest: +SKIP
+    >>> [a.index for a in earmark.anchors(tl, k=2)]            # doctest: +SKIP
+    [3, 7]
+
+    Top-K (default) or threshold mode, non-maximum suppression by ``min_gap_s``, dilation,
+    AV offset, uncertainty widening; when nothing stands out (flat or silent audio) the anchors
+    are spread uniformly and marked ``source="fallback"``.
+    """
+    from dataclasses import replace
+
+    # ``config`` (default AnchorConfig(), k=2) supplies every setting; ``k`` and keywords override it.
+    if k is not ...:
+        overrides["k"] = k
+    cfg = replace(config or AnchorConfig(), **overrides)
+    check_anchor_config(cfg, len(timeline), timeline.duration_s, timeline.video)
+    return choose_anchors(timeline.scores, timeline.confidence, timeline.coverage, timeline.starts,
+                          timeline.window_s, timeline.hop_s, timeline.duration_s, cfg)

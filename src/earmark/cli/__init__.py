@@ -1,0 +1,56 @@
+"""The ``earmark`` command line: a thin layer that parses, calls the library, prints and writes.
+
+Errors earmark raises on purpose become one line on stderr and exit code 1 (2 for usage
+errors); ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+import click
+
+from ..errors import EarmarkError, EarmarkWarning
+from .commands import cli
+
+__all__ = ["cli", "main"]
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    if issubclass(category, EarmarkWarning):
+        click.echo(f"earmark: warning: {message}", err=True)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``earmark`` console script (and ``python -m earmark``)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    warnings.showwarning = _show_warning
+    try:
+        cli.main(args=args, prog_name="earmark", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        return int(e.exit_code or 0)
+    except click.Abort:
+        click.echo("earmark: aborted", err=True)
+        return 130
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except EarmarkError as e:
+        if debug:
+            raise
+        click.echo(f"earmark: error: {e}", err=True)
+        return 1
+    except KeyboardInterrupt:
+        click.echo("earmark: interrupted", err=True)
+        return 130
+    except Exception as e:  # a bug: say so plainly, keep the traceback behind --debug
+        if debug:
+            raise
+        click.echo(f"earmark: internal error: {type(e).__name__}: {e} (run with --debug for the traceback)",
+                   err=True)
+        return 70
+    return 0

@@ -1,0 +1,186 @@
+"""Click commands. Defaults come from the library's config dataclasses, never repeated here."""
+
+from __future__ import annotations
+
+import json
+from contextlib import nullcontext
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from .. import __version__
+from ..anchors import AnchorConfig, anchors, check_anchor_config
+from ..errors import EarmarkError
+from ..index import index as run_index
+from ..media.probe import info as probe_info
+from ..probes import probe_classes, probe_names, window_grid
+from ..sinks.export import output_kind, write_results
+from ..types import IndexResult
+from .render import index_header, index_table, info_table, sparkline
+
+_A = AnchorConfig()
+PROGRESS_MIN_DURATION_S = 180.0
+"""Files longer than this show a progress bar while their audio is decoded."""
+
+
+def _console(quiet: bool = False) -> Console:
+    return Console(quiet=quiet, highlight=False, soft_wrap=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="earmark")
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+def cli(debug: bool) -> None:
+    """earmark: listen first, look where it matters.
+
+    Index a video's audio for eventness, pick anchors, and (next) plan a visual token budget around them.
+    """
+
+
+@cli.command("info")
+@click.argument("videos", nargs=-1, required=True, type=click.Path(dir_okay=True, path_type=str))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file (machine-readable).")
+def info_cmd(videos: tuple[str, ...], as_json: bool) -> None:
+    """Container and stream facts as earmark sees them (duration, audio streams, fps, VFR, rotation, keyframes)."""
+    con = _console()
+    for v in videos:
+        vi = probe_info(v)
+        if as_json:
+            click.echo(json.dumps(vi.to_dict(), sort_keys=True))
+        else:
+            con.print(info_table(vi))
+
+
+@cli.command("probes")
+def probes_cmd() -> None:
+    """List the probes earmark can index with."""
+    con = _console()
+    for name, cls in sorted(probe_classes().items()):
+        con.print(f"[bold]{name:8s}[/] {cls.summary}  [dim](raw unit: {cls.raw_unit}; available)[/]")
+
+
+@cli.command("index")
+@click.argument("videos", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--probe", default="energy", show_default=True, metavar="NAME",
+              help=f"Eventness probe: {', '.join(probe_names())}.")
+@click.option("--hop", "hop_s", type=float, default=1.0, show_default=True, help="Seconds between window starts.")
+@click.option("--window", "window_s", type=float, default=1.0, show_default=True, help="Window length in seconds.")
+@click.option("--k", type=int, default=_A.k, show_default=True, help="Number of anchors (top-K).")
+@click.option("--mode", type=click.Choice(["topk", "threshold"]), default=_A.mode, show_default=True,
+              help="Top-K anchors, or every window over --threshold (capped by --k).")
+@click.option("--threshold", type=float, default=_A.threshold, show_default=True,
+              help="Robust z-score for --mode threshold.")
+@click.option("--min-gap", "min_gap_s", type=float, default=_A.min_gap_s, show_default=True,
+              help="Minimum seconds between anchor starts (non-maximum suppression).")
+@click.option("--dilate", "dilate_s", type=float, default=_A.dilate_s, show_default=True,
+              help="Grow anchor regions by this many seconds on each side.")
+@click.option("--offset", "offset_s", type=float, default=_A.offset_s, show_default=True,
+              help="AV offset: picture time minus sound time of events, in seconds.")
+@click.option("--min-score", type=float, default=_A.min_score, show_default=True,
+              help="If no window reaches this z-score, anchors fall back to uniform.")
+@click.option("--audio-stream", type=int, default=None, metavar="N",
+              help="Container stream index of the audio to read (see `earmark info`); default: the default stream.")
+@click.option("--out", "out", type=click.Path(path_type=str), default=None,
+              help="Write FILE.json (one video), FILE.csv / FILE.parquet (all videos) or DIR/ (one JSON each).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON index document per video to stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors (and --json output).")
+@click.option("--keep-going", is_flag=True, help="Skip videos that fail (exit code 1 at the end) instead of stopping.")
+def index_cmd(videos: tuple[str, ...], probe: str, hop_s: float, window_s: float, k: int, mode: str,
+              threshold: float, min_gap_s: float, dilate_s: float, offset_s: float, min_score: float,
+              audio_stream: int | None, out: str | None, as_json: bool, quiet: bool, keep_going: bool) -> None:
+    """Score every window of each video's audio for eventness and pick anchors."""
+    cfg = AnchorConfig(k=k, mode=mode, threshold=threshold, min_gap_s=min_gap_s, dilate_s=dilate_s,
+                       offset_s=offset_s, min_score=min_score)
+    # Fail on bad settings before decoding anything.
+    from ..probes import get_probe
+
+    get_probe(probe)
+    window_grid(1.0, hop_s, window_s)
+    if out is not None:
+        output_kind(out)
+    con = _console(quiet or as_json)
+    results: list[IndexResult] = []
+    failures = 0
+    for v in videos:
+        try:
+            result = _index_one(v, probe, hop_s, window_s, audio_stream, cfg, con, quiet or as_json)
+        except EarmarkError as e:
+            if not keep_going:
+                raise
+            failures += 1
+            click.echo(f"earmark: error: {e}", err=True)
+            continue
+        results.append(result)
+        if as_json:
+            click.echo(json.dumps(result.to_dict(), sort_keys=True, allow_nan=False))
+        else:
+            _print_result(con, result)
+    if out is not None and results:
+        for p in write_results(results, out):
+            con.print(f"wrote {p}")
+    if failures:
+        raise click.exceptions.Exit(1)
+
+
+def _index_one(video: str, probe: str, hop_s: float, window_s: float, audio_stream: int | None,
+               cfg: AnchorConfig, con: Console, quiet: bool) -> IndexResult:
+    vi = probe_info(video)
+    grid = window_grid(vi.duration_s, hop_s, window_s)
+    check_anchor_config(cfg, grid.n, vi.duration_s, video)
+    show = not quiet and vi.duration_s > PROGRESS_MIN_DURATION_S
+    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                   TimeRemainingColumn(), console=Console(stderr=True), transient=True) if show else None
+    with bar if bar is not None else nullcontext():
+        task = bar.add_task(Path(video).name, total=grid.end_s) if bar is not None else None
+
+        def progress(done: float, total: float) -> None:
+            if bar is not None:
+                bar.update(task, completed=done)
+
+        tl = run_index(video, probe=probe, hop_s=hop_s, window_s=window_s, audio_stream=audio_stream,
+                       video_info=vi, progress=progress)
+    return IndexResult(info=vi, timeline=tl, anchors=tuple(anchors(tl, config=cfg)), anchor_config=cfg.to_dict())
+
+
+def _print_result(con: Console, result: IndexResult) -> None:
+    con.print(index_header(result))
+    con.print(sparkline(result.timeline.scores, {a.index for a in result.anchors}, width=min(con.width - 2, 120)))
+    con.print(index_table(result))
+    for note in result.timeline.notes:
+        con.print(f"[yellow]note:[/] {note}")
+    con.print()
+
+
+@cli.command("demo")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("earmark-demo"),
+              show_default=True, help="Folder for the sample video and its indexes.")
+@click.option("-q", "--quiet", is_flag=True)
+def demo_cmd(out_dir: Path, quiet: bool) -> None:
+    """Offline demo: make a sample video with sound events at known times, index it, compare with the truth."""
+    from ..demo import DEMO_EVENTS, DEMO_PROBES, run_demo
+    from .render import fmt_time
+
+    con = _console(quiet)
+    result = run_demo(out_dir, progress=lambda msg: con.print(f"[dim]{msg}…[/]"))
+    from rich.table import Table
+
+    table = Table(title="anchors next to the truth (k=4, min gap 2 s)", box=None, pad_edge=False)
+    table.add_column("truth event")
+    table.add_column("when")
+    for p in DEMO_PROBES:
+        table.add_column(p)
+    hits = {p: result.hits(p) for p in DEMO_PROBES}
+    for i, ev in enumerate(DEMO_EVENTS):
+        cells = []
+        for p in DEMO_PROBES:
+            a = hits[p][i]
+            cells.append(f"[green]✓ {fmt_time(a.time_s)}[/]" if a else "[red]✗ missed[/]")
+        table.add_row(ev.label, f"[{fmt_time(ev.start_s)}, {fmt_time(ev.end_s)})", *cells)
+    table.add_row("", "", *[f"{sum(h is not None for h in hits[p])}/{len(DEMO_EVENTS)}" for p in DEMO_PROBES])
+    con.print(table)
+    for p in DEMO_PROBES:
+        r = result.results[p]
+        con.print(f"{p:7s}", sparkline(r.timeline.scores, {a.index for a in r.anchors}, width=60))
+    con.print(f"\nwrote {len(result.outputs)} files to {out_dir}/ (video, truth.json, one index per probe)")

@@ -1,0 +1,142 @@
+"""Streamed audio decode: any PyAV-readable file -> 16 kHz mono float32 chunks on the video's timeline.
+
+Never holds the whole track: chunks of ``chunk_s`` seconds are yielded as they are decoded.
+Sample 0 of the stream is t = 0 of the picture (``VideoInfo.start_time_s``): audio that starts
+later is preceded by silence, audio that starts earlier is trimmed, so second t of the index
+is second t of the picture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+from ..errors import MediaError, NoAudioStreamError
+from ..types import VideoInfo
+from .probe import open_container
+
+DEFAULT_SAMPLE_RATE = 16_000
+# Corrupt packets tolerated before the stream is declared unreadable.
+_MAX_DECODE_ERRORS = 50
+
+
+def no_audio_message(vi: VideoInfo) -> str:
+    return ("no audio stream, so audio probes cannot index it (a visual fallback probe such as "
+            "motion or cut will handle silent videos; until then use a file with sound)")
+
+
+def select_audio_stream(vi: VideoInfo, stream_index: int | None) -> int:
+    """Resolve ``--audio-stream`` (a container stream index as ``earmark info`` lists it)."""
+    if not vi.has_audio:
+        raise NoAudioStreamError(vi.path, no_audio_message(vi))
+    if stream_index is None:
+        assert vi.default_audio_stream is not None
+        return vi.default_audio_stream
+    if vi.audio_stream(stream_index) is None:
+        listed = ", ".join(f"#{a.index}" for a in vi.audio_streams)
+        raise MediaError(vi.path, f"stream #{stream_index} is not an audio stream; audio streams: {listed}")
+    return stream_index
+
+
+@dataclass
+class AudioChunks:
+    """Iterable of float32 mono chunks at ``sample_rate`` on the video's timeline.
+
+    After iteration, ``audio_start_s``/``audio_end_s`` say where real audio began and ended
+    (seconds on the timeline) and ``decode_errors`` how many packets failed to decode.
+    """
+
+    info: VideoInfo
+    stream_index: int
+    sample_rate: int = DEFAULT_SAMPLE_RATE
+    end_s: float | None = None
+    """Stop once the timeline reaches this time (default: run to the end of the audio)."""
+    chunk_s: float = 8.0
+    audio_start_s: float | None = None
+    audio_end_s: float | None = None
+    decode_errors: int = 0
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        path = Path(self.info.path)
+        sr = self.sample_rate
+        chunk_n = max(1, int(round(self.chunk_s * sr)))
+        end_n = None if self.end_s is None else int(np.ceil(self.end_s * sr))
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
+        buf: list[np.ndarray] = []
+        buffered = 0
+        emitted = 0  # samples yielded so far == timeline position of the next sample
+        skip = 0  # samples to drop (audio that starts before the picture)
+        started = False
+        self.decode_errors = 0
+
+        def take(samples: np.ndarray) -> Iterator[np.ndarray]:
+            nonlocal buffered, emitted, buf
+            if end_n is not None:
+                samples = samples[: max(0, end_n - emitted - buffered)]
+            if len(samples):
+                buf.append(samples)
+                buffered += len(samples)
+            while buffered >= chunk_n:
+                joined = np.concatenate(buf)
+                yield joined[:chunk_n]
+                emitted += chunk_n
+                rest = joined[chunk_n:]
+                buf = [rest] if len(rest) else []
+                buffered = len(rest)
+
+        with open_container(path) as container:
+            stream = container.streams[self.stream_index]
+            for packet in container.demux(stream):
+                try:
+                    frames = packet.decode()
+                except av.error.FFmpegError as e:
+                    self.decode_errors += 1
+                    if self.decode_errors > _MAX_DECODE_ERRORS:
+                        raise MediaError(path, f"audio stream #{self.stream_index} is corrupt: more than "
+                                         f"{_MAX_DECODE_ERRORS} packets failed to decode ({e})") from e
+                    continue
+                for frame in frames:
+                    if not started:
+                        started = True
+                        t0 = (frame.time if frame.time is not None else self.info.start_time_s)
+                        offset = t0 - self.info.start_time_s
+                        self.audio_start_s = max(0.0, offset)
+                        if offset > 0:  # audio starts after the picture: silence first
+                            yield from take(np.zeros(int(round(offset * sr)), dtype=np.float32))
+                        else:
+                            skip = int(round(-offset * sr))
+                    for out in resampler.resample(frame):
+                        samples = out.to_ndarray()[0]
+                        if skip:
+                            cut = min(skip, len(samples))
+                            samples, skip = samples[cut:], skip - cut
+                        yield from take(samples)
+                if end_n is not None and emitted + buffered >= end_n:
+                    break
+            else:
+                for out in resampler.resample(None):
+                    yield from take(out.to_ndarray()[0])
+        if not started:
+            raise MediaError(path, f"audio stream #{self.stream_index} decoded to no samples "
+                             "(corrupt or truncated file)")
+        total = emitted + buffered
+        self.audio_end_s = total / sr
+        if buffered:
+            yield np.concatenate(buf)
+
+
+def stream_audio(info: VideoInfo, stream_index: int | None = None, sample_rate: int = DEFAULT_SAMPLE_RATE,
+                 end_s: float | None = None, chunk_s: float = 8.0) -> AudioChunks:
+    """Chunks of mono float32 audio at ``sample_rate`` aligned to the picture's timeline.
+
+    >>> from earmark.media import info, stream_audio            # doctest: +SKIP
+    >>> chunks = stream_audio(info("clip.mp4"))                  # doctest: +SKIP
+    >>> sum(len(c) for c in chunks) / 16000                      # doctest: +SKIP
+    10.0
+    """
+    idx = select_audio_stream(info, stream_index)
+    return AudioChunks(info=info, stream_index=idx, sample_rate=sample_rate, end_s=end_s, chunk_s=chunk_s)

@@ -1,0 +1,164 @@
+"""Zero-training DSP probes: ``energy`` (RMS dBFS), ``flux`` (log-mel spectral flux), ``onset`` (SuperFlux onset strength).
+
+The mel filterbank is written here (20 lines of numpy) rather than taken from librosa, whose
+numba dependency and memory use (2.9 GB peak on an hour of audio, ENVIRONMENT.md) would
+dominate an index that must stay under 300 MB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from scipy.ndimage import maximum_filter1d
+
+from .base import SAMPLE_RATE, Probe, ProbeConfig, register_probe
+
+_DB_FLOOR = 1e-12  # -120 dBFS: digital silence
+
+
+def hz_to_mel(f: np.ndarray | float) -> np.ndarray:
+    return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
+
+
+def mel_to_hz(m: np.ndarray | float) -> np.ndarray:
+    return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
+
+
+@lru_cache(maxsize=8)
+def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """Triangular, area-normalised mel filters (HTK mel scale), shape (n_fft // 2 + 1, n_mels)."""
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
+    edges = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
+    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    up = (freqs[None, :] - lower) / (centre - lower)
+    down = (upper - freqs[None, :]) / (upper - centre)
+    fb = np.maximum(0.0, np.minimum(up, down)) * (2.0 / (upper - lower))
+    fb.setflags(write=False)
+    return np.ascontiguousarray(fb.T.astype(np.float32))
+
+
+@dataclass(frozen=True)
+class EnergyConfig(ProbeConfig):
+    min_scale: float = 1.0
+    """dB: level changes smaller than this are never events."""
+
+
+@register_probe
+class EnergyProbe(Probe):
+    """RMS level of each window in dBFS (0 dB = full-scale square wave; silence floors at -120 dB)."""
+
+    name = "energy"
+    Config = EnergyConfig
+    raw_unit = "dBFS"
+    frame_length = 160
+    reduce = "mean"
+    summary = "RMS level (dBFS) per window; loud moments"
+
+    def frame_values(self, frames: np.ndarray) -> np.ndarray:
+        return np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / frames.shape[1]
+
+    def window_values(self, frame_values, grid):
+        # Average power first, then dB: the window's true RMS, not a mean of dB values.
+        power = super().window_values(frame_values, grid)
+        return 10.0 * np.log10(np.maximum(power, _DB_FLOOR))
+
+
+@dataclass(frozen=True)
+class SpectralConfig(ProbeConfig):
+    n_fft: int = 512
+    n_mels: int = 64
+    fmin: float = 30.0
+    fmax: float = 8000.0
+    min_scale: float = 0.25
+    """dB per frame and band."""
+
+
+class _LogMelProbe(Probe):
+    """Shared log-mel front end (Hann window, |rfft|^2, mel, dB)."""
+
+    Config = SpectralConfig
+    frame_length = 512
+    hold_after_audio_end = True
+
+    def reset(self) -> None:
+        self._history = np.zeros((0, self.config.n_mels), dtype=np.float32)
+
+    def mel_power(self, frames: np.ndarray) -> np.ndarray:
+        c = self.config
+        spec = np.fft.rfft(frames * _hann(self.frame_length), n=c.n_fft, axis=1)
+        power = (spec.real**2 + spec.imag**2).astype(np.float32)
+        return power @ mel_filterbank(SAMPLE_RATE, c.n_fft, c.n_mels, c.fmin, min(c.fmax, SAMPLE_RATE / 2))
+
+    def log_mel(self, frames: np.ndarray) -> np.ndarray:
+        return 10.0 * np.log10(np.maximum(self.mel_power(frames), 1e-10))
+
+
+@lru_cache(maxsize=4)
+def _hann(n: int) -> np.ndarray:
+    return np.hanning(n + 1)[:-1].astype(np.float32)  # periodic Hann
+
+
+@dataclass(frozen=True)
+class FluxConfig(SpectralConfig):
+    smooth: int = 3
+    """Frames of mel power averaged (causally) before the log: halves the flux of stationary noise."""
+    min_scale: float = 0.05
+
+
+@register_probe
+class FluxProbe(_LogMelProbe):
+    """Mean positive log-mel spectral flux per window (dB per frame, averaged over bands): sounds that change."""
+
+    name = "flux"
+    Config = FluxConfig
+    raw_unit = "dB/frame"
+    reduce = "mean"
+    summary = "log-mel spectral flux per window; sounds that appear or change"
+
+    def reset(self) -> None:
+        self._power_tail = np.zeros((0, self.config.n_mels), dtype=np.float32)
+        self._last_log: np.ndarray | None = None
+
+    def frame_values(self, frames: np.ndarray) -> np.ndarray:
+        k = max(1, self.config.smooth)
+        power = self.mel_power(frames)
+        padded = np.concatenate([self._power_tail if len(self._power_tail) else np.repeat(power[:1], k - 1, 0),
+                                 power])
+        self._power_tail = padded[len(padded) - (k - 1):] if k > 1 else padded[:0]
+        csum = np.cumsum(np.concatenate([np.zeros((1, padded.shape[1])), padded]), axis=0)
+        smoothed = (csum[k:] - csum[:-k]) / k
+        log = 10.0 * np.log10(np.maximum(smoothed, 1e-10))
+        prev = log[:1] if self._last_log is None else self._last_log
+        self._last_log = log[-1:]
+        return np.maximum(0.0, np.diff(np.concatenate([prev, log]), axis=0)).mean(axis=1)
+
+
+@dataclass(frozen=True)
+class OnsetConfig(SpectralConfig):
+    lag: int = 2
+    """Frames between the compared spectra (SuperFlux)."""
+    max_size: int = 3
+    """Mel bands of the maximum filter that suppresses vibrato (SuperFlux)."""
+    min_scale: float = 0.5
+
+
+@register_probe
+class OnsetProbe(_LogMelProbe):
+    """Peak SuperFlux onset strength per window (Böck & Widmer 2013): sharp attacks (knocks, barks, claps)."""
+
+    name = "onset"
+    Config = OnsetConfig
+    raw_unit = "dB"
+    reduce = "max"
+    summary = "peak onset strength (SuperFlux) per window; sharp attacks"
+
+    def frame_values(self, frames: np.ndarray) -> np.ndarray:
+        c = self.config
+        s = self.log_mel(frames)
+        ref = maximum_filter1d(s, size=c.max_size, axis=1, mode="nearest")
+        hist = self._history if len(self._history) else np.repeat(ref[:1], c.lag, axis=0)
+        refs = np.concatenate([hist, ref])
+        self._history = refs[-c.lag:]
+        return np.maximum(0.0, s - refs[: len(s)]).mean(axis=1)

@@ -1,0 +1,1 @@
+"""Sinks: where earmark's values go (index files now; VLM messages, features, reports later)."""

@@ -1,0 +1,328 @@
+"""The values that flow through earmark: VideoInfo, Timeline, Anchor.
+
+All are frozen dataclasses with seconds as floats and half-open intervals ``[start, end)``.
+Each has ``to_dict()`` / ``from_dict()`` that round-trip exactly (float32 arrays are written
+with the shortest decimal that reads back to the same float32), so saved documents are
+byte-stable for the same input and config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from .errors import SchemaError
+
+SCHEMA_VERSION = 1
+"""Version of the saved document layout (``earmark.index`` JSON); bump on incompatible change."""
+
+AnchorSource = Literal["audio", "fallback", "oracle", "random"]
+ANCHOR_SOURCES: tuple[str, ...] = ("audio", "fallback", "oracle", "random")
+
+
+def f32_list(values: np.ndarray) -> list[float]:
+    """float32 values as Python floats with the shortest repr that round-trips (``0.1`` not ``0.100000001``)."""
+    return [float(str(v)) for v in np.asarray(values, dtype=np.float32)]
+
+
+def _f32(values: Any) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float32)
+    arr.setflags(write=False)
+    return arr
+
+
+def _require(d: dict, keys: tuple[str, ...], what: str) -> None:
+    missing = [k for k in keys if k not in d]
+    if missing:
+        raise SchemaError(f"{what}: missing field(s) {', '.join(missing)}")
+
+
+@dataclass(frozen=True)
+class AudioStreamInfo:
+    """One audio stream of a container."""
+
+    index: int
+    codec: str
+    sample_rate: int
+    channels: int
+    start_time_s: float | None
+    duration_s: float | None
+    language: str | None = None
+    default: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AudioStreamInfo:
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class VideoStreamInfo:
+    """The video stream earmark would read frames from."""
+
+    index: int
+    codec: str
+    width: int
+    height: int
+    pix_fmt: str | None
+    fps_nominal: float | None
+    """The stream's declared (real base) frame rate, ``r_frame_rate`` in ffprobe's terms."""
+    fps_average: float | None
+    """Frames divided by duration, ``avg_frame_rate`` in ffprobe's terms."""
+    frame_count: int | None
+    start_time_s: float | None
+    duration_s: float | None
+    rotation: int
+    """Display rotation in degrees (counter-clockwise, as the display matrix says); 0 when none."""
+    vfr: bool
+    """True when frame durations in the scanned packets vary (variable frame rate)."""
+    keyframe_interval_s: float | None
+    """Median spacing of keyframes in the scanned packets; None when fewer than two were seen."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> VideoStreamInfo:
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """Container and stream facts, as earmark sees them (``earmark info``)."""
+
+    path: str
+    size_bytes: int
+    fingerprint: str
+    """Content fingerprint (size + hash of head and tail) used to check that an index or plan fits a file."""
+    format_name: str
+    duration_s: float
+    """Duration of the timeline earmark indexes (the video stream's, else the container's)."""
+    start_time_s: float
+    """Presentation time that earmark calls t = 0 (the video stream's start, else the audio's)."""
+    video: VideoStreamInfo | None
+    audio_streams: tuple[AudioStreamInfo, ...]
+    default_audio_stream: int | None
+    """Stream index earmark reads audio from unless told otherwise."""
+
+    @property
+    def has_audio(self) -> bool:
+        return bool(self.audio_streams)
+
+    @property
+    def has_video(self) -> bool:
+        return self.video is not None
+
+    def audio_stream(self, index: int | None = None) -> AudioStreamInfo | None:
+        """The audio stream with container index ``index`` (default: the default stream)."""
+        want = self.default_audio_stream if index is None else index
+        return next((a for a in self.audio_streams if a.index == want), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["audio_streams"] = [a.to_dict() for a in self.audio_streams]
+        d["video"] = self.video.to_dict() if self.video else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> VideoInfo:
+        d = dict(d)
+        d["video"] = VideoStreamInfo.from_dict(d["video"]) if d.get("video") else None
+        d["audio_streams"] = tuple(AudioStreamInfo.from_dict(a) for a in d.get("audio_streams", ()))
+        return cls(**d)
+
+
+@dataclass(frozen=True, eq=False)
+class Timeline:
+    """Per-window eventness of one video: the output of a probe.
+
+    Window ``i`` covers ``[i * hop_s, i * hop_s + window_s)`` seconds of the video's timeline
+    (t = 0 is the first picture), so second t of the index is second t of the picture.
+
+    ``raw`` holds the probe's own values (unit in ``raw_unit``), ``scores`` the per-video robust
+    z-scores ``(raw - median) / scale`` (comparable across videos), ``confidence`` in [0, 1] how
+    clearly the window stands out times ``coverage``, the fraction of the window the audio covers.
+    """
+
+    video: str
+    fingerprint: str
+    duration_s: float
+    hop_s: float
+    window_s: float
+    probe: str
+    probe_config: dict[str, Any]
+    raw_unit: str
+    raw: np.ndarray
+    scores: np.ndarray
+    confidence: np.ndarray
+    coverage: np.ndarray
+    norm_center: float
+    norm_scale: float
+    audio_stream: int | None
+    sample_rate: int
+    labels: tuple[tuple[str, ...], ...] | None = None
+    notes: tuple[str, ...] = ()
+    """Caveats found while indexing (e.g. the audio ends before the picture)."""
+    schema_version: int = field(default=SCHEMA_VERSION)
+
+    def __post_init__(self) -> None:
+        for name in ("raw", "scores", "confidence", "coverage"):
+            object.__setattr__(self, name, _f32(getattr(self, name)))
+        n = len(self.scores)
+        for name in ("raw", "confidence", "coverage"):
+            if len(getattr(self, name)) != n:
+                raise SchemaError(f"timeline {self.video}: {name} has {len(getattr(self, name))} values, "
+                                  f"scores has {n}")
+        if self.labels is not None and len(self.labels) != n:
+            raise SchemaError(f"timeline {self.video}: labels has {len(self.labels)} rows, scores has {n}")
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    @property
+    def starts(self) -> np.ndarray:
+        """Window start times in seconds."""
+        return np.arange(len(self), dtype=np.float64) * self.hop_s
+
+    @property
+    def ends(self) -> np.ndarray:
+        """Window end times in seconds (exclusive)."""
+        return self.starts + self.window_s
+
+    @property
+    def centers(self) -> np.ndarray:
+        return self.starts + self.window_s / 2
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Timeline):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version,
+            "video": self.video,
+            "fingerprint": self.fingerprint,
+            "duration_s": self.duration_s,
+            "hop_s": self.hop_s,
+            "window_s": self.window_s,
+            "probe": self.probe,
+            "probe_config": dict(self.probe_config),
+            "raw_unit": self.raw_unit,
+            "raw": f32_list(self.raw),
+            "scores": f32_list(self.scores),
+            "confidence": f32_list(self.confidence),
+            "coverage": f32_list(self.coverage),
+            "norm_center": self.norm_center,
+            "norm_scale": self.norm_scale,
+            "audio_stream": self.audio_stream,
+            "sample_rate": self.sample_rate,
+            "labels": [list(x) for x in self.labels] if self.labels is not None else None,
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Timeline:
+        fields = ("video", "fingerprint", "duration_s", "hop_s", "window_s", "probe", "probe_config",
+                  "raw_unit", "raw", "scores", "confidence", "coverage", "norm_center", "norm_scale",
+                  "audio_stream", "sample_rate")
+        _require(d, fields, "timeline")
+        version = d.get("schema_version", SCHEMA_VERSION)
+        if version != SCHEMA_VERSION:
+            raise SchemaError(f"timeline schema_version {version} is not supported (this earmark reads "
+                              f"{SCHEMA_VERSION})")
+        labels = d.get("labels")
+        return cls(**{k: d[k] for k in fields},
+                   labels=tuple(tuple(x) for x in labels) if labels is not None else None,
+                   notes=tuple(d.get("notes", ())), schema_version=version)
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A moment worth looking at: window ``index`` of a Timeline and the region to look in.
+
+    ``time_s`` is the window's centre shifted by the AV offset (picture time); the region
+    ``[start_s, end_s)`` is the window after dilation, offset and uncertainty widening,
+    clipped to the video.
+    """
+
+    index: int
+    time_s: float
+    start_s: float
+    end_s: float
+    score: float
+    confidence: float
+    source: AnchorSource = "audio"
+
+    def __post_init__(self) -> None:
+        if self.source not in ANCHOR_SOURCES:
+            raise SchemaError(f"anchor source {self.source!r} is not one of {', '.join(ANCHOR_SOURCES)}")
+        if not self.start_s < self.end_s:
+            raise SchemaError(f"anchor region [{self.start_s}, {self.end_s}) is empty")
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Anchor:
+        _require(d, ("index", "time_s", "start_s", "end_s", "score", "confidence"), "anchor")
+        return cls(**d)
+
+
+@dataclass(frozen=True, eq=False)
+class IndexResult:
+    """What ``earmark index`` saves per video: the file's facts, its Timeline, the anchors and how they were chosen."""
+
+    info: VideoInfo
+    timeline: Timeline
+    anchors: tuple[Anchor, ...]
+    anchor_config: dict[str, Any]
+
+    KIND: ClassVar[str] = "earmark.index"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, IndexResult):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def to_dict(self) -> dict[str, Any]:
+        from . import __version__
+
+        return {
+            "kind": self.KIND,
+            "schema_version": SCHEMA_VERSION,
+            "earmark_version": __version__,
+            "info": self.info.to_dict(),
+            "timeline": self.timeline.to_dict(),
+            "anchors": [a.to_dict() for a in self.anchors],
+            "anchor_config": dict(self.anchor_config),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> IndexResult:
+        if not isinstance(d, dict) or d.get("kind") != cls.KIND:
+            raise SchemaError(f"not an earmark index document (kind is {d.get('kind') if isinstance(d, dict) else None!r},"
+                              f" expected {cls.KIND!r})")
+        if d.get("schema_version") != SCHEMA_VERSION:
+            raise SchemaError(f"index schema_version {d.get('schema_version')} is not supported (this earmark "
+                              f"reads {SCHEMA_VERSION})")
+        _require(d, ("info", "timeline", "anchors", "anchor_config"), "index")
+        try:
+            return cls(info=VideoInfo.from_dict(d["info"]), timeline=Timeline.from_dict(d["timeline"]),
+                       anchors=tuple(Anchor.from_dict(a) for a in d["anchors"]),
+                       anchor_config=dict(d["anchor_config"]))
+        except (TypeError, ValueError, KeyError) as e:
+            raise SchemaError(f"malformed index document: {e}") from e
