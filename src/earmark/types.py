@@ -314,8 +314,8 @@ class IndexResult:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> IndexResult:
         if not isinstance(d, dict) or d.get("kind") != cls.KIND:
-            raise SchemaError(f"not an earmark index document (kind is {d.get('kind') if isinstance(d, dict) else None!r},"
-                              f" expected {cls.KIND!r})")
+            kind = d.get("kind") if isinstance(d, dict) else None
+            raise SchemaError(f"not an earmark index document (kind is {kind!r}, expected {cls.KIND!r})")
         if d.get("schema_version") != SCHEMA_VERSION:
             raise SchemaError(f"index schema_version {d.get('schema_version')} is not supported (this earmark "
                               f"reads {SCHEMA_VERSION})")

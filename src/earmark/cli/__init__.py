@@ -30,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in args
     warnings.showwarning = _show_warning
     try:
-        cli.main(args=args, prog_name="earmark", standalone_mode=False)
+        rv = cli.main(args=args, prog_name="earmark", standalone_mode=False)
+        if isinstance(rv, int):  # click returns Exit codes instead of raising when not standalone
+            return rv
     except click.exceptions.Exit as e:
         return int(e.exit_code or 0)
     except click.Abort:

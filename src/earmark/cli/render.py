@@ -69,7 +69,7 @@ def info_table(vi: VideoInfo) -> Table:
     if v is None:
         t.add_row("video", "none")
     else:
-        fps = lambda x: f"{x:.3f}" if x else "?"  # noqa: E731
+        fps = lambda x: f"{x:.3f}" if x else "?"
         t.add_row("video", f"#{v.index} {v.codec} {v.width}x{v.height} {v.pix_fmt or ''}")
         t.add_row("fps", f"nominal {fps(v.fps_nominal)}, average {fps(v.fps_average)}, "
                          f"VFR {'yes' if v.vfr else 'no'}")

@@ -53,12 +53,14 @@ def _solid(i: int, t: float, w: int, h: int) -> np.ndarray:
 
 def write_media(path: str | Path, duration_s: float, audio: np.ndarray | Callable[[int, int], np.ndarray] | None,
                 sample_rate: int = 48_000, video: VideoSpec | None = VideoSpec(), frame_fn: FrameFn | None = None,
-                audio_codec: str | None = None, audio_start_s: float = 0.0, channels: int = 1) -> Path:
+                audio_codec: str | None = None, audio_start_s: float = 0.0, channels: int = 1,
+                audio_duration_s: float | None = None) -> Path:
     """Write ``path`` (container from the suffix) atomically.
 
     ``audio``: a mono float array in [-1, 1] at ``sample_rate``, or ``fn(start_sample, n) -> array`` for
     long files, or None for a silent (no audio stream) file. ``video``: None for an audio-only file.
-    ``audio_start_s`` delays the audio stream's first timestamp (audio that starts after the picture).
+    ``audio_start_s`` delays the audio stream's first timestamp (audio that starts after the picture);
+    ``audio_duration_s`` makes the audio track shorter than the picture.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -82,7 +84,8 @@ def write_media(path: str | Path, duration_s: float, audio: np.ndarray | Callabl
                 sample_rate = rate
             # Interleave by time so muxers never buffer a whole track.
             v_iter = _video_packets(vstream, video, duration_s, frame_fn) if vstream is not None else iter(())
-            a_iter = (_audio_packets(astream, audio, sample_rate, duration_s, audio_start_s, channels)
+            a_end = duration_s if audio_duration_s is None else audio_start_s + audio_duration_s
+            a_iter = (_audio_packets(astream, audio, sample_rate, a_end, audio_start_s, channels)
                       if astream is not None else iter(()))
             _mux_interleaved(out, v_iter, a_iter)
     return path

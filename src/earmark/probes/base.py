@@ -169,7 +169,7 @@ class Probe(ABC):
         return values
 
     def window_values(self, frame_values: np.ndarray, grid: WindowGrid) -> np.ndarray:
-        """Reduce frame values to one raw value per window (frames belong to the window holding their centre)."""
+        """Reduce frame values to one raw value per window (a frame belongs to the window of its newest sample)."""
         return reduce_frames(frame_values, grid, self.frame_length, self.reduce)
 
 
@@ -179,7 +179,9 @@ def frame_count(grid: WindowGrid) -> int:
 
 
 def _frame_ranges(grid: WindowGrid, frame_length: int) -> tuple[np.ndarray, np.ndarray]:
-    centre0 = frame_length / 2 / SAMPLE_RATE
+    # A frame belongs to the window holding its newest sample: a 32 ms frame centred just before an
+    # event already "hears" the attack and would otherwise credit the previous window with it.
+    centre0 = (frame_length - 1) / SAMPLE_RATE
     starts = grid.starts()
     lo = np.ceil((starts - centre0) / FRAME_HOP_S - 1e-9).astype(np.int64)
     hi = np.ceil((starts + grid.window_s - centre0) / FRAME_HOP_S - 1e-9).astype(np.int64)

@@ -1,4 +1,4 @@
-"""Zero-training DSP probes: ``energy`` (RMS dBFS), ``flux`` (log-mel spectral flux), ``onset`` (SuperFlux onset strength).
+"""Zero-training DSP probes: ``energy`` (RMS dBFS), ``flux`` (log-mel flux), ``onset`` (SuperFlux onset strength).
 
 The mel filterbank is written here (20 lines of numpy) rather than taken from librosa, whose
 numba dependency and memory use (2.9 GB peak on an hour of audio, ENVIRONMENT.md) would
@@ -104,17 +104,21 @@ def _hann(n: int) -> np.ndarray:
 class FluxConfig(SpectralConfig):
     smooth: int = 3
     """Frames of mel power averaged (causally) before the log: halves the flux of stationary noise."""
-    min_scale: float = 0.05
+    min_scale: float = 0.25
 
 
 @register_probe
 class FluxProbe(_LogMelProbe):
-    """Mean positive log-mel spectral flux per window (dB per frame, averaged over bands): sounds that change."""
+    """Peak positive log-mel spectral flux per window (dB per frame, averaged over bands): sounds that appear.
+
+    The window's peak, not its mean: a sustained tone changes the spectrum once, at its onset, and
+    then masks the background's fluctuation, so its mean flux can fall below the background's.
+    """
 
     name = "flux"
     Config = FluxConfig
     raw_unit = "dB/frame"
-    reduce = "mean"
+    reduce = "max"
     summary = "log-mel spectral flux per window; sounds that appear or change"
 
     def reset(self) -> None:

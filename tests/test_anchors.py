@@ -1,0 +1,138 @@
+"""anchors: pure functions, unit cases and hypothesis properties."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from earmark.anchors import (
+    AnchorConfig,
+    above_threshold,
+    check_anchor_config,
+    choose_anchors,
+    merge_regions,
+    top_k,
+    uniform_indices,
+)
+from earmark.errors import ConfigError
+
+
+def pick(scores, cfg=AnchorConfig(), hop=1.0, window=1.0, duration=None, confidence=None, coverage=None):
+    scores = np.asarray(scores, dtype=np.float64)
+    n = len(scores)
+    starts = np.arange(n) * hop
+    duration = duration if duration is not None else (n - 1) * hop + window
+    conf = np.ones(n) if confidence is None else np.asarray(confidence)
+    cov = np.ones(n) if coverage is None else np.asarray(coverage)
+    return choose_anchors(scores, conf, cov, starts, window, hop, duration, cfg)
+
+
+def test_top_k_with_nms_prefers_best_then_earliest():
+    s = np.array([0, 9, 8, 0, 9, 0], dtype=float)
+    starts = np.arange(6.0)
+    assert top_k(s, starts, 2, min_gap_s=1.0) == [1, 4]  # tie 9/9: both; adjacent allowed at gap 1
+    assert top_k(s, starts, 3, min_gap_s=2.0) == [1, 4]  # 2 is within 2 s of 1; nothing else left
+    assert top_k(s, starts, 3, min_gap_s=1.0) == [1, 2, 4]
+
+
+def test_threshold_mode_and_cap():
+    s = np.array([0, 5, 0, 4, 0, 6, 3.5], dtype=float)
+    starts = np.arange(7.0)
+    assert above_threshold(s, starts, 3.5, 1.0) == [1, 3, 5, 6]
+    assert above_threshold(s, starts, 3.5, 1.0, k=2) == [1, 5]
+    out = pick(s, AnchorConfig(k=None, mode="threshold", threshold=4.0))
+    assert [a.index for a in out] == [1, 3, 5]
+
+
+def test_dilation_offset_and_clipping():
+    out = pick([0, 0, 10, 0, 0, 0, 0, 0, 0, 10], AnchorConfig(k=2, dilate_s=1.0, offset_s=0.5))
+    assert [(a.start_s, a.end_s) for a in out] == [(1.5, 4.5), (8.5, 10.0)]
+    assert [a.time_s for a in out] == [3.0, pytest.approx(np.nextafter(10.0, 0))]  # clipped into [0, 10)
+    neg = pick([10, 0, 0, 0], AnchorConfig(k=1, offset_s=-0.25))
+    assert (neg[0].start_s, neg[0].end_s, neg[0].time_s) == (0.0, 0.75, 0.25)
+
+
+def test_uncertainty_widening():
+    conf = [0, 0.9, 0, 0, 0.2, 0]
+    out = pick([0, 9, 0, 0, 8, 0], AnchorConfig(k=2), confidence=conf)
+    assert [(a.start_s, a.end_s) for a in out] == [(1.0, 2.0), (3.0, 6.0)]
+    out = pick([0, 9, 0, 0, 8, 0], AnchorConfig(k=2, widen_s=0.5, widen_below=0.1), confidence=conf)
+    assert [(a.start_s, a.end_s) for a in out] == [(1.0, 2.0), (4.0, 5.0)]
+
+
+def test_fallback_when_nothing_stands_out():
+    out = pick(np.zeros(10), AnchorConfig(k=3))
+    assert [a.source for a in out] == ["fallback"] * 3
+    assert [a.index for a in out] == uniform_indices(10, 3) == [1, 5, 8]
+    # Windows without audio never anchor: a high score there still means "nothing stands out".
+    out = pick([0, 0, 50, 0], AnchorConfig(k=1), coverage=[1, 1, 0, 1])
+    assert out[0].source == "fallback"
+
+
+def test_config_checks():
+    with pytest.raises(ConfigError, match=r"clip.mp4: k=11 is larger than the number of windows \(10\)"):
+        check_anchor_config(AnchorConfig(k=11), 10, 10.0, "clip.mp4")
+    with pytest.raises(ConfigError, match="k must be >= 1, got 0"):
+        check_anchor_config(AnchorConfig(k=0), 10, 10.0)
+    with pytest.raises(ConfigError, match="min-gap must be >= 0, got -1"):
+        check_anchor_config(AnchorConfig(min_gap_s=-1), 10, 10.0)
+    with pytest.raises(ConfigError, match="dilate must be >= 0"):
+        check_anchor_config(AnchorConfig(dilate_s=-0.5), 10, 10.0)
+    with pytest.raises(ConfigError, match="offset 12.0 s is not shorter than the video"):
+        check_anchor_config(AnchorConfig(offset_s=12.0), 10, 10.0)
+
+
+def test_merge_regions_half_open():
+    assert merge_regions([(3, 4), (0, 1), (1, 2), (5, 7), (6, 8)]) == [(0, 2), (3, 4), (5, 8)]
+    assert merge_regions([(1, 1), (2, 3)]) == [(2, 3)]
+
+
+@st.composite
+def anchor_cases(draw):
+    n = draw(st.integers(1, 60))
+    hop = draw(st.sampled_from([0.25, 0.5, 1.0, 2.0]))
+    window = hop * draw(st.sampled_from([1, 2]))
+    scores = draw(st.lists(st.floats(-5, 40, allow_nan=False), min_size=n, max_size=n))
+    conf = draw(st.lists(st.floats(0, 1), min_size=n, max_size=n))
+    k = draw(st.integers(1, n))
+    duration = (n - 1) * hop + window * draw(st.sampled_from([0.6, 1.0]))
+    cfg = AnchorConfig(k=k, mode=draw(st.sampled_from(["topk", "threshold"])),
+                       min_gap_s=draw(st.sampled_from([0.0, 0.5, 1.0, 3.0])),
+                       dilate_s=draw(st.sampled_from([0.0, 0.5, 1.0])),
+                       offset_s=draw(st.floats(-0.9, 0.9) if duration > 1 else st.just(0.0)))
+    return np.array(scores), np.array(conf), hop, window, duration, cfg
+
+
+@settings(max_examples=300, deadline=None)
+@given(anchor_cases())
+def test_anchor_invariants(case):
+    scores, conf, hop, window, duration, cfg = case
+    out = pick(scores, cfg, hop=hop, window=window, duration=duration, confidence=conf)
+    assert len(out) <= cfg.k
+    times = [a.index for a in out]
+    assert times == sorted(times) and len(set(times)) == len(times)
+    for a in out:
+        assert 0.0 <= a.start_s < a.end_s <= duration  # non-empty, half-open, inside the video
+        assert a.start_s <= a.time_s < a.end_s
+        assert 0.0 <= a.confidence <= 1.0
+    if out and out[0].source == "audio":
+        starts = [a.index * hop for a in out]
+        assert all(b - a >= cfg.min_gap_s - 1e-9 for a, b in zip(starts, starts[1:]))
+        if cfg.mode == "topk":
+            # No unpicked window beats the weakest pick unless NMS suppressed it.
+            weakest = min(scores[a.index] for a in out)
+            for i in range(len(scores)):
+                if scores[i] > weakest and i not in times:
+                    assert any(abs(i * hop - s) < cfg.min_gap_s - 1e-9 for s in starts)
+    merged = merge_regions([(a.start_s, a.end_s) for a in out])
+    assert all(lo < hi for lo, hi in merged)
+    assert all(prev[1] < nxt[0] for prev, nxt in zip(merged, merged[1:]))  # sorted, disjoint, not touching
+
+
+@given(st.integers(1, 500), st.integers(1, 50))
+def test_uniform_indices_spread(n, k):
+    idx = uniform_indices(n, k)
+    assert len(idx) == min(n, k)
+    assert idx == sorted(set(idx)) and 0 <= idx[0] and idx[-1] < n

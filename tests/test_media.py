@@ -1,0 +1,159 @@
+"""media: container facts and the streamed 16 kHz mono decode, checked against ffmpeg itself."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import SMALL, SR, ffmpeg_decode_16k_mono
+
+import earmark
+from earmark.errors import MediaError, NoAudioStreamError
+from earmark.media import info, stream_audio
+from earmark.media.write import VideoSpec, write_media
+
+
+def test_info_reports_streams_rates_and_keyframes(events_mp4):
+    vi = info(events_mp4)
+    assert vi.duration_s == pytest.approx(12.0, abs=0.05)
+    assert vi.start_time_s == 0.0
+    assert vi.video is not None
+    assert (vi.video.width, vi.video.height) == (64, 48)
+    assert vi.video.fps_nominal == pytest.approx(25.0)
+    assert vi.video.fps_average == pytest.approx(25.0)
+    assert vi.video.frame_count == 300
+    assert vi.video.vfr is False
+    assert vi.video.rotation == 0
+    assert vi.video.keyframe_interval_s == pytest.approx(1.0)  # gop=25 at 25 fps
+    assert [a.codec for a in vi.audio_streams] == ["aac"]
+    assert vi.default_audio_stream == vi.audio_streams[0].index == 1
+    assert vi.audio_streams[0].sample_rate == SR
+    assert len(vi.fingerprint) == 16
+
+
+def test_info_matches_ffprobe(events_mp4, ffmpeg):
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-count_packets", "-show_entries",
+                          "stream=width,height,avg_frame_rate,nb_read_packets", "-of", "csv=p=0", str(events_mp4)],
+                         check=True, capture_output=True, text=True).stdout.strip().split(",")
+    width, height, avg, packets = out
+    vi = info(events_mp4)
+    num, den = (int(x) for x in avg.split("/"))
+    assert (vi.video.width, vi.video.height) == (int(width), int(height))
+    assert vi.video.fps_average == pytest.approx(num / den)
+    assert vi.video.frame_count == int(packets)
+
+
+def test_info_detects_vfr_and_rotation(media_dir):
+    times = tuple(np.cumsum([0.0] + [0.04, 0.02, 0.08] * 20)[:60].tolist())
+    vfr = media_dir / "vfr.mp4"
+    write_media(vfr, 3.0, None, video=VideoSpec(64, 48, frame_times=times))
+    rot = media_dir / "rot90.mp4"
+    write_media(rot, 2.0, None, video=VideoSpec(64, 48, rotation=90))
+    assert info(vfr).video.vfr is True
+    assert info(rot).video.rotation == 90
+    assert info(rot).video.vfr is False
+
+
+def test_info_of_audio_only_file(events_any):
+    vi = info(events_any)
+    assert vi.has_audio
+    assert vi.has_video == (events_any.suffix != ".wav")
+    assert vi.duration_s == pytest.approx(12.0, abs=0.05)
+
+
+@pytest.mark.parametrize("channels,rate", [(1, 48_000), (2, 44_100)])
+def test_decode_matches_ffmpeg(media_dir, ffmpeg, channels, rate):
+    """Sample count and RMS of our 16 kHz mono decode agree with ``ffmpeg -ac 1 -ar 16000``."""
+    t = np.arange(int(5 * rate)) / rate
+    audio = (0.3 * np.sin(2 * np.pi * 330 * t) * (1 + np.sin(2 * np.pi * 0.5 * t)) / 2).astype(np.float32)
+    path = media_dir / f"golden_{channels}ch_{rate}.mp4"
+    write_media(path, 5.0, audio, rate, video=SMALL, channels=channels)
+    ours = np.concatenate(list(stream_audio(info(path))))
+    ref = ffmpeg_decode_16k_mono(path)
+    assert abs(len(ours) - len(ref)) <= 16  # within 1 ms
+    n = min(len(ours), len(ref))
+    rms = lambda x: float(np.sqrt(np.mean(x.astype(np.float64) ** 2)))  # noqa: E731
+    assert rms(ours[:n]) == pytest.approx(rms(ref[:n]), rel=0.01)
+    corr = np.corrcoef(ours[:n], ref[:n])[0, 1]
+    assert corr > 0.99
+
+
+def test_decode_is_streamed_in_bounded_chunks(events_mp4):
+    chunks = stream_audio(info(events_mp4), chunk_s=0.5)
+    sizes = [len(c) for c in chunks]
+    assert max(sizes) == 8000  # 0.5 s at 16 kHz: never the whole track
+    assert len(sizes) >= 24
+    assert sum(sizes) == pytest.approx(12 * 16_000, abs=400)
+    assert chunks.audio_start_s == 0.0
+    assert chunks.audio_end_s == pytest.approx(12.0, abs=0.05)
+
+
+def test_late_audio_is_aligned_to_the_picture(media_dir):
+    """A burst 3 s into an audio track that starts 2 s after the picture is at second 5 of the index."""
+    audio = np.zeros(10 * SR, dtype=np.float32)
+    audio[3 * SR:4 * SR] = 0.5 * np.sin(2 * np.pi * 500 * np.arange(SR) / SR)
+    audio += 0.001 * np.random.default_rng(0).standard_normal(len(audio)).astype(np.float32)
+    path = media_dir / "late.mp4"
+    write_media(path, 10.0, audio, SR, video=SMALL, audio_start_s=2.0)
+    with pytest.warns(earmark.EarmarkWarning, match="audio starts at 1.98 s, after the picture"):
+        tl = earmark.index(path)
+    assert [a.index for a in earmark.anchors(tl, k=1)] == [5]
+    assert tl.coverage[0] == 0.0 and tl.coverage[1] < 0.05 and tl.coverage[3] == 1.0
+    assert tl.confidence[0] == 0.0
+
+
+def test_audio_stream_selection(media_dir, events_mp4, ffmpeg):
+    """Two audio tracks: the default is the first; ``audio_stream=2`` reads the second."""
+    second = media_dir / "second_track.wav"
+    tone = np.zeros(12 * SR, dtype=np.float32)
+    tone[4 * SR:5 * SR] = 0.5 * np.sin(2 * np.pi * 700 * np.arange(SR) / SR)
+    tone += 0.001 * np.random.default_rng(1).standard_normal(len(tone)).astype(np.float32)
+    write_media(second, 12.0, tone, SR)
+    both = media_dir / "two_tracks.mkv"
+    subprocess.run([ffmpeg, "-v", "error", "-y", "-i", str(events_mp4), "-i", str(second), "-map", "0:v", "-map",
+                    "0:a", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", str(both)], check=True)
+    vi = info(both)
+    assert [a.index for a in vi.audio_streams] == [1, 2]
+    assert [a.index for a in earmark.anchors(earmark.index(both), k=1)] in ([2], [6], [9])
+    assert [a.index for a in earmark.anchors(earmark.index(both, audio_stream=2), k=1)] == [4]
+    with pytest.raises(MediaError, match=r"stream #0 is not an audio stream; audio streams: #1, #2"):
+        earmark.index(both, audio_stream=0)
+
+
+def test_no_audio_stream_is_a_clear_error(silent_video):
+    with pytest.raises(NoAudioStreamError) as e:
+        earmark.index(silent_video)
+    msg = str(e.value)
+    assert msg.startswith(f"{silent_video}: no audio stream")
+    assert "visual fallback probe" in msg
+
+
+@pytest.mark.parametrize("content,problem", [
+    (None, "file not found"),
+    (b"", "file is empty (0 bytes)"),
+    (b"hello, this is a text file and not a video\n" * 20, "not a media file, or corrupt/truncated"),
+    (bytes(range(256)) * 64, "not a media file, or corrupt/truncated"),
+])
+def test_bad_files_name_the_file_and_problem(tmp_path, content, problem):
+    path = tmp_path / "bad.mp4"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(MediaError) as e:
+        info(path)
+    assert str(e.value).startswith(f"{path}: {problem}")
+
+
+def test_truncated_file_is_a_clear_error(tmp_path, events_mp4):
+    """An MP4 cut in half loses its index (moov at the end): not openable, and we say so."""
+    data = Path(events_mp4).read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(MediaError, match=r"cut\.mp4: not a media file, or corrupt/truncated \(FFmpeg: "):
+        earmark.index(cut)
+
+
+def test_directory_is_not_a_media_file(tmp_path):
+    with pytest.raises(MediaError, match="is a directory"):
+        info(tmp_path)

@@ -1,0 +1,181 @@
+"""probes: registry, window grid, normalisation, and anchors landing on known event seconds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from conftest import EVENT_SECONDS, SMALL, SR, events_audio
+
+import earmark
+from earmark.errors import ConfigError, UnknownNameError
+from earmark.media.write import write_media
+from earmark.probes import ProbeConfig, get_probe, normalise, probe_names, register_probe, window_grid
+from earmark.probes.base import FRAME_HOP, FrameStream, Probe, reduce_frames
+from earmark.synth import Event
+
+DSP = ["energy", "flux", "onset"]
+
+
+def test_registry_lists_dsp_probes_and_rejects_unknown_names():
+    assert set(DSP) <= set(probe_names())
+    with pytest.raises(UnknownNameError) as e:
+        get_probe("loudness")
+    assert str(e.value) == "unknown probe 'loudness'; valid probes: energy, flux, onset"
+
+
+def test_probe_config_overrides_and_bad_settings():
+    p = get_probe("flux", n_mels=40)
+    assert p.config.n_mels == 40
+    with pytest.raises(ConfigError, match="probe 'flux'.*its settings are: z_ref, min_scale, n_fft"):
+        get_probe("flux", bogus=1)
+
+
+def test_a_registered_probe_is_usable_by_name(events_mp4):
+    @dataclass(frozen=True)
+    class PeakConfig(ProbeConfig):
+        min_scale: float = 0.01
+
+    @register_probe
+    class PeakProbe(Probe):
+        name = "test-peak"
+        Config = PeakConfig
+        raw_unit = "abs"
+        reduce = "max"
+
+        def frame_values(self, frames):
+            return np.abs(frames).max(axis=1)
+
+    try:
+        tl = earmark.index(events_mp4, probe="test-peak")
+        assert tl.probe == "test-peak" and len(tl) == 12
+        assert sorted(a.index for a in earmark.anchors(tl, k=3)) == EVENT_SECONDS
+    finally:
+        from earmark.probes import base
+
+        base._REGISTRY.pop("test-peak")
+
+
+@pytest.mark.parametrize("duration,hop,window,n", [(10.0, 1.0, 1.0, 10), (9.98, 1.0, 1.0, 10), (10.01, 1.0, 1.0, 10),
+                                                   (10.6, 1.0, 1.0, 11), (10.0, 0.5, 1.0, 19), (0.4, 1.0, 1.0, 1),
+                                                   (60.0, 2.0, 4.0, 29)])
+def test_window_grid(duration, hop, window, n):
+    g = window_grid(duration, hop, window)
+    assert g.n == n
+    assert g.starts()[-1] == pytest.approx((n - 1) * hop)
+
+
+@pytest.mark.parametrize("hop,window,msg", [(0.0, 1.0, "hop must be > 0 seconds, got 0.0"),
+                                            (-1.0, 1.0, "hop must be > 0 seconds, got -1.0"),
+                                            (1.0, 0.0, "window must be > 0 seconds, got 0.0"),
+                                            (1.0, 0.001, "must be >= 0.01 s and window")])
+def test_bad_hop_or_window(hop, window, msg):
+    with pytest.raises(ConfigError, match=msg):
+        window_grid(10.0, hop, window)
+
+
+@pytest.mark.parametrize("probe", DSP)
+def test_anchors_land_on_event_seconds(events_any, probe):
+    """Tone, noise and chirp bursts at seconds 2, 6, 9: top-3 anchors with dilation 0 are exactly those windows."""
+    tl = earmark.index(events_any, probe=probe)
+    assert len(tl) == 12
+    anchors = earmark.anchors(tl, k=3, dilate_s=0.0, widen_s=0.0)
+    assert [a.index for a in anchors] == EVENT_SECONDS
+    assert [(a.start_s, a.end_s) for a in anchors] == [(s, s + 1.0) for s in EVENT_SECONDS]
+    assert all(a.source == "audio" for a in anchors)
+    assert all(a.confidence > 0 for a in anchors)
+    # Uncertainty widening: with the default settings, anchors below confidence 0.5 gain a hop each side.
+    for a in earmark.anchors(tl, k=3):
+        expected = (a.index - 1.0, a.index + 2.0) if a.confidence < 0.5 else (a.index, a.index + 1.0)
+        assert (a.start_s, a.end_s) == expected
+
+
+def test_low_snr_burst_still_ranks_top2_for_energy(media_dir):
+    audio = events_audio(events=(Event("noise", 7.0, 8.0),), snr_db=5.0, seed=4)
+    path = media_dir / "snr5.mp4"
+    write_media(path, 12.0, audio, SR, video=SMALL)
+    tl = earmark.index(path, probe="energy")
+    assert 7 in [a.index for a in earmark.anchors(tl, k=2)]
+    assert int(np.argmax(tl.scores)) == 7
+
+
+def test_energy_raw_is_rms_dbfs(media_dir):
+    """A sine of amplitude 0.5 has RMS 0.5/sqrt(2): -9.03 dBFS."""
+    t = np.arange(4 * SR) / SR
+    path = media_dir / "sine.wav"
+    write_media(path, 4.0, (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32), SR)
+    tl = earmark.index(path, probe="energy")
+    assert tl.raw_unit == "dBFS"
+    np.testing.assert_allclose(tl.raw[:3], 20 * np.log10(0.5 / np.sqrt(2)), atol=0.1)
+
+
+@pytest.mark.parametrize("probe", DSP)
+def test_flat_and_silent_audio_fall_back_to_uniform(media_dir, probe):
+    flat = media_dir / "flat.wav"
+    silent = media_dir / "silent.wav"
+    if not flat.exists():
+        write_media(flat, 10.0, events_audio(10.0, events=(), seed=7), SR)
+        write_media(silent, 10.0, np.zeros(10 * SR, np.float32), SR)
+    for path in (flat, silent):
+        tl = earmark.index(path, probe=probe)
+        assert np.isfinite(tl.scores).all()
+        anchors = earmark.anchors(tl, k=2)
+        assert [a.source for a in anchors] == ["fallback", "fallback"]
+        assert [a.index for a in anchors] == [2, 7]
+
+
+@pytest.mark.parametrize("probe", DSP)
+def test_frame_values_do_not_depend_on_chunking(events_audio_48k, probe):
+    """Streaming must give the same frame values whatever the chunk sizes (state carried across chunks)."""
+    from scipy.signal import resample_poly
+
+    x = resample_poly(events_audio_48k, 1, 3).astype(np.float32)
+    n_frames = len(x) // FRAME_HOP - 4
+    whole = get_probe(probe).frame_values_stream([x], n_frames)
+    cuts = np.cumsum(np.random.default_rng(0).integers(50, 5000, 200))
+    parts = np.split(x, cuts[cuts < len(x)])
+    chunked = get_probe(probe).frame_values_stream(parts, n_frames)
+    np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-6)
+
+
+def test_framestream_frames_are_hop_spaced():
+    fs = FrameStream(length=4, hop=2)
+    a = fs.push(np.arange(5, dtype=np.float32))
+    b = fs.push(np.arange(5, 9, dtype=np.float32))
+    frames = np.concatenate([a, b])
+    np.testing.assert_array_equal(frames[:, 0], [0, 2, 4])
+    np.testing.assert_array_equal(frames[-1], [4, 5, 6, 7])
+
+
+def test_reduce_frames_assigns_frames_by_newest_sample():
+    g = window_grid(2.0, 1.0, 1.0)
+    values = np.arange(201, dtype=np.float64)
+    # 160-sample frames: frame i ends at sample 160 i + 159, so frames 0..99 are window 0.
+    np.testing.assert_allclose(reduce_frames(values, g, 160, "mean"), [49.5, 149.5])
+    np.testing.assert_allclose(reduce_frames(values, g, 160, "max"), [99, 199])
+    # 512-sample frames end 31.9 ms after they start: frames 0..96 are window 0, 97..196 window 1.
+    np.testing.assert_allclose(reduce_frames(values, g, 512, "max"), [96, 196])
+
+
+def test_normalise_is_robust_and_floors_the_scale():
+    raw = np.array([10.0, 10.5, 9.5, 10.0, 30.0])
+    cov = np.ones(5)
+    cfg = ProbeConfig(min_scale=0.1, z_ref=3.0)
+    n = normalise(raw, cov, cfg)
+    assert n.center == 10.0
+    assert n.scale == pytest.approx(1.4826 * 0.5)
+    assert n.scores[-1] == pytest.approx(20 / (1.4826 * 0.5), rel=1e-5)
+    n_flat = normalise(np.full(5, -120.0), cov, cfg)
+    assert n_flat.scale == 0.1 and (n_flat.scores == 0).all() and (n_flat.confidence == 0).all()
+    # Confidence is 0.5 at z_ref and scaled by coverage.
+    half = normalise(np.array([0.0, 0.0, 0.0, 3.0]), np.array([1, 1, 1, 0.5]), ProbeConfig(min_scale=1.0))
+    assert half.confidence[-1] == pytest.approx(0.25)
+
+
+def test_overlapping_windows(events_mp4):
+    tl = earmark.index(events_mp4, probe="energy", hop_s=0.5, window_s=1.0)
+    assert len(tl) == 23
+    best = earmark.anchors(tl, k=1)[0]
+    assert best.start_s in (2.0, 6.0, 9.0)
+    assert best.end_s - best.start_s == 1.0
