@@ -135,4 +135,4 @@ def test_anchor_invariants(case):
 def test_uniform_indices_spread(n, k):
     idx = uniform_indices(n, k)
     assert len(idx) == min(n, k)
-    assert idx == sorted(set(idx)) and 0 <= idx[0] and idx[-1] < n
+    assert idx == sorted(set(idx)) and idx[0] >= 0 and idx[-1] < n

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import EVENT_SECONDS, SMALL, SR
 
+from conftest import EVENT_SECONDS, SMALL, SR
 from earmark.cli import main
 from earmark.media.write import write_media
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import EarmarkWarning
-from .media.audio import stream_audio
+from .errors import ConfigError, EarmarkWarning
+from .media.audio import select_audio_stream, stream_audio
 from .media.probe import info as probe_info
-from .probes import get_probe, normalise, window_grid
+from .probes import Probe, get_probe, normalise, window_grid
 from .probes.base import FRAME_HOP_S, SAMPLE_RATE, frame_count
 from .types import Timeline, VideoInfo
 
@@ -31,9 +35,46 @@ def coverage(starts: np.ndarray, window_s: float, audio_start_s: float, audio_en
     return np.clip((hi - lo) / window_s, 0.0, 1.0)
 
 
+SEGMENT_S = 300.0
+"""Long files are analysed in fixed 5-minute segments (in parallel when ``jobs`` > 1). The segment
+grid depends only on the file, never on the number of workers, so results are identical for any jobs."""
+SEGMENT_PREROLL_S = 1.0
+"""Audio decoded before each segment and thrown away: codec and probe state settle (AAC overlap-add)."""
+
+
+@dataclass(frozen=True)
+class _SegmentResult:
+    values: np.ndarray
+    audio_start_s: float | None
+    audio_end_s: float | None
+
+
+def _segment_values(vi: VideoInfo, stream_index: int, prb: Probe, f0: int, f1: int, preroll: int,
+                    end_s: float | None) -> _SegmentResult:
+    """Frame values ``[f0, f1)`` of one segment, decoding from ``preroll`` frames earlier."""
+    fa = max(0, f0 - preroll)
+    chunks = stream_audio(vi, stream_index, SAMPLE_RATE, start_s=fa * FRAME_HOP_S, end_s=end_s)
+    values = prb.frame_values_stream(chunks, f1 - fa)[f0 - fa:]
+    return _SegmentResult(values, chunks.audio_start_s, chunks.audio_end_s)
+
+
+def _segments(n_frames: int, segment_s: float) -> list[tuple[int, int]]:
+    per = max(1, int(round(segment_s / FRAME_HOP_S)))
+    if n_frames <= per * 1.5:  # short files: one pass, no seeking
+        return [(0, n_frames)]
+    bounds = list(range(0, n_frames, per))
+    if n_frames - bounds[-1] < per // 2:  # fold a short tail into the previous segment
+        bounds.pop()
+    return list(zip(bounds, [*bounds[1:], n_frames]))
+
+
+def default_jobs() -> int:
+    return max(1, min(2, os.cpu_count() or 1))
+
+
 def index(path: str | Path, probe: str = "energy", hop_s: float = 1.0, window_s: float = 1.0, *,
-          audio_stream: int | None = None, video_info: VideoInfo | None = None,
-          progress: ProgressFn | None = None, **probe_config: Any) -> Timeline:
+          audio_stream: int | None = None, video_info: VideoInfo | None = None, jobs: int | None = None,
+          progress: ProgressFn | None = None, segment_s: float = SEGMENT_S, **probe_config: Any) -> Timeline:
     """Score every window of a video's audio for eventness.
 
     >>> import earmark                                           # doctest: +SKIP
@@ -42,29 +83,28 @@ def index(path: str | Path, probe: str = "energy", hop_s: float = 1.0, window_s:
     ((10,), 'dBFS')
 
     ``probe_config`` overrides fields of the probe's config dataclass (e.g. ``n_mels=40``).
-    Raises MediaError / NoAudioStreamError / ConfigError / UnknownNameError with a message
-    naming the file and the problem.
+    Files longer than 7.5 minutes are decoded in 5-minute segments on ``jobs`` processes (default:
+    up to 2); the result does not depend on ``jobs``. Raises MediaError / NoAudioStreamError /
+    ConfigError / UnknownNameError with a message naming the file and the problem.
     """
     prb = get_probe(probe, **probe_config)
-    grid_check = window_grid(1.0, hop_s, window_s)  # validates hop/window before touching the file
-    del grid_check
+    window_grid(1.0, hop_s, window_s)  # validates hop/window before touching the file
+    if jobs is not None and jobs < 1:
+        raise ConfigError(f"jobs must be >= 1, got {jobs}")
     vi = video_info if video_info is not None else probe_info(path)
+    stream_index = select_audio_stream(vi, audio_stream)
     grid = window_grid(vi.duration_s, hop_s, window_s)
     n_frames = frame_count(grid)
     # Decode just past the last window (plus one analysis frame), never the whole track at once.
-    chunks = stream_audio(vi, audio_stream, SAMPLE_RATE, end_s=n_frames * FRAME_HOP_S + prb.frame_length / SAMPLE_RATE)
-
-    def counted():
-        done = 0
-        for chunk in chunks:
-            done += len(chunk)
-            if progress is not None:
-                progress(min(done / SAMPLE_RATE, grid.end_s), grid.end_s)
-            yield chunk
-
-    values = prb.frame_values_stream(counted(), n_frames)
-    a_start = chunks.audio_start_s or 0.0
-    a_end = chunks.audio_end_s if chunks.audio_end_s is not None else 0.0
+    end_s = n_frames * FRAME_HOP_S + prb.frame_length / SAMPLE_RATE
+    segments = _segments(n_frames, segment_s)
+    preroll = int(round(SEGMENT_PREROLL_S / FRAME_HOP_S))
+    tasks = [(vi, stream_index, prb, f0, f1, preroll, end_s if i == len(segments) - 1 else None)
+             for i, (f0, f1) in enumerate(segments)]
+    results = _run_segments(tasks, jobs or default_jobs(), progress, grid.end_s)
+    values = np.concatenate([r.values for r in results])
+    a_start = results[0].audio_start_s or 0.0
+    a_end = results[-1].audio_end_s if results[-1].audio_end_s is not None else 0.0
     values = prb.mask_after_audio_end(values, int(round(a_end * SAMPLE_RATE)))
     raw = prb.window_values(values, grid)
     cov = coverage(grid.starts(), window_s, a_start, a_end, vi.duration_s)
@@ -87,10 +127,35 @@ def index(path: str | Path, probe: str = "energy", hop_s: float = 1.0, window_s:
         coverage=cov,
         norm_center=float(np.float32(norm.center)),
         norm_scale=float(np.float32(norm.scale)),
-        audio_stream=chunks.stream_index,
+        audio_stream=stream_index,
         sample_rate=SAMPLE_RATE,
         notes=tuple(notes),
     )
+
+
+def _run_segments(tasks: list[tuple], jobs: int, progress: ProgressFn | None, total_s: float) -> list[_SegmentResult]:
+    done_s = 0.0
+
+    def report(task: tuple) -> None:
+        nonlocal done_s
+        done_s += (task[4] - task[3]) * FRAME_HOP_S
+        if progress is not None:
+            progress(min(done_s, total_s), total_s)
+
+    if jobs == 1 or len(tasks) == 1:
+        out = []
+        for t in tasks:
+            out.append(_segment_values(*t))
+            report(t)
+        return out
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=ctx) as pool:
+        futures = [pool.submit(_segment_values, *t) for t in tasks]
+        results = []
+        for fut, t in zip(futures, tasks):
+            results.append(fut.result())  # re-raises a worker's MediaError as is
+            report(t)
+        return results
 
 
 def _gap_notes(vi: VideoInfo, audio_start_s: float, audio_end_s: float) -> list[str]:

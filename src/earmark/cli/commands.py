@@ -84,12 +84,14 @@ def probes_cmd() -> None:
               help="Container stream index of the audio to read (see `earmark info`); default: the default stream.")
 @click.option("--out", "out", type=click.Path(path_type=str), default=None,
               help="Write FILE.json (one video), FILE.csv / FILE.parquet (all videos) or DIR/ (one JSON each).")
+@click.option("--jobs", type=int, default=None, help="Processes decoding segments of long files (default: up to 2).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON index document per video to stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors (and --json output).")
 @click.option("--keep-going", is_flag=True, help="Skip videos that fail (exit code 1 at the end) instead of stopping.")
 def index_cmd(videos: tuple[str, ...], probe: str, hop_s: float, window_s: float, k: int, mode: str,
               threshold: float, min_gap_s: float, dilate_s: float, offset_s: float, min_score: float,
-              audio_stream: int | None, out: str | None, as_json: bool, quiet: bool, keep_going: bool) -> None:
+              audio_stream: int | None, jobs: int | None, out: str | None, as_json: bool, quiet: bool,
+              keep_going: bool) -> None:
     """Score every window of each video's audio for eventness and pick anchors."""
     cfg = AnchorConfig(k=k, mode=mode, threshold=threshold, min_gap_s=min_gap_s, dilate_s=dilate_s,
                        offset_s=offset_s, min_score=min_score)
@@ -105,7 +107,7 @@ def index_cmd(videos: tuple[str, ...], probe: str, hop_s: float, window_s: float
     failures = 0
     for v in videos:
         try:
-            result = _index_one(v, probe, hop_s, window_s, audio_stream, cfg, con, quiet or as_json)
+            result = _index_one(v, probe, hop_s, window_s, audio_stream, jobs, cfg, con, quiet or as_json)
         except EarmarkError as e:
             if not keep_going:
                 raise
@@ -124,7 +126,7 @@ def index_cmd(videos: tuple[str, ...], probe: str, hop_s: float, window_s: float
         raise click.exceptions.Exit(1)
 
 
-def _index_one(video: str, probe: str, hop_s: float, window_s: float, audio_stream: int | None,
+def _index_one(video: str, probe: str, hop_s: float, window_s: float, audio_stream: int | None, jobs: int | None,
                cfg: AnchorConfig, con: Console, quiet: bool) -> IndexResult:
     vi = probe_info(video)
     grid = window_grid(vi.duration_s, hop_s, window_s)
@@ -140,7 +142,7 @@ def _index_one(video: str, probe: str, hop_s: float, window_s: float, audio_stre
                 bar.update(task, completed=done)
 
         tl = run_index(video, probe=probe, hop_s=hop_s, window_s=window_s, audio_stream=audio_stream,
-                       video_info=vi, progress=progress)
+                       video_info=vi, jobs=jobs, progress=progress)
     return IndexResult(info=vi, timeline=tl, anchors=tuple(anchors(tl, config=cfg)), anchor_config=cfg.to_dict())
 
 

@@ -55,6 +55,8 @@ class AudioChunks:
     sample_rate: int = DEFAULT_SAMPLE_RATE
     end_s: float | None = None
     """Stop once the timeline reaches this time (default: run to the end of the audio)."""
+    start_s: float = 0.0
+    """Timeline time of the first sample yielded; > 0 seeks there (segments decoded in parallel)."""
     chunk_s: float = 8.0
     audio_start_s: float | None = None
     audio_end_s: float | None = None
@@ -64,7 +66,7 @@ class AudioChunks:
         path = Path(self.info.path)
         sr = self.sample_rate
         chunk_n = max(1, int(round(self.chunk_s * sr)))
-        end_n = None if self.end_s is None else int(np.ceil(self.end_s * sr))
+        end_n = None if self.end_s is None else int(np.ceil(self.end_s * sr)) - int(round(self.start_s * sr))
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
         buf: list[np.ndarray] = []
         buffered = 0
@@ -88,8 +90,16 @@ class AudioChunks:
                 buf = [rest] if len(rest) else []
                 buffered = len(rest)
 
+        first_n = int(round(self.start_s * sr))
         with open_container(path) as container:
             stream = container.streams[self.stream_index]
+            for other in container.streams:  # let the demuxer skip what we never read
+                if other.index != self.stream_index:
+                    other.discard = av.stream.Discard.all
+            if self.start_s > 0 and stream.time_base:
+                # Lands on the packet at or before the target; the samples before it are dropped below.
+                target = self.info.start_time_s + self.start_s
+                container.seek(int(target / stream.time_base), stream=stream, backward=True)
             for packet in container.demux(stream):
                 try:
                     frames = packet.decode()
@@ -103,14 +113,15 @@ class AudioChunks:
                     if not started:
                         started = True
                         t0 = (frame.time if frame.time is not None else self.info.start_time_s)
-                        offset = t0 - self.info.start_time_s
-                        self.audio_start_s = max(0.0, offset)
-                        if offset > 0:  # audio starts after the picture: silence first
-                            yield from take(np.zeros(int(round(offset * sr)), dtype=np.float32))
+                        # Timeline sample of this frame's first sample, relative to the first one we yield.
+                        lead = int(round((t0 - self.info.start_time_s) * sr)) - first_n
+                        self.audio_start_s = max(0.0, t0 - self.info.start_time_s)
+                        if lead > 0:  # audio starts after the picture (or after a gap): silence first
+                            yield from take(np.zeros(lead, dtype=np.float32))
                         else:
-                            skip = int(round(-offset * sr))
+                            skip = -lead
                     for out in resampler.resample(frame):
-                        samples = out.to_ndarray()[0]
+                        samples = _plane(out)
                         if skip:
                             cut = min(skip, len(samples))
                             samples, skip = samples[cut:], skip - cut
@@ -119,18 +130,23 @@ class AudioChunks:
                     break
             else:
                 for out in resampler.resample(None):
-                    yield from take(out.to_ndarray()[0])
+                    yield from take(_plane(out))
         if not started:
             raise MediaError(path, f"audio stream #{self.stream_index} decoded to no samples "
                              "(corrupt or truncated file)")
         total = emitted + buffered
-        self.audio_end_s = total / sr
+        self.audio_end_s = self.start_s + total / sr
         if buffered:
             yield np.concatenate(buf)
 
 
+def _plane(frame: av.AudioFrame) -> np.ndarray:
+    # Packed mono float: one plane; frombuffer avoids to_ndarray's per-frame stacking (~15% of decode time).
+    return np.frombuffer(frame.planes[0], dtype=np.float32, count=frame.samples)
+
+
 def stream_audio(info: VideoInfo, stream_index: int | None = None, sample_rate: int = DEFAULT_SAMPLE_RATE,
-                 end_s: float | None = None, chunk_s: float = 8.0) -> AudioChunks:
+                 end_s: float | None = None, chunk_s: float = 8.0, start_s: float = 0.0) -> AudioChunks:
     """Chunks of mono float32 audio at ``sample_rate`` aligned to the picture's timeline.
 
     >>> from earmark.media import info, stream_audio            # doctest: +SKIP
@@ -139,4 +155,5 @@ def stream_audio(info: VideoInfo, stream_index: int | None = None, sample_rate: 
     10.0
     """
     idx = select_audio_stream(info, stream_index)
-    return AudioChunks(info=info, stream_index=idx, sample_rate=sample_rate, end_s=end_s, chunk_s=chunk_s)
+    return AudioChunks(info=info, stream_index=idx, sample_rate=sample_rate, end_s=end_s, chunk_s=chunk_s,
+                       start_s=start_s)
