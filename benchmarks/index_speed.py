@@ -44,8 +44,8 @@ CHILD_DECODE_ALL = r"""
 import json, resource, subprocess, sys, time
 import numpy as np
 t0 = time.perf_counter()
-raw = subprocess.run(["ffmpeg", "-v", "error", "-i", sys.argv[1], "-vn", "-ac", "1", "-ar", "16000", "-f", "f32le", "-"],
-                     check=True, capture_output=True).stdout
+cmd = ["ffmpeg", "-v", "error", "-i", sys.argv[1], "-vn", "-ac", "1", "-ar", "16000", "-f", "f32le", "-"]
+raw = subprocess.run(cmd, check=True, capture_output=True).stdout
 x = np.frombuffer(raw, dtype=np.float32)
 rms = np.sqrt(np.mean(x[: len(x) // 16000 * 16000].reshape(-1, 16000) ** 2, axis=1))
 print(json.dumps({"s": time.perf_counter() - t0, "rss_mb": HWM_EXPR}))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -119,7 +121,7 @@ def test_anchor_invariants(case):
         assert 0.0 <= a.confidence <= 1.0
     if out and out[0].source == "audio":
         starts = [a.index * hop for a in out]
-        assert all(b - a >= cfg.min_gap_s - 1e-9 for a, b in zip(starts, starts[1:]))
+        assert all(b - a >= cfg.min_gap_s - 1e-9 for a, b in itertools.pairwise(starts))
         if cfg.mode == "topk":
             # No unpicked window beats the weakest pick unless NMS suppressed it.
             weakest = min(scores[a.index] for a in out)
@@ -128,7 +130,7 @@ def test_anchor_invariants(case):
                     assert any(abs(i * hop - s) < cfg.min_gap_s - 1e-9 for s in starts)
     merged = merge_regions([(a.start_s, a.end_s) for a in out])
     assert all(lo < hi for lo, hi in merged)
-    assert all(prev[1] < nxt[0] for prev, nxt in zip(merged, merged[1:]))  # sorted, disjoint, not touching
+    assert all(prev[1] < nxt[0] for prev, nxt in itertools.pairwise(merged))  # sorted, disjoint, not touching
 
 
 @given(st.integers(1, 500), st.integers(1, 50))
