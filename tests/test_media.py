@@ -172,3 +172,16 @@ def test_decode_from_a_seek_matches_the_full_decode(events_mp4):
     assert np.corrcoef(a, b)[0, 1] > 0.98
     block = lambda x: np.sqrt(np.mean(x.reshape(-1, 160) ** 2, axis=1))
     np.testing.assert_allclose(20 * np.log10(block(a) + 1e-9), 20 * np.log10(block(b) + 1e-9), atol=0.5)
+
+
+def test_zero_length_media_is_a_clear_error(tmp_path, capsys, ffmpeg):
+    """A valid WAV header with no samples: the file exists and opens, but holds nothing to index."""
+    path = tmp_path / "zero.wav"
+    subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "anullsrc", "-t", "0", str(path)], check=True)
+    assert path.stat().st_size > 0
+    with pytest.raises(MediaError, match=r"zero\.wav: zero-length: the file declares no duration and holds no media"):
+        info(path)
+    from earmark.cli import main
+
+    assert main(["index", str(path)]) == 1
+    assert "zero-length" in capsys.readouterr().err
