@@ -33,7 +33,6 @@ def sparkline(scores: np.ndarray, anchor_idx: set[int], width: int = 80) -> Text
 
 
 def index_table(result: IndexResult) -> Table:
-    tl = result.timeline
     t = Table(title=None, show_edge=False, pad_edge=False, box=None)
     for col in ("anchor", "window", "time", "region", "score", "confidence", "source"):
         t.add_column(col, justify="right" if col not in ("source",) else "left")
@@ -42,7 +41,6 @@ def index_table(result: IndexResult) -> Table:
                   f"{a.score:.1f}", f"{a.confidence:.2f}", a.source)
     if not result.anchors:
         t.add_row("-", "-", "-", "-", "-", "-", "none")
-    del tl
     return t
 
 
