@@ -15,7 +15,7 @@ from ..anchors import AnchorConfig, anchors, check_anchor_config
 from ..errors import EarmarkError
 from ..index import index as run_index
 from ..media.probe import info as probe_info
-from ..probes import probe_classes, probe_names, window_grid
+from ..probes import get_probe, probe_classes, probe_names, window_grid
 from ..sinks.export import output_kind, write_results
 from ..types import IndexResult
 from .render import index_header, index_table, info_table, sparkline
@@ -96,8 +96,6 @@ def index_cmd(videos: tuple[str, ...], probe: str, hop_s: float, window_s: float
     cfg = AnchorConfig(k=k, mode=mode, threshold=threshold, min_gap_s=min_gap_s, dilate_s=dilate_s,
                        offset_s=offset_s, min_score=min_score)
     # Fail on bad settings before decoding anything.
-    from ..probes import get_probe
-
     get_probe(probe)
     window_grid(1.0, hop_s, window_s)
     if out is not None:
