@@ -193,3 +193,19 @@ def test_segmented_index_is_independent_of_jobs_and_close_to_one_pass(events_mp4
     np.testing.assert_allclose(seg1.raw, one_pass.raw, atol=0.05 * max(1.0, float(np.abs(one_pass.raw).max())))
     with pytest.raises(ConfigError, match="jobs must be >= 1, got 0"):
         earmark.index(events_mp4, probe=probe, jobs=0)
+
+
+def test_segmented_index_of_audio_shorter_than_video(media_dir):
+    """Audio that ends in an early segment: later segments seek past it; coverage and the warning must match
+    a single pass (the segment grid must not invent audio, nor fail)."""
+    path = media_dir / "short_audio_long_video.mp4"
+    if not path.exists():
+        audio = events_audio(12.0, seed=5)
+        write_media(path, 12.0, audio, SR, video=SMALL, audio_duration_s=5.0)
+    with pytest.warns(earmark.EarmarkWarning, match="ends at 5.0"):
+        one_pass = earmark.index(path)
+    with pytest.warns(earmark.EarmarkWarning, match="ends at 5.0"):
+        segmented = earmark.index(path, segment_s=3.0, jobs=1)
+    np.testing.assert_array_equal(segmented.coverage, one_pass.coverage)
+    assert segmented.coverage[6:].max() == 0.0 and segmented.coverage[4] == 1.0
+    np.testing.assert_array_equal(segmented.confidence[6:], 0.0)

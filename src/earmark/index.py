@@ -104,7 +104,8 @@ def index(path: str | Path, probe: str = "energy", hop_s: float = 1.0, window_s:
     results = _run_segments(tasks, jobs or default_jobs(), progress, grid.end_s)
     values = np.concatenate([r.values for r in results])
     a_start = results[0].audio_start_s or 0.0
-    a_end = results[-1].audio_end_s if results[-1].audio_end_s is not None else 0.0
+    # A segment learns where the audio ends only if the audio ends inside it (or it is the last one).
+    a_end = max((r.audio_end_s for r in results if r.audio_end_s is not None), default=0.0)
     values = prb.mask_after_audio_end(values, int(round(a_end * SAMPLE_RATE)))
     raw = prb.window_values(values, grid)
     cov = coverage(grid.starts(), window_s, a_start, a_end, vi.duration_s)

@@ -71,8 +71,9 @@ class AudioChunks:
         buf: list[np.ndarray] = []
         buffered = 0
         emitted = 0  # samples yielded so far == timeline position of the next sample
-        skip = 0  # samples to drop (audio that starts before the picture)
+        skip = 0  # samples to drop (audio that starts before the picture, or before ``start_s``)
         started = False
+        real_end = 0  # timeline sample just after the last decoded sample, skipped ones included
         self.decode_errors = 0
 
         def take(samples: np.ndarray) -> Iterator[np.ndarray]:
@@ -89,6 +90,15 @@ class AudioChunks:
                 rest = joined[chunk_n:]
                 buf = [rest] if len(rest) else []
                 buffered = len(rest)
+
+        def resampled(out: av.AudioFrame) -> Iterator[np.ndarray]:
+            nonlocal real_end, skip
+            samples = _plane(out)
+            real_end += len(samples)
+            if skip:
+                cut = min(skip, len(samples))
+                samples, skip = samples[cut:], skip - cut
+            yield from take(samples)
 
         first_n = int(round(self.start_s * sr))
         with open_container(path) as container:
@@ -114,28 +124,28 @@ class AudioChunks:
                         started = True
                         t0 = (frame.time if frame.time is not None else self.info.start_time_s)
                         # Timeline sample of this frame's first sample, relative to the first one we yield.
-                        lead = int(round((t0 - self.info.start_time_s) * sr)) - first_n
+                        real_end = int(round((t0 - self.info.start_time_s) * sr))
+                        lead = real_end - first_n
                         self.audio_start_s = max(0.0, t0 - self.info.start_time_s)
                         if lead > 0:  # audio starts after the picture (or after a gap): silence first
                             yield from take(np.zeros(lead, dtype=np.float32))
                         else:
                             skip = -lead
                     for out in resampler.resample(frame):
-                        samples = _plane(out)
-                        if skip:
-                            cut = min(skip, len(samples))
-                            samples, skip = samples[cut:], skip - cut
-                        yield from take(samples)
+                        yield from resampled(out)
                 if end_n is not None and emitted + buffered >= end_n:
                     break
             else:
-                for out in resampler.resample(None):
-                    yield from take(_plane(out))
+                for out in resampler.resample(None):  # the resampler's tail
+                    yield from resampled(out)
         if not started:
-            raise MediaError(path, f"audio stream #{self.stream_index} decoded to no samples "
-                             "(corrupt or truncated file)")
-        total = emitted + buffered
-        self.audio_end_s = self.start_s + total / sr
+            if first_n == 0:
+                raise MediaError(path, f"audio stream #{self.stream_index} decoded to no samples "
+                                 "(corrupt or truncated file)")
+            return  # a seek past the end of the audio: nothing here, and audio_end_s stays unknown
+        # Where real audio ends on the timeline: not past what was yielded (decoding stops at end_s),
+        # and not past the last decoded sample (a seek beyond short audio skips everything it decodes).
+        self.audio_end_s = min(real_end, first_n + emitted + buffered) / sr
         if buffered:
             yield np.concatenate(buf)
 
