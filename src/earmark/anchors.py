@@ -150,8 +150,8 @@ def choose_anchors(scores: np.ndarray, confidence: np.ndarray, coverage: np.ndar
         extra = widen if (source == "audio" and conf < cfg.widen_below) else 0.0
         lo, hi = region(float(starts[i]), window_s, duration_s, cfg.dilate_s, cfg.offset_s, extra)
         if hi - lo <= _EPS:  # the offset shifted it off the video: look at the nearest edge instead
-            lo, hi = (0.0, min(window_s, duration_s)) if hi <= 0.0 + _EPS else (max(0.0, duration_s - window_s),
-                                                                                 duration_s)
+            before_start = hi <= _EPS
+            lo, hi = (0.0, min(window_s, duration_s)) if before_start else (max(0.0, duration_s - window_s), duration_s)
         t = float(np.clip(starts[i] + window_s / 2 + cfg.offset_s, lo, np.nextafter(hi, lo)))
         out.append(Anchor(index=int(i), time_s=t, start_s=lo, end_s=hi, score=float(np.float32(scores[i])),
                           confidence=float(np.float32(conf)), source=source))

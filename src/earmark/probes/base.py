@@ -181,10 +181,10 @@ def frame_count(grid: WindowGrid) -> int:
 def _frame_ranges(grid: WindowGrid, frame_length: int) -> tuple[np.ndarray, np.ndarray]:
     # A frame belongs to the window holding its newest sample: a 32 ms frame centred just before an
     # event already "hears" the attack and would otherwise credit the previous window with it.
-    centre0 = (frame_length - 1) / SAMPLE_RATE
+    newest0 = (frame_length - 1) / SAMPLE_RATE  # offset of frame 0's newest sample
     starts = grid.starts()
-    lo = np.ceil((starts - centre0) / FRAME_HOP_S - 1e-9).astype(np.int64)
-    hi = np.ceil((starts + grid.window_s - centre0) / FRAME_HOP_S - 1e-9).astype(np.int64)
+    lo = np.ceil((starts - newest0) / FRAME_HOP_S - 1e-9).astype(np.int64)
+    hi = np.ceil((starts + grid.window_s - newest0) / FRAME_HOP_S - 1e-9).astype(np.int64)
     lo = np.maximum(lo, 0)
     hi = np.maximum(hi, lo + 1)
     return lo, hi
