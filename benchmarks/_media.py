@@ -53,3 +53,87 @@ def _block(b: int, block_s: float, seed: int) -> np.ndarray:
                   Event("tone", t0 + 37 % block_s, t0 + 37 % block_s + 1.0)]
         _cache[key] = mix(block_s, events, sr=SR, snr_db=15.0, seed=seed * 100_003 + b)
     return _cache[key]
+
+
+# ----------------------------------------------------------------------------------- extraction benchmark video
+
+BAR_BITS = 20
+BAR_HEIGHT = 96
+"""The frame number, drawn as BAR_BITS black/white blocks across the top BAR_HEIGHT rows (luma)."""
+
+
+def _texture(seed: int, h: int, w: int) -> np.ndarray:
+    """A smooth-but-detailed luma texture (filtered noise at two scales), so decoding costs what real video does."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(seed)
+    coarse = gaussian_filter(rng.standard_normal((h, w)), 12)
+    fine = gaussian_filter(rng.standard_normal((h, w)), 1.5)
+    tex = 128 + 60 * coarse / coarse.std() + 18 * fine / fine.std()
+    return np.clip(tex, 16, 235).astype(np.uint8)
+
+
+def draw_number(y: np.ndarray, n: int) -> None:
+    """Write ``n`` into the top band of a luma plane (in place): bit i is block i, MSB first."""
+    w = y.shape[1]
+    for i in range(BAR_BITS):
+        bit = (n >> (BAR_BITS - 1 - i)) & 1
+        y[:BAR_HEIGHT, i * w // BAR_BITS:(i + 1) * w // BAR_BITS] = 235 if bit else 16
+
+
+def read_number(rgb: np.ndarray, band_frac: float = BAR_HEIGHT / 720) -> int:
+    """The frame number drawn by :func:`draw_number`, read back from an RGB picture of any size (stretched)."""
+    h, w = rgb.shape[:2]
+    row = rgb[max(0, int(h * band_frac / 2)), :, :].mean(axis=-1)
+    n = 0
+    for i in range(BAR_BITS):
+        n = (n << 1) | int(row[int((i + 0.5) * w / BAR_BITS)] > 128)
+    return n
+
+
+def video_720p(minutes: int, fps: int = 30, gop: int = 250, seed: int = 0) -> Path:
+    """A 1280x720 H.264 (x264 veryfast, B-frames 3, keyframe every ``gop`` frames) file with a numbered picture.
+
+    The 10-minute file is encoded; longer ones concatenate copies of it with ffmpeg's concat demuxer
+    (stream copy), so the frame number is ``round(t * fps) % frames_of_10_min``.
+    """
+    import subprocess
+
+    import av
+
+    path = MEDIA / f"video720_{minutes}min.mp4"
+    if path.exists():
+        return path
+    MEDIA.mkdir(parents=True, exist_ok=True)
+    if minutes > 10 and minutes % 10 == 0:
+        base = video_720p(10, fps, gop, seed)
+        listing = MEDIA / f"concat_{minutes}.txt"
+        listing.write_text("".join(f"file '{base.name}'\n" for _ in range(minutes // 10)))
+        tmp = path.with_suffix(".part.mp4")
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy",
+                        str(tmp)], check=True)
+        listing.unlink()
+        tmp.rename(path)
+        return path
+    w, h = 1280, 720
+    tex = _texture(seed, h + 256, w + 1024)
+    tmp = path.with_suffix(".part.mp4")
+    with av.open(str(tmp), "w") as out:
+        s = out.add_stream("libx264", rate=fps)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        s.options = {"preset": "veryfast", "crf": "23", "bf": "3", "g": str(gop), "keyint_min": str(gop),
+                     "sc_threshold": "0"}
+        s.codec_context.gop_size = gop
+        chroma = np.full((h // 2, w), 128, dtype=np.uint8)
+        for i in range(minutes * 60 * fps):
+            dx, dy = (3 * i) % 1024, int(128 + 120 * np.sin(i / 200))
+            y = tex[dy:dy + h, dx:dx + w].copy()
+            draw_number(y, i)
+            frame = av.VideoFrame.from_ndarray(np.concatenate([y, chroma]), format="yuv420p")
+            frame.pts = i
+            for pkt in s.encode(frame):
+                out.mux(pkt)
+        for pkt in s.encode():
+            out.mux(pkt)
+    tmp.rename(path)
+    return path

@@ -326,3 +326,174 @@ class IndexResult:
                        anchor_config=dict(d["anchor_config"]))
         except (TypeError, ValueError, KeyError) as e:
             raise SchemaError(f"malformed index document: {e}") from e
+
+
+FrameRole = Literal["uniform", "anchor", "context"]
+FRAME_ROLES: tuple[str, ...] = ("uniform", "anchor", "context")
+
+
+@dataclass(frozen=True)
+class PlannedFrame:
+    """One frame a Plan asks for: when, at what size, and what it costs the target model.
+
+    ``tokens`` is what this frame adds to the plan's total. Where the model charges a group of
+    frames together (Qwen video mode: two consecutive frames share one temporal patch), the group's
+    tokens sit on its first frame and the others carry 0; ``group`` numbers those groups.
+    """
+
+    time_s: float
+    width: int
+    height: int
+    tokens: int
+    role: FrameRole = "uniform"
+    anchor: int | None = None
+    """Position in ``Plan.anchors`` of the anchor this frame serves (None for context frames)."""
+    tiles: int | None = None
+    """InternVL tiles (thumbnail included); None for models that do not tile."""
+    group: int = 0
+
+    def __post_init__(self) -> None:
+        if self.role not in FRAME_ROLES:
+            raise SchemaError(f"frame role {self.role!r} is not one of {', '.join(FRAME_ROLES)}")
+        if self.width <= 0 or self.height <= 0 or self.tokens < 0 or not self.time_s >= 0:
+            raise SchemaError(f"planned frame at {self.time_s} s has size {self.width}x{self.height} and "
+                              f"{self.tokens} tokens")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PlannedFrame:
+        _require(d, ("time_s", "width", "height", "tokens"), "planned frame")
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class PlanVideo:
+    """The file a Plan was made for (checked by extraction through the fingerprint)."""
+
+    path: str
+    fingerprint: str
+    duration_s: float
+    width: int
+    height: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PlanVideo:
+        _require(d, ("path", "fingerprint", "duration_s", "width", "height"), "plan video")
+        return cls(**d)
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """Which frames to decode, at which sizes, for a target model and a token budget.
+
+    ``target_tokens`` is what uniform sampling spends for this budget and frame count (the
+    equal-token reference); ``total_tokens`` is what this plan spends (== target where the cost
+    model allows it, else the closest legal total below it; ``shortfall`` says by how much).
+    A Plan is the only input extraction needs: the same plan gives the same frames, byte for byte.
+    """
+
+    video: PlanVideo
+    model: str
+    strategy: str
+    budget: int
+    target_tokens: int
+    frames: tuple[PlannedFrame, ...]
+    anchors: tuple[Anchor, ...] = ()
+    seed: int | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    """Everything else that shaped the plan (k, ratio, aspect, frames, probe ...)."""
+    fit: str = "stretch"
+    """How extraction maps the picture onto each planned size: ``pad``, ``crop`` or ``stretch``."""
+    notes: tuple[str, ...] = ()
+
+    KIND: ClassVar[str] = "earmark.plan"
+
+    @property
+    def total_tokens(self) -> int:
+        return sum(f.tokens for f in self.frames)
+
+    @property
+    def shortfall(self) -> int:
+        """Tokens below the equal-token target (0 when the plan hits it exactly)."""
+        return self.target_tokens - self.total_tokens
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Plan):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def to_dict(self) -> dict[str, Any]:
+        from . import __version__
+
+        return {
+            "kind": self.KIND,
+            "schema_version": SCHEMA_VERSION,
+            "earmark_version": __version__,
+            "video": self.video.to_dict(),
+            "model": self.model,
+            "strategy": self.strategy,
+            "budget": self.budget,
+            "target_tokens": self.target_tokens,
+            "total_tokens": self.total_tokens,
+            "seed": self.seed,
+            "fit": self.fit,
+            "config": dict(self.config),
+            "anchors": [a.to_dict() for a in self.anchors],
+            "frames": [f.to_dict() for f in self.frames],
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Plan:
+        if not isinstance(d, dict) or d.get("kind") != cls.KIND:
+            kind = d.get("kind") if isinstance(d, dict) else None
+            raise SchemaError(f"not an earmark plan document (kind is {kind!r}, expected {cls.KIND!r})")
+        if d.get("schema_version") != SCHEMA_VERSION:
+            raise SchemaError(f"plan schema_version {d.get('schema_version')} is not supported (this earmark "
+                              f"reads {SCHEMA_VERSION})")
+        _require(d, ("video", "model", "strategy", "budget", "target_tokens", "frames"), "plan")
+        try:
+            plan = cls(video=PlanVideo.from_dict(d["video"]), model=d["model"], strategy=d["strategy"],
+                       budget=int(d["budget"]), target_tokens=int(d["target_tokens"]),
+                       frames=tuple(PlannedFrame.from_dict(f) for f in d["frames"]),
+                       anchors=tuple(Anchor.from_dict(a) for a in d.get("anchors", ())), seed=d.get("seed"),
+                       config=dict(d.get("config", {})), fit=d.get("fit", "stretch"), notes=tuple(d.get("notes", ())))
+        except (TypeError, ValueError, KeyError, AttributeError) as e:
+            raise SchemaError(f"malformed plan document: {e}") from e
+        if "total_tokens" in d and d["total_tokens"] != plan.total_tokens:
+            raise SchemaError(f"plan says total_tokens {d['total_tokens']} but its frames add up to "
+                              f"{plan.total_tokens}")
+        times = [f.time_s for f in plan.frames]
+        if times != sorted(times):
+            raise SchemaError("plan frames are not in time order")
+        return plan
+
+
+@dataclass(frozen=True, eq=False)
+class Frame:
+    """A decoded frame: what was planned, the picture at the planned size, and the frame's real time.
+
+    ``pts_s`` is the presentation time of the source frame whose interval ``[pts, next pts)``
+    contains ``planned.time_s`` (same t = 0 as the index: the first picture).
+    """
+
+    index: int
+    """Position in the plan."""
+    planned: PlannedFrame
+    pts_s: float
+    image: np.ndarray
+    """RGB, uint8, shape (height, width, 3) as planned."""
+
+    @property
+    def time_s(self) -> float:
+        return self.pts_s

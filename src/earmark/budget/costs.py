@@ -8,6 +8,7 @@ one temporal patch between two consecutive frames, so their cost is per *pair* o
 
 from __future__ import annotations
 
+import ast
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -73,14 +74,44 @@ def qwen_video_nframes(n_frames: int) -> int:
     return max(QWEN_FRAME_FACTOR, round_by_factor(n_frames, QWEN_FRAME_FACTOR))
 
 
+@dataclass(frozen=True)
+class Level:
+    """One legal frame size of a cost model and its price: a rung on the model's resolution ladder."""
+
+    width: int
+    height: int
+    tokens: int
+    tiles: int | None = None
+
+
+def _ladder(levels: list[Level]) -> tuple[Level, ...]:
+    """Sort by tokens and keep one size per price, cheapest first (ties: the first size seen)."""
+    out: dict[int, Level] = {}
+    for lv in levels:
+        out.setdefault(lv.tokens, lv)
+    return tuple(out[t] for t in sorted(out))
+
+
+def _aspect_sizes(width: int, height: int, factor: int, max_side: int) -> list[tuple[int, int]]:
+    """Requested sizes with the picture's aspect, the long side stepping by ``factor`` up to ``max_side``."""
+    long_side = max(width, height)
+    return [(max(1, round(width * s / long_side)), max(1, round(height * s / long_side)))
+            for s in range(factor, max_side + 1, factor)]
+
+
 class CostModel(Protocol):
     name: str
+    frames_per_group: int
+    """Frames charged together (2 in Qwen video mode: one temporal patch spans two frames)."""
 
     def legal_size(self, width: int, height: int) -> tuple[int, int]:
         """The (width, height) the model will actually see for a requested size."""
 
     def tokens(self, width: int, height: int) -> int:
         """Visual tokens for one frame (per pair of frames in Qwen video mode) of that requested size."""
+
+    def levels(self, width: int, height: int, square: bool = False) -> tuple[Level, ...]:
+        """The legal sizes for a picture of ``width`` x ``height`` (or square frames), cheapest first."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +120,8 @@ class ViTCost:
 
     patch: int = 16
     cls_token: bool = False
+    max_side: int = 1024
+    frames_per_group: int = 1
 
     @property
     def name(self) -> str:
@@ -102,6 +135,9 @@ class ViTCost:
         side, _ = self.legal_size(width, height)
         return (side // self.patch) ** 2 + (1 if self.cls_token else 0)
 
+    def levels(self, width: int, height: int, square: bool = True) -> tuple[Level, ...]:
+        return _ladder([Level(s, s, self.tokens(s, s)) for s in range(self.patch, self.max_side + 1, self.patch)])
+
 
 @dataclass(frozen=True)
 class QwenVLCost:
@@ -112,10 +148,16 @@ class QwenVLCost:
     mode: str = "image"
     min_pixels: int = QWEN_IMAGE_MIN_PIXELS
     max_pixels: int = QWEN_IMAGE_MAX_PIXELS
+    max_side: int = 2048
+    """Largest side the ladder offers (the processor itself allows up to ``max_pixels``)."""
 
     @property
     def name(self) -> str:
         return self.family if self.mode == "image" else f"{self.family}-video"
+
+    @property
+    def frames_per_group(self) -> int:
+        return QWEN_FRAME_FACTOR if self.mode == "video" else 1
 
     def legal_size(self, width: int, height: int) -> tuple[int, int]:
         h, w = smart_resize(height, width, self.px_per_token, self.min_pixels, self.max_pixels)
@@ -125,6 +167,16 @@ class QwenVLCost:
         w, h = self.legal_size(width, height)
         # In video mode the same count covers two consecutive frames (temporal patch 2).
         return (w // self.px_per_token) * (h // self.px_per_token)
+
+    def levels(self, width: int, height: int, square: bool = False) -> tuple[Level, ...]:
+        sizes = _aspect_sizes(1, 1, self.px_per_token, self.max_side) if square else _aspect_sizes(
+            width, height, self.px_per_token, self.max_side)
+        out = []
+        for w, h in sizes:
+            lw, lh = self.legal_size(w, h)
+            if not square or lw == lh:
+                out.append(Level(lw, lh, self.tokens(w, h)))
+        return _ladder(out)
 
 
 @dataclass(frozen=True)
@@ -137,6 +189,7 @@ class InternVLCost:
     max_num: int = 12
     use_thumbnail: bool = True
     name: str = "internvl"
+    frames_per_group: int = 1
 
     def grid(self, width: int, height: int) -> tuple[int, int]:
         """(columns, rows) of tiles chosen for this aspect ratio, as InternVL's ``dynamic_preprocess`` does."""
@@ -164,6 +217,16 @@ class InternVLCost:
     def tokens(self, width: int, height: int) -> int:
         return self.tiles(width, height) * self.tokens_per_tile
 
+    def levels(self, width: int, height: int, square: bool = False) -> tuple[Level, ...]:
+        # The lever is the tile budget (InternVL's ``max_num``): each budget picks a grid for this aspect.
+        w, h = (1, 1) if square else (width, height)
+        out = []
+        for n in range(self.min_num, self.max_num + 1):
+            m = InternVLCost(self.tile, self.tokens_per_tile, self.min_num, n, self.use_thumbnail)
+            lw, lh = m.legal_size(w, h)
+            out.append(Level(lw, lh, m.tokens(w, h), m.tiles(w, h)))
+        return _ladder(out)
+
 
 @dataclass(frozen=True)
 class FixedCost:
@@ -172,12 +235,16 @@ class FixedCost:
     per_frame: int = 196
     side: int = 384
     name: str = "llava-onevision"
+    frames_per_group: int = 1
 
     def legal_size(self, width: int, height: int) -> tuple[int, int]:
         return self.side, self.side
 
     def tokens(self, width: int, height: int) -> int:
         return self.per_frame
+
+    def levels(self, width: int, height: int, square: bool = True) -> tuple[Level, ...]:
+        return (Level(self.side, self.side, self.per_frame),)
 
 
 @dataclass(frozen=True)
@@ -186,6 +253,9 @@ class CustomCost:
 
     fn: Callable[[int, int], int]
     name: str = "custom"
+    step: int = 16
+    max_side: int = 1024
+    frames_per_group: int = 1
 
     def legal_size(self, width: int, height: int) -> tuple[int, int]:
         return width, height
@@ -195,6 +265,43 @@ class CustomCost:
         if n < 0:
             raise ConfigError(f"custom cost model returned {n} tokens for {width}x{height}")
         return n
+
+    def levels(self, width: int, height: int, square: bool = True) -> tuple[Level, ...]:
+        sizes = [(s, s) for s in range(self.step, self.max_side + 1, self.step)] if square else _aspect_sizes(
+            width, height, self.step, self.max_side)
+        return _ladder([Level(w, h, self.tokens(w, h)) for w, h in sizes if self.tokens(w, h) > 0])
+
+
+_FORMULA_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Name, ast.Load, ast.Call, ast.Add,
+                  ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.USub, ast.UAdd)
+_FORMULA_FUNCS: dict[str, Callable] = {"ceil": math.ceil, "floor": math.floor, "round": round, "min": min,
+                                       "max": max}
+
+
+def formula_cost(expr: str) -> CustomCost:
+    """A CustomCost from an arithmetic formula in ``w`` and ``h``, e.g. ``"ceil(w/14)*ceil(h/14)"``.
+
+    Only numbers, ``w``, ``h``, + - * / // % ** and ceil/floor/round/min/max are allowed (no eval of code).
+    """
+    try:
+        tree = ast.parse(expr, mode="eval")
+    except SyntaxError as e:
+        raise ConfigError(f"custom cost formula {expr!r} is not valid: {e.msg}") from e
+    for node in ast.walk(tree):
+        bad = not isinstance(node, _FORMULA_NODES) or (isinstance(node, ast.Name) and node.id not in {
+            "w", "h", *_FORMULA_FUNCS}) or (isinstance(node, ast.Call) and not (
+                isinstance(node.func, ast.Name) and node.func.id in _FORMULA_FUNCS)) or (
+            isinstance(node, ast.Constant) and not isinstance(node.value, (int, float)))
+        if bad:
+            raise ConfigError(f"custom cost formula {expr!r}: only numbers, w, h, arithmetic and "
+                              f"{', '.join(_FORMULA_FUNCS)} are allowed")
+    code = compile(tree, "<cost formula>", "eval")
+
+    def fn(w: int, h: int) -> int:
+        return int(eval(code, {"__builtins__": {}}, {**_FORMULA_FUNCS, "w": w, "h": h}))
+
+    fn(224, 224)  # fail now (e.g. division by zero), not half-way through planning
+    return CustomCost(fn, name=f"custom:{expr}")
 
 
 _MODELS: dict[str, Callable[[], CostModel]] = {
@@ -212,7 +319,7 @@ _MODELS: dict[str, Callable[[], CostModel]] = {
 
 
 def cost_model_names() -> list[str]:
-    return [*sorted(_MODELS), "vit-pP (any patch P)"]
+    return [*sorted(_MODELS), "vit-pP (any patch P)", "custom:FORMULA (in w and h)"]
 
 
 def cost_model(name: str) -> CostModel:
@@ -221,4 +328,6 @@ def cost_model(name: str) -> CostModel:
         return _MODELS[name]()
     if name.startswith("vit-p") and name[5:].isdigit() and int(name[5:]) > 0:
         return ViTCost(int(name[5:]))
+    if name.startswith("custom:"):
+        return formula_cost(name[len("custom:"):])
     raise unknown_name("model", name, cost_model_names())

@@ -11,14 +11,18 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .. import __version__
+from .._io import dumps_json
 from ..anchors import AnchorConfig, anchors, check_anchor_config
-from ..errors import EarmarkError
+from ..budget.costs import cost_model, cost_model_names
+from ..budget.planner import ASPECTS, DEFAULT_MAX_FRAMES, FITS, SHAPES, STRATEGIES, PlanConfig, plan
+from ..errors import ConfigError, EarmarkError
 from ..index import index as run_index
+from ..media.frames import FRAME_FORMATS, SEEK_POLICIES, save_frames
 from ..media.probe import info as probe_info
 from ..probes import get_probe, probe_classes, probe_names, window_grid
-from ..sinks.export import output_kind, write_results
+from ..sinks.export import output_kind, read_index, read_plan, read_truth, write_plan, write_results
 from ..types import IndexResult
-from .render import index_header, index_table, info_table, sparkline
+from .render import index_header, index_table, info_table, plan_summary, plan_table, sparkline
 
 _A = AnchorConfig()
 PROGRESS_MIN_DURATION_S = 180.0
@@ -151,6 +155,90 @@ def _print_result(con: Console, result: IndexResult) -> None:
     for note in result.timeline.notes:
         con.print(f"[yellow]note:[/] {note}")
     con.print()
+
+
+_P = PlanConfig()
+
+
+def _load_source(source: str, probe: str, con: Console, quiet: bool) -> IndexResult:
+    """An index: read from INDEX.json, or made now from a video with default anchor settings."""
+    if source.lower().endswith(".json"):
+        return read_index(source)
+    return _index_one(source, probe, 1.0, 1.0, None, None, AnchorConfig(), con, quiet)
+
+
+def _truth(spec: str | None) -> list[tuple[float, float]]:
+    """``--truth`` as a JSON file, or inline ``START:END[,START:END...]`` seconds."""
+    if not spec:
+        return []
+    if Path(spec).suffix.lower() == ".json":
+        return read_truth(spec)
+    try:
+        pairs = [tuple(float(x) for x in part.split(":")) for part in spec.split(",")]
+    except ValueError:
+        pairs = []
+    if not pairs or any(len(p) != 2 or not p[0] < p[1] for p in pairs):
+        raise ConfigError(f"--truth {spec!r}: expected a JSON file or START:END[,START:END...] in seconds")
+    return [(p[0], p[1]) for p in pairs]
+
+
+@cli.command("plan")
+@click.argument("source", type=click.Path(path_type=str))
+@click.option("--model", required=True, metavar="NAME", help=f"Target model: {', '.join(cost_model_names())}.")
+@click.option("--budget", type=int, required=True, help="Visual tokens to spend.")
+@click.option("--strategy", default=_P.strategy, show_default=True, type=click.Choice(STRATEGIES))
+@click.option("--k", type=int, default=_P.k, show_default=True, help="Anchors (high-resolution or dense regions).")
+@click.option("--frames", type=int, default=None,
+              help=f"Frames to plan [default: one per second, at most {DEFAULT_MAX_FRAMES}].")
+@click.option("--ratio", type=float, default=_P.ratio, show_default=True,
+              help="anchored: anchor side / context side; dense-at-anchors: frame-rate ratio inside anchors.")
+@click.option("--aspect", type=click.Choice(ASPECTS), default=None,
+              help="Keep the picture's aspect or plan square frames [default: per model].")
+@click.option("--fit", type=click.Choice(FITS), default=None,
+              help="How extraction fits the picture to each size [default: stretch when keeping aspect, else pad].")
+@click.option("--shape", type=click.Choice(SHAPES), default=None, help="Shape of random/oracle plans.")
+@click.option("--seed", type=int, default=_P.seed, show_default=True, help="Seed of the random strategy.")
+@click.option("--truth", default=None, metavar="FILE|S:E,...", help="Ground-truth intervals for --strategy oracle.")
+@click.option("--probe", default="energy", show_default=True, help="Probe used when SOURCE is a video.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=str), default=None, help="Write the plan JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan JSON to stdout.")
+@click.option("-q", "--quiet", is_flag=True)
+def plan_cmd(source: str, model: str, budget: int, strategy: str, k: int, frames: int | None, ratio: float,
+             aspect: str | None, fit: str | None, shape: str | None, seed: int, truth: str | None, probe: str,
+             out: str | None, as_json: bool, quiet: bool) -> None:
+    """Plan a visual token budget over SOURCE (a video, or an index JSON from `earmark index`)."""
+    cost_model(model)  # unknown names fail before any decoding
+    con = _console(quiet or as_json)
+    result = _load_source(source, probe, con, True)
+    p = plan(result, model, budget, strategy, k=k, frames=frames, ratio=ratio, aspect=aspect, fit=fit,
+             shape=shape, seed=seed, truth=_truth(truth))
+    if as_json:
+        click.echo(dumps_json(p.to_dict()), nl=False)
+    con.print(plan_table(p))
+    con.print(plan_summary(p))
+    for note in p.notes:
+        con.print(f"[yellow]note:[/] {note}")
+    if out:
+        con.print(f"wrote {write_plan(p, out)}")
+
+
+@cli.command("extract")
+@click.argument("video", type=click.Path(path_type=str))
+@click.option("--plan", "plan_path", required=True, type=click.Path(path_type=str), help="Plan JSON (`earmark plan`).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=str),
+              help="Folder for the frames (named by time) and manifest.json.")
+@click.option("--format", "fmt", type=click.Choice(FRAME_FORMATS), default="png", show_default=True)
+@click.option("--seek", type=click.Choice(SEEK_POLICIES), default="auto", show_default=True,
+              help="auto: seek only past keyframes; sequential: decode through; seek: before every frame.")
+@click.option("-q", "--quiet", is_flag=True)
+def extract_cmd(video: str, plan_path: str, out_dir: str, fmt: str, seek: str, quiet: bool) -> None:
+    """Decode exactly the frames a plan names, at their planned sizes, into a folder."""
+    con = _console(quiet)
+    p = read_plan(plan_path)
+    stats: dict = {}
+    out = save_frames(video, p, out_dir, fmt=fmt, seek=seek, stats=stats)
+    con.print(f"wrote {len(p.frames)} frames ({p.total_tokens} tokens for {p.model}) and manifest.json to {out}/ "
+              f"[dim]({stats.get('decoded', 0)} frames decoded, {stats.get('seeks', 0)} seeks)[/]")
 
 
 @cli.command("demo")

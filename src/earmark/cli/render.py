@@ -6,7 +6,7 @@ import numpy as np
 from rich.table import Table
 from rich.text import Text
 
-from ..types import IndexResult, VideoInfo
+from ..types import IndexResult, Plan, VideoInfo
 
 _BARS = "▁▂▃▄▅▆▇█"
 
@@ -83,3 +83,22 @@ def info_table(vi: VideoInfo) -> Table:
         lang = f" [{a.language}]" if a.language else ""
         t.add_row("audio", f"#{a.index} {a.codec} {a.sample_rate} Hz, {a.channels} ch{lang}{start}{flag}")
     return t
+
+
+def plan_table(plan: Plan) -> Table:
+    t = Table(show_edge=False, pad_edge=False, box=None)
+    for col in ("#", "time", "size", "tokens", "role"):
+        t.add_column(col, justify="left" if col == "role" else "right")
+    for i, f in enumerate(plan.frames):
+        size = f"{f.width}x{f.height}" + (f" ({f.tiles} tiles)" if f.tiles else "")
+        role = f.role + (f" #{f.anchor + 1}" if f.anchor is not None and f.role == "anchor" else "")
+        style = "bold" if f.role == "anchor" else None
+        t.add_row(str(i), fmt_time(f.time_s), size, str(f.tokens), role, style=style)
+    return t
+
+
+def plan_summary(plan: Plan) -> str:
+    diff = plan.shortfall
+    vs = "equal to uniform" if diff == 0 else f"{diff} below uniform's {plan.target_tokens}"
+    return (f"[bold]{plan.strategy}[/] plan for [bold]{plan.model}[/]: {len(plan.frames)} frames, "
+            f"{plan.total_tokens} tokens ({vs}; budget {plan.budget})")

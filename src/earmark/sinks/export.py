@@ -1,4 +1,4 @@
-"""Index outputs: one JSON document per video, or a CSV / Parquet table of windows for many videos.
+"""Saved documents: index and plan JSON, and index tables (CSV / Parquet of windows) for many videos.
 
 All writes are atomic (temporary file + rename): an interrupted run leaves no half-written file.
 """
@@ -14,7 +14,7 @@ import numpy as np
 
 from .._io import dumps_json, write_atomic, write_json_atomic
 from ..errors import ConfigError, SchemaError
-from ..types import SCHEMA_VERSION, IndexResult
+from ..types import SCHEMA_VERSION, IndexResult, Plan
 
 TABLE_COLUMNS = ("video", "window", "t", "end", "score", "raw", "confidence", "coverage", "is_anchor", "probe")
 FORMATS = (".json", ".csv", ".parquet")
@@ -47,19 +47,32 @@ def index_json_text(result: IndexResult) -> str:
     return dumps_json(result.to_dict())
 
 
-def read_index(path: str | Path) -> IndexResult:
-    """Load an index JSON written by ``earmark index --out x.json``."""
+def _read_document(path: str | Path, cls):
     p = Path(path)
     try:
         doc = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    except (FileNotFoundError, IsADirectoryError):
         raise SchemaError(f"{p}: file not found") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise SchemaError(f"{p}: not valid JSON ({e})") from None
     try:
-        return IndexResult.from_dict(doc)
+        return cls.from_dict(doc)
     except SchemaError as e:
         raise SchemaError(f"{p}: {e}") from None
+
+
+def read_index(path: str | Path) -> IndexResult:
+    """Load an index JSON written by ``earmark index --out x.json``."""
+    return _read_document(path, IndexResult)
+
+
+def read_plan(path: str | Path) -> Plan:
+    """Load a plan JSON written by ``earmark plan --out plan.json``."""
+    return _read_document(path, Plan)
+
+
+def write_plan(plan: Plan, path: str | Path) -> Path:
+    return write_json_atomic(path, plan.to_dict())
 
 
 def write_csv(results: Sequence[IndexResult], path: str | Path) -> Path:
@@ -136,3 +149,26 @@ def write_results(results: Sequence[IndexResult], out: str | Path) -> list[Path]
     if dupes:
         raise ConfigError(f"--out {out}: several videos would write {dupes[0]}; index them separately")
     return [write_json(r, Path(out) / n) for r, n in zip(results, names)]
+
+
+def read_truth(path: str | Path) -> list[tuple[float, float]]:
+    """Ground-truth event intervals ``[start, end)`` from JSON: ``{"events": [{"start_s", "end_s"}, ...]}``
+    (what ``earmark demo`` writes) or a plain list of ``[start, end]`` pairs."""
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SchemaError(f"{p}: file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SchemaError(f"{p}: not valid JSON ({e})") from None
+    rows = doc.get("events") if isinstance(doc, dict) else doc
+    try:
+        out = [(float(r["start_s"]), float(r["end_s"])) if isinstance(r, dict) else (float(r[0]), float(r[1]))
+               for r in rows]
+    except (TypeError, KeyError, IndexError, ValueError):
+        raise SchemaError(f"{p}: expected {{\"events\": [{{\"start_s\": .., \"end_s\": ..}}]}} or a list of "
+                          f"[start, end] pairs") from None
+    bad = [r for r in out if not r[0] < r[1]]
+    if bad:
+        raise SchemaError(f"{p}: empty interval [{bad[0][0]}, {bad[0][1]})")
+    return out

@@ -1,0 +1,495 @@
+"""Equal-token planning: turn anchors and a token budget into the frames (times, sizes) a model will see.
+
+The arithmetic lives in small pure functions on numbers (``slot_times``, ``uniform_level``,
+``anchored_levels``, ``exact_fill``, ``density_times``); :func:`plan` wires them to a Timeline, a
+cost model and a strategy. The equal-token rule: uniform sampling of N frames at the largest size the
+budget affords sets the target; every other strategy spends exactly that many tokens where the cost
+model's ladder of legal sizes allows it, otherwise the closest total below it (``Plan.shortfall``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from ..anchors import AnchorConfig
+from ..anchors import anchors as choose
+from ..errors import ConfigError, NoVideoStreamError, unknown_name
+from ..types import Anchor, Plan, PlannedFrame, PlanVideo
+from .costs import CostModel, Level, cost_model
+
+DEFAULT_MAX_FRAMES = 64
+"""Default frame count when none is given: one per timeline window, at most this many (video-LLMs take 8-64)."""
+
+ASPECTS = ("keep", "square")
+FITS = ("pad", "crop", "stretch")
+
+
+class BudgetTooSmallError(ConfigError):
+    """The budget cannot pay for the cheapest legal plan; ``minimum`` says what would."""
+
+    def __init__(self, message: str, minimum: int) -> None:
+        self.minimum = minimum
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class PlanConfig:
+    """Everything that shapes a plan besides the video, the model and the budget."""
+
+    strategy: str = "anchored"
+    k: int = 2
+    """Anchors (high-resolution slots or dense regions)."""
+    frames: int | None = None
+    """Frames to plan; default one per timeline window, at most DEFAULT_MAX_FRAMES."""
+    ratio: float = 4.0
+    """``anchored``: side of an anchor frame / side of a context frame (448/112 = 4).
+    ``dense-at-anchors``: frames per second inside anchor regions / outside."""
+    aspect: str | None = None
+    """``keep`` the picture's aspect or plan ``square`` frames; default: square for ViT-like and fixed-cost
+    models, keep for Qwen-VL and InternVL."""
+    fit: str | None = None
+    """How extraction maps the picture onto a planned size: pad, crop, stretch (default: stretch when
+    the aspect is kept, pad for square frames)."""
+    seed: int = 0
+    shape: str | None = None
+    """Shape of ``random`` and ``oracle`` plans: ``anchored`` (more pixels) or ``dense`` (more frames);
+    default anchored, or dense for models whose frames all cost the same."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"strategy": self.strategy, "k": self.k, "frames": self.frames, "ratio": self.ratio,
+                "aspect": self.aspect, "fit": self.fit, "seed": self.seed, "shape": self.shape}
+
+
+# --------------------------------------------------------------------------------------------- arithmetic
+
+
+def slot_times(duration_s: float, n: int) -> list[float]:
+    """Centres of ``n`` equal parts of ``[0, duration)``: one per second for n == duration."""
+    return [_t((i + 0.5) * duration_s / n) for i in range(n)]
+
+
+def _t(x: float) -> float:
+    """Times are kept to the microsecond so plans read back (and compare) exactly."""
+    return round(float(x), 6)
+
+
+def uniform_level(levels: Sequence[Level], slots: int, budget: int) -> int:
+    """Index of the largest level that ``slots`` slots can all take within ``budget`` (-1 when none)."""
+    best = -1
+    for i, lv in enumerate(levels):
+        if slots * lv.tokens <= budget:
+            best = i
+    return best
+
+
+def hi_level_for(levels: Sequence[Level], lo: int, ratio: float) -> int:
+    """The level whose tokens are closest to ``ratio**2`` times level ``lo``'s (a side ``ratio`` times longer)."""
+    want = levels[lo].tokens * ratio * ratio
+    return min(range(lo, len(levels)), key=lambda i: (abs(levels[i].tokens - want), i))
+
+
+def anchored_levels(levels: Sequence[Level], n_hi: int, n_lo: int, ratio: float, target: int) -> tuple[int, int]:
+    """(hi, lo) level indices of the anchored shape within ``target`` tokens.
+
+    With sides in ratio ``ratio`` (tokens in ratio ratio**2) the context frames would cost
+    ``x = target / (n_hi * ratio**2 + n_lo)`` each: the context level is the largest at most x, and the
+    anchors take the largest level that the rest of the target pays for.
+    """
+    x = target / (n_hi * ratio * ratio + n_lo)
+    lo = max((i for i, lv in enumerate(levels) if lv.tokens <= x), default=0)
+    hi = max(i for i in range(lo, len(levels)) if i == lo or n_hi * levels[i].tokens + n_lo * levels[lo].tokens
+             <= target)
+    return hi, lo
+
+
+def _min_coins(increments: Sequence[int], limit: int) -> tuple[list[float], list[int]]:
+    """Fewest increments (repeats allowed) summing to each total 0..limit, and the last one used."""
+    best = [math.inf] * (limit + 1)
+    last = [0] * (limit + 1)
+    best[0] = 0
+    for s in range(1, limit + 1):
+        for inc in increments:
+            if inc <= s and best[s - inc] + 1 < best[s]:
+                best[s], last[s] = best[s - inc] + 1, inc
+    return best, last
+
+
+def _coins(last: list[int], total: int) -> list[int]:
+    out = []
+    while total:
+        out.append(last[total])
+        total -= last[total]
+    return sorted(out, reverse=True)
+
+
+def exact_fill(groups: Sequence[tuple[int, Sequence[int]]], leftover: int) -> tuple[int, list[list[int]]]:
+    """Spend ``leftover`` tokens by upgrading slots, exactly if possible, with as few upgrades as possible.
+
+    ``groups``: (slot count, possible token increments of one upgrade) per group of alike slots. Each slot
+    takes at most one upgrade. Returns the amount spent (the largest reachable total <= leftover) and,
+    per group, the increments to apply (largest first). A small coin-change DP: leftovers are below one
+    ladder step of the whole plan, so the table stays small.
+    """
+    if leftover <= 0 or not groups:
+        return 0, [[] for _ in groups]
+    tables = []
+    for count, incs in groups:
+        best, last = _min_coins(sorted({i for i in incs if 0 < i <= leftover}), leftover)
+        tables.append(([b if b <= count else math.inf for b in best], last))
+    # Combine the groups one at a time: reach[s] = (upgrades, amounts per group).
+    reach: dict[int, tuple[float, list[int]]] = {0: (0, [])}
+    for best, _last in tables:
+        nxt: dict[int, tuple[float, list[int]]] = {}
+        for s, (n, parts) in reach.items():
+            for add in range(leftover - s + 1):
+                if best[add] == math.inf:
+                    continue
+                cand = (n + best[add], [*parts, add])
+                old = nxt.get(s + add)
+                if old is None or cand[0] < old[0]:
+                    nxt[s + add] = cand
+        reach = nxt
+    spent = max(reach)
+    _, parts = reach[spent]
+    return spent, [_coins(last, amount) for (_best, last), amount in zip(tables, parts)]
+
+
+def density_times(duration_s: float, n: int, regions: Iterable[tuple[float, float]], ratio: float) -> list[float]:
+    """``n`` times placed at the quantile centres of a density that is ``ratio`` inside regions, 1 outside.
+
+    With no regions (or ratio 1) this is :func:`slot_times`. Deterministic, any n, overlapping regions fine.
+    """
+    edges = sorted({0.0, duration_s, *(min(max(x, 0.0), duration_s) for r in regions for x in r)})
+    regions = list(regions)
+    pieces = []  # (start, end, density)
+    for a, b in itertools.pairwise(edges):
+        mid = (a + b) / 2
+        inside = any(s <= mid < e for s, e in regions)
+        pieces.append((a, b, ratio if inside else 1.0))
+    mass = np.array([(b - a) * d for a, b, d in pieces])
+    cum = np.concatenate([[0.0], np.cumsum(mass)])
+    out = []
+    for i in range(n):
+        q = (i + 0.5) / n * cum[-1]
+        j = min(int(np.searchsorted(cum, q, side="right")) - 1, len(pieces) - 1)
+        a, _b, d = pieces[j]
+        out.append(_t(a + (q - cum[j]) / d))
+    return out
+
+
+# --------------------------------------------------------------------------------------------- strategies
+
+
+@dataclass
+class _Slot:
+    """A planning unit: one frame, or a group of frames the model charges together (Qwen video pairs)."""
+
+    times: list[float]
+    level: int
+    role: str = "uniform"
+    anchor: int | None = None
+    priority: float = 0.0
+    extra: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Problem:
+    duration_s: float
+    levels: tuple[Level, ...]
+    slots: int
+    per_slot: int
+    budget: int
+    target: int
+    uniform: int
+
+
+def _group_times(times: list[float], per_slot: int) -> list[list[float]]:
+    return [times[i:i + per_slot] for i in range(0, len(times), per_slot)]
+
+
+def _pair_around(t: float, spacing: float, per_slot: int, duration_s: float) -> list[float]:
+    """``per_slot`` frame times centred on ``t`` (one frame: ``t`` itself), kept inside the video."""
+    if per_slot == 1:
+        return [_t(t)]
+    offsets = [(j - (per_slot - 1) / 2) * spacing for j in range(per_slot)]
+    lo = min(t + o for o in offsets)
+    hi = max(t + o for o in offsets)
+    shift = max(0.0, -lo) - max(0.0, hi - duration_s * (1 - 1e-9))
+    return [_t(t + o + shift) for o in offsets]
+
+
+def _uniform(p: _Problem) -> list[_Slot]:
+    times = slot_times(p.duration_s, p.slots * p.per_slot)
+    return [_Slot(g, p.uniform) for g in _group_times(times, p.per_slot)]
+
+
+def _claim_slots(p: _Problem, picks: list[tuple[float, int]]) -> list[_Slot]:
+    """Uniform slots; each anchor (in priority order) takes the nearest free slot and moves it to its time."""
+    spacing = p.duration_s / (p.slots * p.per_slot)
+    slots = _uniform(p)
+    centres = [float(np.mean(s.times)) for s in slots]
+    free = set(range(len(slots)))
+    for rank, (t, a) in enumerate(picks):
+        j = min(free, key=lambda i: (abs(centres[i] - t), i))
+        free.discard(j)
+        slots[j] = _Slot(_pair_around(t, spacing, p.per_slot, p.duration_s), 0, "anchor", a, priority=rank)
+    anchor_t = [t for t, _ in picks]
+    for j in free:
+        slots[j].role = "context"
+        slots[j].priority = min(abs(centres[j] - t) for t in anchor_t) if anchor_t else 0.0
+    return slots
+
+
+def _anchored(p: _Problem, picks: list[tuple[float, int]], ratio: float) -> tuple[list[_Slot], list[str]]:
+    if len(p.levels) < 2:
+        raise ConfigError("this model spends the same tokens on every frame size, so resolution cannot move "
+                          "tokens to anchors: use --strategy dense-at-anchors (more frames near anchors)")
+    if len(picks) >= p.slots:
+        raise ConfigError(f"{len(picks)} anchors leave no context frames among {p.slots} planned slots: "
+                          f"use fewer anchors or more frames")
+    notes: list[str] = []
+    n_hi = len(picks)
+    hi, lo = anchored_levels(p.levels, n_hi, p.slots - n_hi, ratio, p.target)
+    if hi == lo and n_hi:
+        # Uniform already sits on the cheapest level (InternVL at one tile, say): pixels cannot move, so
+        # anchors get their larger level by planning fewer context frames.
+        hi = hi_level_for(p.levels, 0, ratio)
+        while hi > 0 and n_hi * p.levels[hi].tokens + p.levels[0].tokens > p.target:
+            hi -= 1
+        n_lo = (p.target - n_hi * p.levels[hi].tokens) // p.levels[0].tokens
+        if hi > 0 and n_lo >= 1:
+            notes.append(f"anchored: the cheapest size already costs {p.levels[0].tokens} tokens, so "
+                         f"{p.slots - n_hi - n_lo} context slots were dropped to pay for larger anchor frames")
+            p = replace(p, slots=n_hi + n_lo)
+    slots = _claim_slots(p, picks)
+    hi, lo = anchored_levels(p.levels, n_hi, p.slots - n_hi, ratio, p.target)
+    for s in slots:
+        s.level = hi if s.role == "anchor" else lo
+    _fill(p, slots, cap=hi)
+    return slots, notes
+
+
+def _fill(p: _Problem, slots: list[_Slot], cap: int) -> None:
+    """Spend what the anchored shape left of the target by upgrading slots.
+
+    Anchors first, then the context slots nearest to anchors; context slots never outgrow level ``cap``.
+    """
+    spent = sum(p.levels[s.level].tokens for s in slots)
+    groups: dict[int, list[_Slot]] = {}
+    for s in slots:
+        groups.setdefault(s.level, []).append(s)
+    order = sorted(groups, reverse=True)  # higher levels (anchors) first
+
+    def top(lv: int) -> int:
+        return len(p.levels) if lv == cap else cap + 1
+
+    spec = [(len(groups[lv]), [p.levels[j].tokens - p.levels[lv].tokens for j in range(lv + 1, top(lv))])
+            for lv in order]
+    _, parts = exact_fill(spec, p.target - spent)
+    for lv, incs in zip(order, parts):
+        members = sorted(groups[lv], key=lambda s: (s.priority, s.times[0]))
+        for s, inc in zip(members, incs):
+            s.level = next(j for j in range(lv + 1, len(p.levels)) if p.levels[j].tokens - p.levels[lv].tokens == inc)
+
+
+def _dense(p: _Problem, regions: Sequence[tuple[float, float]], ratio: float) -> list[_Slot]:
+    """Every frame at the uniform size, ``ratio`` times more of them per second inside anchor regions."""
+    times = density_times(p.duration_s, p.slots * p.per_slot, regions, ratio)
+    slots = []
+    for g in _group_times(times, p.per_slot):
+        inside = next((i for i, (s, e) in enumerate(regions) if any(s <= t < e for t in g)), None)
+        slots.append(_Slot(g, p.uniform, "anchor" if inside is not None else "context", inside))
+    return slots
+
+
+STRATEGIES = ("uniform", "anchored", "dense-at-anchors", "random", "oracle")
+SHAPES = ("anchored", "dense")
+
+
+# --------------------------------------------------------------------------------------------- anchors per strategy
+
+
+def random_anchors(duration_s: float, slot_centres: Sequence[float], k: int, seed: int) -> list[Anchor]:
+    """K distinct slots drawn with ``seed``: the anchored shape at random moments."""
+    rng = np.random.default_rng(seed)
+    picks = sorted(int(i) for i in rng.choice(len(slot_centres), size=k, replace=False))
+    spacing = duration_s / len(slot_centres)
+    return [Anchor(index=i, time_s=slot_centres[i], start_s=_t(max(0.0, slot_centres[i] - spacing / 2)),
+                   end_s=_t(min(duration_s, slot_centres[i] + spacing / 2)), score=0.0, confidence=0.0,
+                   source="random") for i in picks]
+
+
+def oracle_anchors(duration_s: float, slot_centres: Sequence[float], k: int,
+                   truth: Sequence[tuple[float, float]]) -> list[Anchor]:
+    """K slots inside the ground-truth intervals, spread evenly over them (nearest outside ones if too few)."""
+    if not truth:
+        raise ConfigError("the oracle strategy needs ground-truth event intervals (--truth)")
+    inside = [i for i, c in enumerate(slot_centres) if any(s <= c < e for s, e in truth)]
+    if len(inside) >= k:
+        picks = [inside[int((j + 0.5) * len(inside) / k)] for j in range(k)]
+    else:
+        def gap(i: int) -> float:
+            return min(max(s - slot_centres[i], slot_centres[i] - e, 0.0) for s, e in truth)
+        rest = sorted((i for i in range(len(slot_centres)) if i not in inside), key=lambda i: (gap(i), i))
+        picks = sorted([*inside, *rest[:k - len(inside)]])
+    spacing = duration_s / len(slot_centres)
+    return [Anchor(index=i, time_s=slot_centres[i], start_s=_t(max(0.0, slot_centres[i] - spacing / 2)),
+                   end_s=_t(min(duration_s, slot_centres[i] + spacing / 2)), score=1.0, confidence=1.0,
+                   source="oracle") for i in picks]
+
+
+# --------------------------------------------------------------------------------------------- plan
+
+
+def default_aspect(model: CostModel) -> str:
+    return "keep" if len(model.levels(16, 9)) != len(model.levels(1, 1)) or model.name.startswith(
+        ("qwen", "internvl")) else "square"
+
+
+def plan_frames(model: CostModel, duration_s: float, width: int, height: int, budget: int, strategy: str,
+                anchors: Sequence[Anchor] = (), *, frames: int, k: int | None = None, ratio: float = 4.0,
+                aspect: str = "keep", seed: int = 0, truth: Sequence[tuple[float, float]] = (),
+                shape: str | None = None) -> tuple[int, list[PlannedFrame], list[Anchor], list[str]]:
+    """The pure core of :func:`plan`: (target tokens, planned frames, anchors used, notes) for plain numbers.
+
+    ``anchors`` place the anchored and dense strategies; ``random`` and ``oracle`` draw ``k`` (default
+    ``len(anchors)``) slots of their own and take the ``shape`` of ``anchored`` (more pixels) or ``dense``
+    (more frames); by default anchored, or dense for models whose frames all cost the same.
+    """
+    if strategy not in STRATEGIES:
+        raise unknown_name("strategy", strategy, STRATEGIES)
+    if aspect not in ASPECTS:
+        raise unknown_name("aspect", aspect, ASPECTS)
+    if frames < 1:
+        raise ConfigError(f"frames must be >= 1, got {frames}")
+    if not ratio >= 1:
+        raise ConfigError(f"ratio must be >= 1, got {ratio}")
+    if budget < 1:
+        raise ConfigError(f"budget must be a positive number of tokens, got {budget}")
+    per_slot = model.frames_per_group
+    n_slots = max(1, round(frames / per_slot))
+    levels = model.levels(width, height, square=(aspect == "square"))
+    shape = shape or ("anchored" if len(levels) > 1 else "dense")
+    if shape not in SHAPES:
+        raise unknown_name("shape", shape, SHAPES)
+    u = uniform_level(levels, n_slots, budget)
+    if u < 0:
+        minimum = n_slots * levels[0].tokens
+        lv = levels[0]
+        raise BudgetTooSmallError(
+            f"budget {budget} tokens is too small: {n_slots * per_slot} frames at the smallest legal size for "
+            f"{model.name} ({lv.width}x{lv.height}, {lv.tokens} tokens{' per frame pair' if per_slot > 1 else ''}) "
+            f"need at least {minimum}; raise the budget or plan fewer frames (at most "
+            f"{max(1, budget // lv.tokens) * per_slot if budget >= lv.tokens else 0})", minimum)
+    target = n_slots * levels[u].tokens
+    problem = _Problem(duration_s, levels, n_slots, per_slot, budget, target, u)
+    centres = [float(np.mean(g)) for g in _group_times(slot_times(duration_s, n_slots * per_slot), per_slot)]
+
+    k = len(anchors) if k is None else k
+    if strategy in ("random", "oracle") and k > n_slots:
+        raise ConfigError(f"k={k} anchors asked for, but only {n_slots} slots are planned")
+    used: list[Anchor] = {
+        "uniform": lambda: [],
+        "random": lambda: random_anchors(duration_s, centres, k, seed),
+        "oracle": lambda: oracle_anchors(duration_s, centres, k, truth),
+    }.get(strategy, lambda: list(anchors))()
+    # Anchors claim slots best first (ties: earlier), so the strongest keeps its moment.
+    picks = [(a.time_s, i) for i, a in sorted(enumerate(used), key=lambda x: (-x[1].score, x[1].time_s))]
+    notes: list[str] = []
+    if strategy == "uniform":
+        slots = _uniform(problem)
+    elif strategy == "dense-at-anchors" or (shape == "dense" and strategy in ("random", "oracle")):
+        slots = _dense(problem, [(a.start_s, a.end_s) for a in used], ratio)
+    else:
+        slots, notes = _anchored(problem, picks, ratio)
+
+    out: list[PlannedFrame] = []
+    for g, s in enumerate(sorted(slots, key=lambda s: s.times[0])):
+        lv = levels[s.level]
+        for j, t in enumerate(s.times):
+            out.append(PlannedFrame(time_s=t, width=lv.width, height=lv.height, tokens=lv.tokens if j == 0 else 0,
+                                    role=s.role, anchor=s.anchor, tiles=lv.tiles, group=g))
+    times = [f.time_s for f in out]
+    if len(set(times)) != len(times):
+        raise ConfigError(f"{len(out)} frames over {duration_s:.3f} s put two frames at the same time: plan "
+                          f"fewer frames")
+    return target, out, used, notes
+
+
+def plan(source, model: str | CostModel, budget: int, strategy: str = "anchored", *,
+         config: PlanConfig | None = None, truth: Sequence[tuple[float, float]] = (), **overrides: Any) -> Plan:
+    """Plan ``budget`` visual tokens of ``model`` over a video, by ``strategy``.
+
+    ``source`` is an :class:`~earmark.IndexResult` (from ``earmark.index`` or a saved index JSON).
+
+    >>> res = earmark.index("clip.mp4")                                          # doctest: +SKIP
+    >>> p = earmark.plan(res, "vit-p16", 1960, "anchored", k=2)                  # doctest: +SKIP
+    >>> [(f.width, f.tokens) for f in p.frames][:3], p.total_tokens             # doctest: +SKIP
+    ([(112, 49), (448, 784), (112, 49)], 1960)
+
+    Strategies: ``uniform``, ``anchored`` (anchor frames ``ratio`` times the side of the others),
+    ``dense-at-anchors`` (``ratio`` times the frame rate inside anchor regions), ``random`` (the anchored
+    shape at seeded random slots), ``oracle`` (anchors inside the ``truth`` intervals).
+    """
+    cfg = replace(config or PlanConfig(), strategy=strategy, **overrides)
+    cm = cost_model(model) if isinstance(model, str) else model
+    info, timeline = source.info, source.timeline
+    if info.video is None:
+        raise NoVideoStreamError(info.path, "no video stream to plan frames from")
+    width, height = _display_size(info.video.width, info.video.height, info.video.rotation)
+    duration = timeline.duration_s
+    n_frames = cfg.frames if cfg.frames is not None else min(len(timeline), DEFAULT_MAX_FRAMES)
+    if cfg.k < 0:
+        raise ConfigError(f"k must be >= 0, got {cfg.k}")
+    if cfg.k > len(timeline):
+        raise ConfigError(f"k={cfg.k} anchors asked for, but {timeline.video} has only {len(timeline)} windows "
+                          f"of {timeline.hop_s:g} s")
+    aspect = cfg.aspect or default_aspect(cm)
+    fit = cfg.fit or ("stretch" if aspect == "keep" else "pad")
+    if fit not in FITS:
+        raise unknown_name("fit", fit, FITS)
+    found: Sequence[Anchor] = ()
+    if strategy in ("anchored", "dense-at-anchors") and cfg.k > 0:
+        # The index's anchor settings (gap, dilation, offset) hold; only K comes from the plan.
+        stored = {k: v for k, v in source.anchor_config.items() if k in AnchorConfig.__dataclass_fields__}
+        found = choose(timeline, k=cfg.k, config=AnchorConfig(**stored))
+    target, frames, used, notes = plan_frames(cm, duration, width, height, budget, strategy, found,
+                                              frames=n_frames, k=cfg.k, ratio=cfg.ratio, aspect=aspect,
+                                              seed=cfg.seed, truth=truth, shape=cfg.shape)
+    if any(a.source == "fallback" for a in used):
+        notes.append("no window stood out in the audio: anchors were spread uniformly (fallback)")
+    if budget > target:
+        notes.append(f"uniform sampling of {len(frames)} frames spends {target} of the {budget} tokens; "
+                     f"every strategy is held to {target}")
+    return Plan(video=PlanVideo(info.path, info.fingerprint, duration, width, height), model=cm.name,
+                strategy=strategy, budget=int(budget), target_tokens=target, frames=tuple(frames),
+                anchors=tuple(used), seed=cfg.seed if strategy == "random" else None,
+                config={**cfg.to_dict(), "aspect": aspect, "fit": fit, "frames": n_frames,
+                        "probe": timeline.probe}, fit=fit, notes=tuple(notes))
+
+
+def _display_size(width: int, height: int, rotation: int) -> tuple[int, int]:
+    return (height, width) if rotation % 180 == 90 else (width, height)
+
+
+def budget_sweep(model: str | CostModel, width: int, height: int, frames: int, aspect: str = "keep",
+                 limit: int | None = None) -> list[int]:
+    """The budgets at which uniform sampling of ``frames`` frames changes size: the points of a curve."""
+    cm = cost_model(model) if isinstance(model, str) else model
+    n_slots = max(1, round(frames / cm.frames_per_group))
+    out = [n_slots * lv.tokens for lv in cm.levels(width, height, square=(aspect == "square"))]
+    return [b for b in out if limit is None or b <= limit]
+
+
+def plan_sweep(source, model: str | CostModel, budgets: Iterable[int], strategies: Iterable[str] = STRATEGIES[:2],
+               **kwargs: Any) -> dict[tuple[str, int], Plan]:
+    """Plans for every (strategy, budget): the input of an accuracy-token curve."""
+    budgets = list(budgets)
+    return {(s, b): plan(source, model, b, s, **kwargs) for s in strategies for b in budgets}
+
