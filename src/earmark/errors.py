@@ -45,9 +45,9 @@ class SchemaError(EarmarkError):
     """A saved earmark document (index, plan, ...) is malformed or of an unsupported version."""
 
 
-def unknown_name(kind: str, name: str, valid: list[str] | tuple[str, ...]) -> UnknownNameError:
-    """Build the error for an unregistered name, listing what is valid."""
-    return UnknownNameError(f"unknown {kind} {name!r}; valid {kind}s: {', '.join(sorted(valid))}")
+def unknown_name(kind: str, name: str, valid: list[str] | tuple[str, ...], sort: bool = True) -> UnknownNameError:
+    """Build the error for an unregistered name, listing what is valid (sorted unless ``sort=False``)."""
+    return UnknownNameError(f"unknown {kind} {name!r}; valid {kind}s: {', '.join(sorted(valid) if sort else valid)}")
 
 
 class EarmarkWarning(UserWarning):

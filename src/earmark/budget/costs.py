@@ -120,6 +120,8 @@ class ViTCost:
 
     patch: int = 16
     cls_token: bool = False
+    min_patches: int = 4
+    """Smallest side the ladder offers, in patches (64 px at p16): below that a frame shows nothing useful."""
     max_side: int = 1024
     frames_per_group: int = 1
 
@@ -136,7 +138,8 @@ class ViTCost:
         return (side // self.patch) ** 2 + (1 if self.cls_token else 0)
 
     def levels(self, width: int, height: int, square: bool = True) -> tuple[Level, ...]:
-        return _ladder([Level(s, s, self.tokens(s, s)) for s in range(self.patch, self.max_side + 1, self.patch)])
+        return _ladder([Level(s, s, self.tokens(s, s)) for s in range(self.min_patches * self.patch,
+                                                                          self.max_side + 1, self.patch)])
 
 
 @dataclass(frozen=True)
@@ -330,4 +333,4 @@ def cost_model(name: str) -> CostModel:
         return ViTCost(int(name[5:]))
     if name.startswith("custom:"):
         return formula_cost(name[len("custom:"):])
-    raise unknown_name("model", name, cost_model_names())
+    raise unknown_name("model", name, cost_model_names(), sort=False)
