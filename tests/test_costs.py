@@ -66,7 +66,23 @@ def test_smart_resize_matches_transformers_when_installed():
     for h in (50, 112, 224, 333, 480, 720, 1080, 2160):
         for w in (64, 112, 224, 500, 640, 1280, 1920, 3840):
             if max(h, w) / min(h, w) <= 200:
-                assert smart_resize(h, w) == tuple(tf.smart_resize(h, w, factor=28))
+                # Qwen2.5-VL's released preprocessor_config.json: min_pixels 3136, max_pixels 12845056.
+                assert smart_resize(h, w) == tuple(tf.smart_resize(h, w, factor=28, min_pixels=3136,
+                                                                   max_pixels=12845056))
+
+
+def test_qwen_tokens_match_the_transformers_image_processor():
+    """``image_grid_thw`` of the real (PIL) Qwen2-VL image processor is the truth for image-mode tokens."""
+    tf = pytest.importorskip("transformers", reason="transformers comes with the [vlm] extra")
+    from PIL import Image
+
+    proc = tf.Qwen2VLImageProcessorPil(min_pixels=3136, max_pixels=12845056, patch_size=14, merge_size=2)
+    model = cost_model("qwen2.5-vl")
+    for w, h in [(224, 224), (448, 448), (112, 112), (640, 480), (1280, 720), (333, 97), (1920, 1080), (90, 1600)]:
+        grid = proc(images=[Image.new("RGB", (w, h))], return_tensors="np")["image_grid_thw"][0]
+        assert model.tokens(w, h) == int(grid.prod()) // 4, (w, h)
+        lw, lh = model.legal_size(w, h)
+        assert (lh // 14, lw // 14) == (int(grid[1]), int(grid[2]))
 
 
 def test_qwen_video_rules():
