@@ -7,6 +7,8 @@ fixed visual token budget where the audio points.
 >>> vi = earmark.info("clip.mp4")                       # doctest: +SKIP
 >>> tl = earmark.index("clip.mp4", probe="energy")      # doctest: +SKIP
 >>> earmark.anchors(tl, k=2)                            # doctest: +SKIP
+>>> p = earmark.plan(earmark.index("clip.mp4"), "qwen2.5-vl", 640)   # doctest: +SKIP
+>>> frames = list(earmark.extract("clip.mp4", p))       # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .anchors import AnchorConfig, anchors, merge_regions
+from .budget.costs import cost_model, cost_model_names
+from .budget.planner import BudgetTooSmallError, PlanConfig, budget_sweep, plan, plan_sweep
 from .errors import (
     ConfigError,
     EarmarkError,
@@ -25,22 +29,42 @@ from .errors import (
     UnknownNameError,
 )
 from .index import index
+from .media.frames import extract, save_frames
 from .media.probe import info
 from .probes import get_probe, probe_names, register_probe
-from .types import SCHEMA_VERSION, Anchor, AudioStreamInfo, IndexResult, Timeline, VideoInfo, VideoStreamInfo
+from .sinks.export import read_index, read_plan, write_plan
+from .types import (
+    SCHEMA_VERSION,
+    Anchor,
+    AudioStreamInfo,
+    Frame,
+    IndexResult,
+    Plan,
+    PlannedFrame,
+    PlanVideo,
+    Timeline,
+    VideoInfo,
+    VideoStreamInfo,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
     "Anchor",
     "AnchorConfig",
     "AudioStreamInfo",
+    "BudgetTooSmallError",
     "ConfigError",
     "EarmarkError",
     "EarmarkWarning",
+    "Frame",
     "IndexResult",
     "MediaError",
     "NoAudioStreamError",
     "NoVideoStreamError",
+    "Plan",
+    "PlanConfig",
+    "PlanVideo",
+    "PlannedFrame",
     "SchemaError",
     "Timeline",
     "UnknownNameError",
@@ -48,10 +72,20 @@ __all__ = [
     "VideoStreamInfo",
     "__version__",
     "anchors",
+    "budget_sweep",
+    "cost_model",
+    "cost_model_names",
+    "extract",
     "get_probe",
     "index",
     "info",
     "merge_regions",
+    "plan",
+    "plan_sweep",
     "probe_names",
+    "read_index",
+    "read_plan",
     "register_probe",
+    "save_frames",
+    "write_plan",
 ]

@@ -222,7 +222,8 @@ class InternVLCost:
 
     def levels(self, width: int, height: int, square: bool = False) -> tuple[Level, ...]:
         # The lever is the tile budget (InternVL's ``max_num``): each budget picks a grid for this aspect.
-        w, h = (1, 1) if square else (width, height)
+        # Square frames: a square picture big enough that InternVL's area tie-break takes the largest square grid.
+        w, h = (self.tile * self.max_num,) * 2 if square else (width, height)
         out = []
         for n in range(self.min_num, self.max_num + 1):
             m = InternVLCost(self.tile, self.tokens_per_tile, self.min_num, n, self.use_thumbnail)

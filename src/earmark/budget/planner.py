@@ -105,6 +105,10 @@ def anchored_levels(levels: Sequence[Level], n_hi: int, n_lo: int, ratio: float,
     lo = max((i for i, lv in enumerate(levels) if lv.tokens <= x), default=0)
     hi = max(i for i in range(lo, len(levels)) if i == lo or n_hi * levels[i].tokens + n_lo * levels[lo].tokens
              <= target)
+    top = len(levels) - 1
+    if hi == top:  # anchors are as large as the model takes: the context frames get what is left
+        lo = max(i for i in range(lo, top + 1) if i == lo or n_hi * levels[top].tokens + n_lo * levels[i].tokens
+                 <= target)
     return hi, lo
 
 
@@ -163,10 +167,11 @@ def exact_fill(groups: Sequence[tuple[int, Sequence[int]]], leftover: int) -> tu
 def density_times(duration_s: float, n: int, regions: Iterable[tuple[float, float]], ratio: float) -> list[float]:
     """``n`` times placed at the quantile centres of a density that is ``ratio`` inside regions, 1 outside.
 
-    With no regions (or ratio 1) this is :func:`slot_times`. Deterministic, any n, overlapping regions fine.
+    With no regions (or ratio 1) this is :func:`slot_times`; ratio 0 keeps frames out of the regions.
+    Deterministic, any n, overlapping regions fine.
     """
-    edges = sorted({0.0, duration_s, *(min(max(x, 0.0), duration_s) for r in regions for x in r)})
     regions = list(regions)
+    edges = sorted({0.0, duration_s, *(min(max(x, 0.0), duration_s) for r in regions for x in r)})
     pieces = []  # (start, end, density)
     for a, b in itertools.pairwise(edges):
         mid = (a + b) / 2
@@ -177,7 +182,9 @@ def density_times(duration_s: float, n: int, regions: Iterable[tuple[float, floa
     out = []
     for i in range(n):
         q = (i + 0.5) / n * cum[-1]
-        j = min(int(np.searchsorted(cum, q, side="right")) - 1, len(pieces) - 1)
+        j = min(int(np.searchsorted(cum[1:], q, side="left")), len(pieces) - 1)
+        while mass[j] <= 0 and j + 1 < len(pieces):  # never place a frame in a piece without mass
+            j += 1
         a, _b, d = pieces[j]
         out.append(_t(a + (q - cum[j]) / d))
     return out
@@ -230,19 +237,19 @@ def _uniform(p: _Problem) -> list[_Slot]:
 
 
 def _claim_slots(p: _Problem, picks: list[tuple[float, int]]) -> list[_Slot]:
-    """Uniform slots; each anchor (in priority order) takes the nearest free slot and moves it to its time."""
-    spacing = p.duration_s / (p.slots * p.per_slot)
-    slots = _uniform(p)
-    centres = [float(np.mean(s.times)) for s in slots]
-    free = set(range(len(slots)))
-    for rank, (t, a) in enumerate(picks):
-        j = min(free, key=lambda i: (abs(centres[i] - t), i))
-        free.discard(j)
-        slots[j] = _Slot(_pair_around(t, spacing, p.per_slot, p.duration_s), 0, "anchor", a, priority=rank)
-    anchor_t = [t for t, _ in picks]
-    for j in free:
-        slots[j].role = "context"
-        slots[j].priority = min(abs(centres[j] - t) for t in anchor_t) if anchor_t else 0.0
+    """Anchor slots at the anchors' times; context slots spread evenly over the rest of the video.
+
+    Each anchor keeps a slot's width of video to itself, so with one slot per window and anchors on window
+    centres the context frames stay on the remaining window centres (the seed protocol's layout).
+    """
+    width = p.duration_s / p.slots
+    slots = [_Slot(_pair_around(t, width / p.per_slot, p.per_slot, p.duration_s), 0, "anchor", a, priority=rank)
+             for rank, (t, a) in enumerate(picks)]
+    taken = [(t - width / 2, t + width / 2) for t, _ in picks]
+    for centre in density_times(p.duration_s, p.slots - len(picks), taken, 0.0):
+        near = min((abs(centre - t) for t, _ in picks), default=0.0)
+        slots.append(_Slot(_pair_around(centre, width / p.per_slot, p.per_slot, p.duration_s), 0, "context", None,
+                           priority=near))
     return slots
 
 
@@ -275,11 +282,67 @@ def _anchored(p: _Problem, picks: list[tuple[float, int]], ratio: float) -> tupl
     return slots, notes
 
 
-def _fill(p: _Problem, slots: list[_Slot], cap: int) -> None:
-    """Spend what the anchored shape left of the target by upgrading slots.
+FILL_WINDOW = 3
+"""Levels a slot may move from its place in the anchored shape when the solver evens out the total."""
+FILL_TABLE_LIMIT = 50_000_000
+"""Above slots x target cells the solver falls back to upgrades only (:func:`exact_fill`)."""
 
-    Anchors first, then the context slots nearest to anchors; context slots never outgrow level ``cap``.
+
+def nearest_total(options: Sequence[Sequence[tuple[int, int]]], target: int) -> tuple[int, list[int]]:
+    """Pick one option per slot so the tokens add up to ``target``, or the largest total below it.
+
+    ``options[i]`` lists slot i's (tokens, deviation) choices; among the picks that reach the best total the
+    one with the least summed deviation wins (ties: earlier options). A DP over totals 0..target, vectorised
+    per option, with a back-pointer table of slots x (target + 1).
     """
+    inf = np.iinfo(np.int64).max // 4
+    dp = np.full(target + 1, inf, dtype=np.int64)
+    dp[0] = 0
+    back = np.zeros((len(options), target + 1), dtype=np.int16)
+    for i, opts in enumerate(options):
+        new = np.full(target + 1, inf, dtype=np.int64)
+        for k, (tok, dev) in enumerate(opts):
+            if tok > target:
+                continue
+            cand = np.full(target + 1, inf, dtype=np.int64)
+            cand[tok:] = dp[:target + 1 - tok] + dev
+            better = cand < new
+            new[better] = cand[better]
+            back[i, better] = k
+        dp = new
+    spent = int(np.nonzero(dp < inf)[0].max())
+    picks, t = [], spent
+    for i in range(len(options) - 1, -1, -1):
+        k = int(back[i, t])
+        picks.append(k)
+        t -= options[i][k][0]
+    return spent, picks[::-1]
+
+
+def _fill(p: _Problem, slots: list[_Slot], cap: int) -> None:
+    """Even out the anchored shape to the target: each slot may move a few levels, anchors never below
+    context frames (context slots stay under level ``cap``, the anchors' level), least movement wins."""
+    hi_floor = max(cap - 1, 0)
+    options, levels_of = [], []
+    for s in slots:
+        if s.role == "anchor":
+            lo_l, hi_l = max(hi_floor, s.level - FILL_WINDOW), min(len(p.levels) - 1, s.level + FILL_WINDOW)
+        else:
+            lo_l, hi_l = max(0, s.level - FILL_WINDOW), min(hi_floor if cap > s.level else s.level, s.level +
+                                                              FILL_WINDOW)
+        choice = sorted(range(lo_l, hi_l + 1), key=lambda j, s=s: (abs(j - s.level), j))
+        options.append([(p.levels[j].tokens, abs(j - s.level)) for j in choice])
+        levels_of.append(choice)
+    if len(slots) * (p.target + 1) <= FILL_TABLE_LIMIT:
+        _, picks = nearest_total(options, p.target)
+        for s, choice, k in zip(slots, levels_of, picks):
+            s.level = choice[k]
+        return
+    _upgrade_only(p, slots, cap)
+
+
+def _upgrade_only(p: _Problem, slots: list[_Slot], cap: int) -> None:
+    """Large plans: spend the leftover by upgrading slots (anchors first, then those nearest to anchors)."""
     spent = sum(p.levels[s.level].tokens for s in slots)
     groups: dict[int, list[_Slot]] = {}
     for s in slots:
@@ -415,6 +478,7 @@ def plan_frames(model: CostModel, duration_s: float, width: int, height: int, bu
         for j, t in enumerate(s.times):
             out.append(PlannedFrame(time_s=t, width=lv.width, height=lv.height, tokens=lv.tokens if j == 0 else 0,
                                     role=s.role, anchor=s.anchor, tiles=lv.tiles, group=g))
+    out.sort(key=lambda f: f.time_s)
     times = [f.time_s for f in out]
     if len(set(times)) != len(times):
         raise ConfigError(f"{len(out)} frames over {duration_s:.3f} s put two frames at the same time: plan "

@@ -176,3 +176,26 @@ def _resample_source(audio, sr_in: int, sr_out: int, duration_s: float):
         audio = audio(0, int(round(duration_s * sr_in)))
     g = np.gcd(sr_in, sr_out)
     return resample_poly(audio, sr_out // g, sr_in // g).astype(np.float32)
+
+
+def draw_number(img: np.ndarray, n: int, bits: int = 16, band: float = 0.2) -> np.ndarray:
+    """Write ``n`` into the top ``band`` of a picture (luma plane or RGB, in place) as ``bits`` black/white blocks.
+
+    Test and benchmark media carry their frame number this way, so extracted frames can be checked to be the
+    right ones at any size (read back with :func:`read_number`). Bit i is block i from the left, MSB first.
+    """
+    h, w = img.shape[:2]
+    rows = max(1, int(h * band))
+    for i in range(bits):
+        img[:rows, i * w // bits:(i + 1) * w // bits] = 235 if (n >> (bits - 1 - i)) & 1 else 16
+    return img
+
+
+def read_number(rgb: np.ndarray, bits: int = 16, band: float = 0.2) -> int:
+    """The number :func:`draw_number` wrote, read from a picture of any size (stretched, not padded or cropped)."""
+    h, w = rgb.shape[:2]
+    row = rgb[max(0, int(h * band / 2))].reshape(w, -1).mean(axis=-1)
+    n = 0
+    for i in range(bits):
+        n = (n << 1) | int(row[int((i + 0.5) * w / bits)] > 128)
+    return n
