@@ -51,8 +51,8 @@ def _fit(frame: av.VideoFrame, width: int, height: int, fit: str, rotation: int)
     interp = "AREA" if rw * rh < frame.width * frame.height else "BICUBIC"
     img = frame.to_ndarray(width=rw, height=rh, format="rgb24", interpolation=interp)
     if quarter:
-        # The display matrix says how far the picture is rotated counter-clockwise; undo it.
-        img = np.ascontiguousarray(np.rot90(img, k=-quarter))
+        # Turn the picture upright the way ffmpeg does by default (tested against its output).
+        img = np.ascontiguousarray(np.rot90(img, k=quarter))
     if fit == "stretch" or (cw, ch) == (width, height):
         return img
     if fit == "crop":
@@ -159,6 +159,8 @@ class _Reader:
         if self.ahead is not None and self._time(self.ahead) > t:
             return  # the answer is already in hand
         key = self._keyframe_time(t)
+        if self._frames is None and self.seeks == 0 and key is not None and key <= self.origin + 1e-6:
+            return  # the decoder starts at the first keyframe anyway
         if key is not None and key > self._position():
             self._seek(t)
 
