@@ -32,8 +32,9 @@ SEEK_POLICIES = ("auto", "sequential", "seek")
 """``auto``: seek only when the next planned frame is past the next keyframe; ``sequential``: decode
 through the file; ``seek``: seek before every planned frame (a baseline)."""
 
-SKIP_MARGIN_S = 0.5
-"""Frames this close before a planned time are always decoded fully (never skipped as non-reference)."""
+SKIP_MARGIN_FRAMES = 3
+"""Frames this many frame durations before a planned time are always decoded (never skipped as non-reference);
+the answer is at most one frame duration before it at a steady frame rate."""
 
 FRAME_FORMATS = ("png", "jpg")
 
@@ -91,7 +92,8 @@ class _Reader:
         self.origin = vi.start_time_s
         self.policy = seek
         # Skipping non-reference frames is exact only when frames come at a steady rate.
-        self.may_skip = not vi.video.vfr
+        self.may_skip = not vi.video.vfr and bool(vi.video.fps_nominal)
+        self.margin = SKIP_MARGIN_FRAMES / vi.video.fps_nominal if self.may_skip else 0.0
         self.index = open_container(path) if seek == "auto" else None
         if self.index is not None:
             for s in self.index.streams:
@@ -168,7 +170,7 @@ class _Reader:
         """The frame whose presentation interval contains ``t_rel`` (seconds from the first picture)."""
         t = self.origin + t_rel
         self._plan_route(t)
-        self.skip_before = t - SKIP_MARGIN_S
+        self.skip_before = t - self.margin
         if self._frames is None:
             self._frames = self._decode()
         while True:
@@ -189,16 +191,26 @@ class _Reader:
                 raise MediaError(self.container.name, f"cannot decode the frame at {t_rel:.3f} s ({e})") from e
 
 
-def extract(path: str | Path, plan: Plan, *, seek: str = "auto", threads: int = 0, check_fingerprint: bool = True,
-            video_info: VideoInfo | None = None, stats: dict | None = None) -> Iterator[Frame]:
+def _default_workers() -> int:
+    import os
+
+    return max(1, min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+def extract(path: str | Path, plan: Plan, *, seek: str = "auto", workers: int | None = None, threads: int = 0,
+            check_fingerprint: bool = True, video_info: VideoInfo | None = None, stats: dict | None = None
+            ) -> Iterator[Frame]:
     """Decode the frames ``plan`` names, in time order, each at its planned size (an iterator).
 
     >>> p = earmark.plan(earmark.index("clip.mp4"), "qwen2.5-vl", 640)     # doctest: +SKIP
     >>> [(f.pts_s, f.image.shape) for f in earmark.extract("clip.mp4", p)][:2]  # doctest: +SKIP
     [(0.48, (112, 112, 3)), (1.48, (112, 112, 3))]
 
-    ``seek``: one of SEEK_POLICIES. ``threads``: decoder threads (0: FFmpeg picks, one per core).
-    ``stats`` (a dict) receives the number of seeks and decoded frames when the iterator finishes.
+    ``seek``: one of SEEK_POLICIES. With ``auto``, planned frames are grouped by the keyframe they decode from
+    and ``workers`` decoders (threads with their own file handles; default: up to 2, one per core) take the
+    groups in turn, so both cores decode different GOPs; at most ``2 * workers`` groups of frames are held.
+    ``threads``: FFmpeg decoder threads per decoder (0: FFmpeg picks). ``stats`` (a dict) receives the number
+    of seeks and decoded frames when the iterator finishes.
     """
     if seek not in SEEK_POLICIES:
         raise unknown_name("seek policy", seek, SEEK_POLICIES)
@@ -209,16 +221,85 @@ def extract(path: str | Path, plan: Plan, *, seek: str = "auto", threads: int = 
     check_plan(plan, vi, p, check_fingerprint)
     if plan.fit not in ("pad", "crop", "stretch"):
         raise ConfigError(f"unknown fit policy {plan.fit!r} in the plan")
-    reader = _Reader(p, vi, seek, threads)
+    workers = _default_workers() if workers is None else max(1, workers)
+    if seek != "auto" or workers == 1 or len(plan.frames) < 2:
+        reader = _Reader(p, vi, seek, threads)
+        try:
+            for i, pf in enumerate(plan.frames):
+                yield _picture(reader, i, pf, plan.fit, vi)
+        finally:
+            if stats is not None:
+                stats.update(seeks=reader.seeks, decoded=reader.decoded)
+            reader.close()
+        return
+    yield from _extract_parallel(p, vi, plan, workers, threads, stats)
+
+
+def _picture(reader: _Reader, i: int, pf: PlannedFrame, fit: str, vi: VideoInfo) -> Frame:
+    frame = reader.frame_at(pf.time_s)
+    assert vi.video is not None
+    image = _fit(frame, pf.width, pf.height, fit, vi.video.rotation)
+    return Frame(index=i, planned=pf, pts_s=round(reader._time(frame) - reader.origin, 6), image=image)
+
+
+def _extract_parallel(p: Path, vi: VideoInfo, plan: Plan, workers: int, threads: int, stats: dict | None
+                      ) -> Iterator[Frame]:
+    """GOP groups decoded by ``workers`` readers on threads (PyAV releases the GIL while decoding)."""
+    import threading
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    readers: list[_Reader] = []
+    local = threading.local()
+    lock = threading.Lock()
+
+    def reader() -> _Reader:
+        if not hasattr(local, "reader"):
+            local.reader = _Reader(p, vi, "auto", threads or 1)
+            with lock:
+                readers.append(local.reader)
+        return local.reader
+
+    groups: list[list[int]] = []
+    probe = _Reader(p, vi, "auto", 1)
     try:
+        last_key = None
         for i, pf in enumerate(plan.frames):
-            frame = reader.frame_at(pf.time_s)
-            image = _fit(frame, pf.width, pf.height, plan.fit, vi.video.rotation)
-            yield Frame(index=i, planned=pf, pts_s=round(reader._time(frame) - reader.origin, 6), image=image)
+            key = probe._keyframe_time(vi.start_time_s + pf.time_s)
+            if groups and (key is None or key == last_key):
+                groups[-1].append(i)
+            else:
+                groups.append([i])
+            last_key = key
     finally:
+        probe.close()
+
+    def decode(group: list[int]) -> list[Frame]:
+        r = reader()
+        return [_picture(r, i, plan.frames[i], plan.fit, vi) for i in group]
+
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="earmark-decode")
+    pending: deque = deque()
+    todo = iter(groups)
+    try:
+        for g in todo:
+            pending.append(pool.submit(decode, g))
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            done = pending.popleft().result()
+            nxt = next(todo, None)
+            if nxt is not None:
+                pending.append(pool.submit(decode, nxt))
+            yield from done
+    finally:
+        for f in pending:
+            f.cancel()
+        pool.shutdown(wait=True)
         if stats is not None:
-            stats.update(seeks=reader.seeks, decoded=reader.decoded)
-        reader.close()
+            stats.update(seeks=sum(r.seeks for r in readers), decoded=sum(r.decoded for r in readers))
+        for r in readers:
+            r.close()
 
 
 def frame_name(pf: PlannedFrame, fmt: str) -> str:

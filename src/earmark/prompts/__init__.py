@@ -1,0 +1,1 @@
+"""Prompt templates shipped with earmark (data files)."""

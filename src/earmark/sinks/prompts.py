@@ -1,0 +1,62 @@
+"""Audio-triggered (contrastive) prompts: questions that point a model at the moments the audio marked.
+
+The wording lives in ``earmark/prompts/templates.json`` (data, not code); pass your own dict of templates to
+change it. Only times and event labels go into a prompt, never audio or transcripts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from importlib import resources
+
+from ..types import Plan
+
+TEMPLATE_KEYS = ("preamble", "event", "event_labelled", "alternatives", "contrast", "no_event")
+
+
+def load_templates() -> dict[str, str]:
+    """The shipped prompt templates (``earmark/prompts/templates.json``)."""
+    text = resources.files("earmark.prompts").joinpath("templates.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def clock(seconds: float) -> str:
+    """``mm:ss`` (``h:mm:ss`` past an hour), the way people write times in questions."""
+    s = int(round(max(0.0, seconds)))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"
+
+
+def audio_prompt(plan: Plan, labels: Sequence[Sequence[str]] | None = None, *, contrast: bool = True,
+                 templates: Mapping[str, str] | None = None) -> str:
+    """Sentences pointing at the plan's anchors, strongest first.
+
+    ``labels[i]``: candidate event labels for anchor i (from a semantic probe); one label names the sound,
+    several are offered as alternatives. With ``contrast`` the frame farthest from every anchor is named too.
+
+    >>> audio_prompt(plan)                                  # doctest: +SKIP
+    'The frames were sampled ... A sound event at 00:12–00:13. What in the frames near 00:12 makes this sound?'
+    """
+    t = {**load_templates(), **(templates or {})}
+    anchors = [a for a in plan.anchors if a.source in ("audio", "oracle")]
+    if not anchors:
+        return t["no_event"]
+    parts = [t["preamble"]]
+    order = sorted(range(len(anchors)), key=lambda i: (-anchors[i].score, anchors[i].time_s))
+    for i in order:
+        a = anchors[i]
+        names = list(labels[i]) if labels is not None and i < len(labels) else []
+        fields = {"start": clock(a.start_s), "end": clock(a.end_s), "time": clock(a.time_s)}
+        if len(names) == 1:
+            parts.append(t["event_labelled"].format(label=names[0], **fields))
+        else:
+            parts.append(t["event"].format(**fields))
+            if len(names) > 1:
+                parts.append(t["alternatives"].format(alternatives=", ".join(names[:-1]) + " or " + names[-1],
+                                                      **fields))
+    if contrast and plan.frames:
+        far = max(plan.frames, key=lambda f: (min(abs(f.time_s - a.time_s) for a in anchors), -f.time_s))
+        parts.append(t["contrast"].format(contrast=clock(far.time_s)))
+    return " ".join(parts)

@@ -1,0 +1,229 @@
+"""Hand planned frames to a vision-language model, with their real times and sizes.
+
+Message builders (plain JSON-ready dicts) for the formats people feed models with:
+
+- ``qwen_messages``: qwen-vl-utils chat content. Image mode: each frame is an image preceded by its time
+  (``<t=12.04s>``) at its own planned size. Video mode: each temporal patch (a pair of frames at one size) is a
+  short video with its own timestamps, so the model is never told that unevenly spaced frames are evenly spaced.
+- ``internvl_prompt``: InternVL's ``Frame-1 (t=12.04s): <image>`` lines with the tile budget of each frame.
+- ``openai_messages``: OpenAI-style chat with base64 JPEG data URLs.
+
+``QwenVL`` runs a local Qwen2.5-VL checkpoint (``from_pretrained(path)``, no network) on planned frames: image
+mode through transformers' own image processor, video mode through :func:`qwen_patchify`, because transformers'
+video processors need torchvision. Either way the number of visual tokens equals ``plan.total_tokens``.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..media.frames import frame_name
+from ..types import Frame, Plan
+
+FAMILIES = ("qwen", "internvl", "openai")
+
+
+def model_family(model: str) -> str:
+    """Which message format a cost-model name calls for."""
+    if model.startswith("qwen"):
+        return "qwen"
+    if model.startswith("internvl"):
+        return "internvl"
+    return "openai"
+
+
+def time_tag(t: float) -> str:
+    return f"<t={t:.2f}s>"
+
+
+def jpeg_data_url(image: np.ndarray, quality: int = 90) -> str:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="JPEG", quality=quality)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def image_refs(frames: Sequence[Frame], folder: str | Path | None, fmt: str = "jpg") -> list[str]:
+    """Where each frame's picture is: written into ``folder`` (returns paths), or inline data URLs."""
+    if folder is None:
+        return [jpeg_data_url(f.image) for f in frames]
+    from PIL import Image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for f in frames:
+        p = folder / frame_name(f.planned, fmt)
+        Image.fromarray(f.image).save(p, quality=95) if fmt == "jpg" else Image.fromarray(f.image).save(p)
+        out.append(str(p))
+    return out
+
+
+def _groups(frames: Sequence[Frame]) -> list[list[int]]:
+    out: dict[int, list[int]] = {}
+    for i, f in enumerate(frames):
+        out.setdefault(f.planned.group, []).append(i)
+    return list(out.values())
+
+
+def qwen_messages(frames: Sequence[Frame], plan: Plan, question: str, refs: Sequence[str], prompt: str = "",
+                  video: bool | None = None) -> list[dict[str, Any]]:
+    """qwen-vl-utils chat messages; video mode (pairs of frames as short videos) when the plan is a video plan."""
+    video = plan.model.endswith("-video") if video is None else video
+    content: list[dict[str, Any]] = []
+    if video:
+        for g in _groups(frames):
+            a, b = frames[g[0]], frames[g[-1]]
+            span = max(b.pts_s - a.pts_s, 1e-3)
+            content.append({"type": "text", "text": f"<t={a.pts_s:.2f}-{b.pts_s:.2f}s>"})
+            content.append({"type": "video", "video": [refs[i] for i in g], "resized_height": a.planned.height,
+                            "resized_width": a.planned.width, "sample_fps": round((len(g) - 1) / span, 6)})
+    else:
+        for f, ref in zip(frames, refs):
+            content.append({"type": "text", "text": time_tag(f.pts_s)})
+            content.append({"type": "image", "image": ref, "resized_height": f.planned.height,
+                            "resized_width": f.planned.width})
+    content.append({"type": "text", "text": " ".join(x for x in (prompt, question) if x)})
+    return [{"role": "user", "content": content}]
+
+
+def internvl_prompt(frames: Sequence[Frame], plan: Plan, question: str, refs: Sequence[str], prompt: str = ""
+                    ) -> dict[str, Any]:
+    """InternVL chat input: the question text with one ``<image>`` per frame and the tiles each frame gets."""
+    lines = [f"Frame-{i + 1} (t={f.pts_s:.2f}s): <image>" for i, f in enumerate(frames)]
+    return {"question": "\n".join(lines) + "\n" + " ".join(x for x in (prompt, question) if x), "images": list(refs),
+            "num_patches_list": [f.planned.tiles or 1 for f in frames],
+            "max_num": [f.planned.tiles - 1 if (f.planned.tiles or 1) > 1 else 1 for f in frames]}
+
+
+def openai_messages(frames: Sequence[Frame], plan: Plan, question: str, refs: Sequence[str] | None = None,
+                    prompt: str = "") -> list[dict[str, Any]]:
+    """OpenAI-style chat: a time line and a base64 JPEG per frame (``refs`` may give other URLs)."""
+    urls = list(refs) if refs is not None else [jpeg_data_url(f.image) for f in frames]
+    content: list[dict[str, Any]] = []
+    for f, url in zip(frames, urls):
+        content.append({"type": "text", "text": f"Frame at {f.pts_s:.2f} s:"})
+        content.append({"type": "image_url", "image_url": {"url": url, "detail": "auto"}})
+    content.append({"type": "text", "text": " ".join(x for x in (prompt, question) if x)})
+    return [{"role": "user", "content": content}]
+
+
+def build_messages(frames: Sequence[Frame], plan: Plan, question: str, refs: Sequence[str], prompt: str = "",
+                   family: str | None = None) -> Any:
+    family = family or model_family(plan.model)
+    if family == "qwen":
+        return qwen_messages(frames, plan, question, refs, prompt)
+    if family == "internvl":
+        return internvl_prompt(frames, plan, question, refs, prompt)
+    if family == "openai":
+        return openai_messages(frames, plan, question, refs, prompt)
+    raise ConfigError(f"unknown message family {family!r}; valid: {', '.join(FAMILIES)}")
+
+
+# ------------------------------------------------------------------------------------------ local Qwen2.5-VL
+
+
+def qwen_patchify(images: Sequence[np.ndarray], mean: Sequence[float], std: Sequence[float], patch: int = 14,
+                  merge: int = 2, temporal: int = 2) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """Frames of one size -> (``pixel_values_videos`` rows, ``video_grid_thw``), in Qwen2-VL's patch order.
+
+    The same flattening as transformers' Qwen2-VL processors (which need torchvision for video here):
+    ``t*h*w`` rows of ``3*temporal*patch*patch`` values; a frame count not divisible by ``temporal`` repeats the
+    last frame.
+    """
+    x = np.stack(images).astype(np.float32) / 255.0
+    x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    x = x.transpose(0, 3, 1, 2)  # T, C, H, W
+    if len(x) % temporal:
+        x = np.concatenate([x, np.repeat(x[-1:], temporal - len(x) % temporal, axis=0)])
+    t, c, h, w = x.shape
+    if h % (patch * merge) or w % (patch * merge):
+        raise ConfigError(f"frame size {w}x{h} is not a multiple of {patch * merge} px (plan it for a Qwen model)")
+    gt, gh, gw = t // temporal, h // patch, w // patch
+    x = x.reshape(gt, temporal, c, gh // merge, merge, patch, gw // merge, merge, patch)
+    x = x.transpose(0, 3, 6, 4, 7, 2, 1, 5, 8)
+    return x.reshape(gt * gh * gw, c * temporal * patch * patch), (gt, gh, gw)
+
+
+class QwenVL:
+    """A local Qwen2.5-VL (or compatible) checkpoint: model, tokenizer and image processor from one folder."""
+
+    SYSTEM = "You are a helpful assistant."
+
+    def __init__(self, model, tokenizer, image_processor) -> None:
+        self.model, self.tokenizer, self.image_processor = model, tokenizer, image_processor
+        cfg = model.config
+        self.image_token = tokenizer.convert_ids_to_tokens(cfg.image_token_id)
+        self.video_token = tokenizer.convert_ids_to_tokens(cfg.video_token_id)
+        self.merge = cfg.vision_config.spatial_merge_size
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> QwenVL:
+        """Load from a local folder (``save_pretrained`` layout); never downloads."""
+        from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer
+
+        p = Path(path)
+        if not (p / "config.json").exists():
+            raise ConfigError(f"{p}: not a model folder (no config.json); give the local path of a Qwen2.5-VL "
+                              f"checkpoint")
+        model = AutoModelForImageTextToText.from_pretrained(p, local_files_only=True).eval()
+        return cls(model, AutoTokenizer.from_pretrained(p, local_files_only=True),
+                   AutoImageProcessor.from_pretrained(p, local_files_only=True))
+
+    def inputs(self, frames: Sequence[Frame], plan: Plan, question: str, prompt: str = "",
+               video: bool | None = None) -> dict[str, Any]:
+        """Token ids and pixel tensors for ``generate``; each frame at its planned size, preceded by its time."""
+        import torch
+
+        video = plan.model.endswith("-video") if video is None else video
+        parts, tensors = [], {}
+        vs = "<|vision_start|>"
+        ve = "<|vision_end|>"
+        if video:
+            rows, grids = [], []
+            ip = self.image_processor
+            for g in _groups(frames):
+                pv, grid = qwen_patchify([frames[i].image for i in g], ip.image_mean, ip.image_std)
+                rows.append(pv)
+                grids.append(grid)
+                n = grid[0] * grid[1] * grid[2] // self.merge ** 2
+                a, b = frames[g[0]], frames[g[-1]]
+                parts.append(f"<t={a.pts_s:.2f}-{b.pts_s:.2f}s>{vs}{self.video_token * n}{ve}")
+            tensors["pixel_values_videos"] = torch.from_numpy(np.concatenate(rows))
+            tensors["video_grid_thw"] = torch.tensor(grids)
+        else:
+            from PIL import Image
+
+            out = self.image_processor(images=[Image.fromarray(f.image) for f in frames], return_tensors="pt")
+            for f, grid in zip(frames, out["image_grid_thw"].tolist()):
+                n = grid[0] * grid[1] * grid[2] // self.merge ** 2
+                parts.append(f"{time_tag(f.pts_s)}{vs}{self.image_token * n}{ve}")
+            tensors["pixel_values"] = out["pixel_values"]
+            tensors["image_grid_thw"] = out["image_grid_thw"]
+        text = (f"<|im_start|>system\n{self.SYSTEM}<|im_end|>\n<|im_start|>user\n" + "".join(parts) +
+                " ".join(x for x in (prompt, question) if x) + "<|im_end|>\n<|im_start|>assistant\n")
+        enc = self.tokenizer(text, return_tensors="pt")
+        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], **tensors, "text": text}
+
+    def visual_tokens(self, inputs: dict[str, Any]) -> int:
+        ids = inputs["input_ids"]
+        cfg = self.model.config
+        return int(((ids == cfg.image_token_id) | (ids == cfg.video_token_id)).sum())
+
+    def generate(self, frames: Sequence[Frame], plan: Plan, question: str, prompt: str = "",
+                 max_new_tokens: int = 64, video: bool | None = None) -> str:
+        import torch
+
+        inputs = self.inputs(frames, plan, question, prompt, video)
+        inputs.pop("text")
+        with torch.no_grad():
+            out = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+        return self.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
