@@ -1,4 +1,4 @@
-"""Frame extraction: the frames a plan names, checked against ffprobe's frame timestamps and the number in each picture."""
+"""Frame extraction: the planned frames, checked against ffprobe's timestamps and the number in each picture."""
 
 from __future__ import annotations
 

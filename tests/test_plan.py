@@ -152,7 +152,7 @@ def test_every_strategy_spends_at_most_the_uniform_total(model, duration, frames
 def test_anchored_hits_the_uniform_total_over_many_budgets(model, aspect):
     short = []
     for budget in range(700, 6000, 37):
-        target, fr, _, _ = run(model, budget, "anchored", anchors=ANCHORS + [Anchor(1, 1.5, 1, 2, 4.0, 1.0)],
+        target, fr, _, _ = run(model, budget, "anchored", anchors=[*ANCHORS, Anchor(1, 1.5, 1, 2, 4.0, 1.0)],
                                aspect=aspect)
         short.append((target - sum(f.tokens for f in fr)) / target)
     # Exact nearly always; otherwise within 0.5 % (the coarse video-mode ladder: 135, 144, 170, 180 ... tokens).
@@ -197,8 +197,9 @@ def test_custom_formula_cost_model():
 
 @pytest.fixture(scope="module")
 def indexed(events_mp4):
-    return earmark.IndexResult(info=earmark.info(events_mp4), timeline=(tl := earmark.index(events_mp4)),
-                               anchors=tuple(earmark.anchors(tl, k=3)), anchor_config=earmark.AnchorConfig(k=3).to_dict())
+    tl = earmark.index(events_mp4)
+    return earmark.IndexResult(info=earmark.info(events_mp4), timeline=tl, anchors=tuple(earmark.anchors(tl, k=3)),
+                               anchor_config=earmark.AnchorConfig(k=3).to_dict())
 
 
 def test_plan_on_an_index_puts_anchors_on_the_events(indexed):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -11,13 +12,14 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .. import __version__
-from .._io import dumps_json
+from .._io import dumps_json, write_json_atomic
 from ..anchors import AnchorConfig, anchors, check_anchor_config
 from ..budget.costs import cost_model, cost_model_names
 from ..budget.planner import ASPECTS, DEFAULT_MAX_FRAMES, FITS, SHAPES, STRATEGIES, PlanConfig, plan
 from ..errors import ConfigError, EarmarkError
 from ..index import index as run_index
 from ..media.frames import FRAME_FORMATS, SEEK_POLICIES, save_frames
+from ..media.frames import extract as extract_frames
 from ..media.probe import info as probe_info
 from ..probes import get_probe, probe_classes, probe_names, window_grid
 from ..sinks.export import output_kind, read_index, read_plan, read_truth, write_plan, write_results
@@ -239,6 +241,49 @@ def extract_cmd(video: str, plan_path: str, out_dir: str, fmt: str, seek: str, q
     out = save_frames(video, p, out_dir, fmt=fmt, seek=seek, stats=stats)
     con.print(f"wrote {len(p.frames)} frames ({p.total_tokens} tokens for {p.model}) and manifest.json to {out}/ "
               f"[dim]({stats.get('decoded', 0)} frames decoded, {stats.get('seeks', 0)} seeks)[/]")
+
+
+@cli.command("prompt")
+@click.argument("video", type=click.Path(path_type=str))
+@click.option("--model", required=True, metavar="NAME", help=f"Target model: {', '.join(cost_model_names())}.")
+@click.option("--budget", type=int, required=True, help="Visual tokens to spend.")
+@click.option("--question", required=True, help="The question for the model.")
+@click.option("--strategy", default=_P.strategy, show_default=True, type=click.Choice(STRATEGIES))
+@click.option("--k", type=int, default=_P.k, show_default=True, help="Anchors.")
+@click.option("--frames", type=int, default=None, help="Frames to plan [default: one per second, at most 64].")
+@click.option("--probe", default="energy", show_default=True, help="Probe to index the audio with.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=str), help="messages.json to write.")
+@click.option("--inline", is_flag=True, help="Embed the frames as base64 JPEG instead of files next to the JSON.")
+@click.option("--no-audio-prompt", is_flag=True, help="Leave out the audio-triggered sentences (for ablations).")
+@click.option("-q", "--quiet", is_flag=True)
+def prompt_cmd(video: str, model: str, budget: int, question: str, strategy: str, k: int, frames: int | None,
+               probe: str, out: str, inline: bool, no_audio_prompt: bool, quiet: bool) -> None:
+    """Index -> plan -> extract -> messages for a VLM (Qwen-VL, InternVL or OpenAI-style chat)."""
+    from ..sinks.prompts import audio_prompt
+    from ..sinks.vlm import build_messages, image_refs, model_family
+
+    cost_model(model)
+    con = _console(quiet)
+    result = _load_source(video, probe, con, True)
+    p = plan(result, model, budget, strategy, k=k, frames=frames)
+    got = list(extract_frames(video, p, video_info=result.info))
+    out_path = Path(out)
+    folder = None if inline else out_path.parent / f"{out_path.stem}_frames"
+    try:
+        refs = image_refs(got, folder)
+        if folder is not None:
+            refs = [str(Path(r).relative_to(out_path.parent)) for r in refs]
+        text = "" if no_audio_prompt else audio_prompt(p)
+        doc = {"kind": "earmark.messages", "model": p.model, "family": model_family(p.model), "question": question,
+               "audio_prompt": text, "messages": build_messages(got, p, question, refs, text), "plan": p.to_dict(),
+               "frame_times_s": [f.pts_s for f in got]}
+        write_json_atomic(out_path, doc)
+    except BaseException:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    con.print(plan_summary(p))
+    con.print(f"wrote {out_path}" + (f" and {len(got)} frames in {folder}/" if folder is not None else ""))
 
 
 @cli.command("demo")
