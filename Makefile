@@ -16,7 +16,7 @@ demo: install
 	$(PYTHON) -m earmark demo
 
 test: sysdeps
-	$(PIP) install -q -e ".[test]"
+	$(PIP) install -q -e ".[test,vlm]"
 	$(PYTHON) -m pytest -q
 
 lint:
@@ -24,3 +24,4 @@ lint:
 
 bench: install sysdeps
 	$(PYTHON) benchmarks/index_speed.py
+	$(PYTHON) benchmarks/extract.py

@@ -180,7 +180,15 @@ def test_demo_finds_every_event(capsys, tmp_path):
     assert code == 0, err
     assert "4/4       4/4       4/4" in out
     names = sorted(p.name for p in (tmp_path / "demo").iterdir())
-    assert names == ["earmark-demo.mp4", "index.energy.json", "index.flux.json", "index.onset.json", "truth.json"]
+    assert names == ["earmark-demo.mp4", "frames.qwen2.5-vl", "frames.vit-p16", "index.energy.json",
+                     "index.flux.json", "index.onset.json", "plan.qwen2.5-vl.json", "plan.vit-p16.json", "truth.json"]
+    assert "anchored plan for vit-p16: 30 frames, 5880 tokens (equal to uniform; budget 5880)" in out
+    plan = json.loads((tmp_path / "demo" / "plan.vit-p16.json").read_text())
+    # The four events get the 4 large frames; the frames folder holds exactly the plan.
+    big = sorted(f["time_s"] for f in plan["frames"] if f["role"] == "anchor")
+    assert big == [4.5, 11.5, 17.5, 25.5]
+    manifest = json.loads((tmp_path / "demo" / "frames.vit-p16" / "manifest.json").read_text())
+    assert len(manifest["frames"]) == 30 and sum(f["tokens"] for f in manifest["frames"]) == 5880
     doc = json.loads((tmp_path / "demo" / "index.energy.json").read_text())
     truth = json.loads((tmp_path / "demo" / "truth.json").read_text())["events"]
     for ev in truth:

@@ -1,4 +1,4 @@
-"""``earmark demo``: a sample video with sound events at known times, indexed offline, anchors next to the truth.
+"""``earmark demo``: a sample video with sound events at known times: index, anchors vs truth, plans, frames.
 
 The sample is generated (deterministically, in about a second) instead of shipped, so the
 install stays small and the demo needs nothing but earmark.
@@ -15,12 +15,14 @@ import numpy as np
 
 from ._io import write_json_atomic
 from .anchors import AnchorConfig, anchors
+from .budget.planner import plan
 from .index import index
+from .media.frames import save_frames
 from .media.probe import info
 from .media.write import VideoSpec, write_media
-from .sinks.export import write_json
+from .sinks.export import write_json, write_plan
 from .synth import Event, mix
-from .types import Anchor, IndexResult
+from .types import Anchor, IndexResult, Plan
 
 DEMO_DURATION_S = 30.0
 DEMO_EVENTS = (
@@ -32,6 +34,8 @@ DEMO_EVENTS = (
 DEMO_PROBES = ("energy", "flux", "onset")
 DEMO_ANCHORS = AnchorConfig(k=len(DEMO_EVENTS), min_gap_s=2.0)
 VIDEO_NAME = "earmark-demo.mp4"
+DEMO_PLANS = (("vit-p16", 196 * 30), ("qwen2.5-vl", 64 * 30))
+"""Target models and budgets (uniform: 30 frames at 224 px / 224x224 px) the demo plans for."""
 
 
 def _scene(width: int, height: int, events: tuple[Event, ...], fps: float) -> Callable[[int, float], np.ndarray]:
@@ -65,6 +69,7 @@ class DemoResult:
     video: Path
     results: dict[str, IndexResult]
     outputs: list[Path]
+    plans: dict[str, Plan]
 
     def hits(self, probe: str) -> list[Anchor | None]:
         """Per truth event, the first anchor of ``probe`` whose region overlaps it (None when missed)."""
@@ -76,7 +81,7 @@ class DemoResult:
 
 
 def run_demo(out_dir: str | Path = "earmark-demo", progress: Callable[[str], None] | None = None) -> DemoResult:
-    """Make the sample video in ``out_dir``, index it with every DSP probe and save the indexes."""
+    """Make the sample video in ``out_dir``, index it with every DSP probe, plan two target models, extract."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     say = progress or (lambda _msg: None)
@@ -92,7 +97,14 @@ def run_demo(out_dir: str | Path = "earmark-demo", progress: Callable[[str], Non
         result = IndexResult(vi, tl, tuple(anchors(tl, config=DEMO_ANCHORS)), DEMO_ANCHORS.to_dict())
         results[probe] = result
         outputs.append(write_json(result, out / f"index.{probe}.json"))
-    return DemoResult(video=video, results=results, outputs=outputs)
+    plans = {}
+    for model, budget in DEMO_PLANS:
+        say(f"planning {budget} tokens for {model} and extracting the frames")
+        p = plan(results["energy"], model, budget, "anchored", k=len(DEMO_EVENTS))
+        plans[model] = p
+        outputs.append(write_plan(p, out / f"plan.{model}.json"))
+        outputs.append(save_frames(video, p, out / f"frames.{model}", video_info=vi))
+    return DemoResult(video=video, results=results, outputs=outputs, plans=plans)
 
 
 def truth_json(path: str | Path) -> list[Event]:

@@ -316,4 +316,7 @@ def demo_cmd(out_dir: Path, quiet: bool) -> None:
     for p in DEMO_PROBES:
         r = result.results[p]
         con.print(f"{p:7s}", sparkline(r.timeline.scores, {a.index for a in r.anchors}, width=60))
-    con.print(f"\nwrote {len(result.outputs)} files to {out_dir}/ (video, truth.json, one index per probe)")
+    for model, p in result.plans.items():
+        con.print(plan_summary(p) + f" -> {out_dir}/frames.{model}/")
+    con.print(f"\nwrote {len(result.outputs)} outputs to {out_dir}/ (video, truth.json, an index per probe, a plan "
+              f"and a frames folder per model)")
