@@ -40,8 +40,23 @@ def _require(d: dict, keys: tuple[str, ...], what: str) -> None:
         raise SchemaError(f"{what}: missing field(s) {', '.join(missing)}")
 
 
+class _Flat:
+    """``to_dict`` / ``from_dict`` for dataclasses of plain fields; ``_REQUIRED`` names the keys a document needs."""
+
+    _REQUIRED: ClassVar[tuple[str, ...]] = ()
+    _WHAT: ClassVar[str] = "document"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]):
+        _require(d, cls._REQUIRED, cls._WHAT)
+        return cls(**d)
+
+
 @dataclass(frozen=True)
-class AudioStreamInfo:
+class AudioStreamInfo(_Flat):
     """One audio stream of a container."""
 
     index: int
@@ -53,16 +68,9 @@ class AudioStreamInfo:
     language: str | None = None
     default: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> AudioStreamInfo:
-        return cls(**d)
-
 
 @dataclass(frozen=True)
-class VideoStreamInfo:
+class VideoStreamInfo(_Flat):
     """The video stream earmark would read frames from."""
 
     index: int
@@ -83,13 +91,6 @@ class VideoStreamInfo:
     """True when frame durations in the scanned packets vary (variable frame rate)."""
     keyframe_interval_s: float | None
     """Median spacing of keyframes in the scanned packets; None when fewer than two were seen."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> VideoStreamInfo:
-        return cls(**d)
 
 
 @dataclass(frozen=True)
@@ -245,7 +246,7 @@ class Timeline:
 
 
 @dataclass(frozen=True)
-class Anchor:
+class Anchor(_Flat):
     """A moment worth looking at: window ``index`` of a Timeline and the region to look in.
 
     ``time_s`` is the window's centre shifted by the AV offset (picture time); the region
@@ -261,6 +262,9 @@ class Anchor:
     confidence: float
     source: AnchorSource = "audio"
 
+    _REQUIRED: ClassVar[tuple[str, ...]] = ("index", "time_s", "start_s", "end_s", "score", "confidence")
+    _WHAT: ClassVar[str] = "anchor"
+
     def __post_init__(self) -> None:
         if self.source not in ANCHOR_SOURCES:
             raise SchemaError(f"anchor source {self.source!r} is not one of {', '.join(ANCHOR_SOURCES)}")
@@ -271,17 +275,41 @@ class Anchor:
     def duration_s(self) -> float:
         return self.end_s - self.start_s
 
+
+
+class _Document:
+    """A saved top-level document: compared by content, with a kind and schema-version header."""
+
+    KIND: ClassVar[str] = ""
+
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        raise NotImplementedError
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()  # type: ignore[attr-defined]
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def _header(self) -> dict[str, Any]:
+        from . import __version__
+
+        return {"kind": self.KIND, "schema_version": SCHEMA_VERSION, "earmark_version": __version__}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Anchor:
-        _require(d, ("index", "time_s", "start_s", "end_s", "score", "confidence"), "anchor")
-        return cls(**d)
+    def _check_header(cls, d: Any) -> None:
+        what = cls.KIND.split(".")[-1]
+        if not isinstance(d, dict) or d.get("kind") != cls.KIND:
+            kind = d.get("kind") if isinstance(d, dict) else None
+            raise SchemaError(f"not an earmark {what} document (kind is {kind!r}, expected {cls.KIND!r})")
+        if d.get("schema_version") != SCHEMA_VERSION:
+            raise SchemaError(f"{what} schema_version {d.get('schema_version')} is not supported (this earmark "
+                              f"reads {SCHEMA_VERSION})")
 
 
 @dataclass(frozen=True, eq=False)
-class IndexResult:
+class IndexResult(_Document):
     """What ``earmark index`` saves per video: the file's facts, its Timeline, the anchors and how they were chosen."""
 
     info: VideoInfo
@@ -291,20 +319,9 @@ class IndexResult:
 
     KIND: ClassVar[str] = "earmark.index"
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, IndexResult):
-            return NotImplemented
-        return self.to_dict() == other.to_dict()
-
-    __hash__ = None  # type: ignore[assignment]
-
     def to_dict(self) -> dict[str, Any]:
-        from . import __version__
-
         return {
-            "kind": self.KIND,
-            "schema_version": SCHEMA_VERSION,
-            "earmark_version": __version__,
+            **self._header(),
             "info": self.info.to_dict(),
             "timeline": self.timeline.to_dict(),
             "anchors": [a.to_dict() for a in self.anchors],
@@ -313,12 +330,7 @@ class IndexResult:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> IndexResult:
-        if not isinstance(d, dict) or d.get("kind") != cls.KIND:
-            kind = d.get("kind") if isinstance(d, dict) else None
-            raise SchemaError(f"not an earmark index document (kind is {kind!r}, expected {cls.KIND!r})")
-        if d.get("schema_version") != SCHEMA_VERSION:
-            raise SchemaError(f"index schema_version {d.get('schema_version')} is not supported (this earmark "
-                              f"reads {SCHEMA_VERSION})")
+        cls._check_header(d)
         _require(d, ("info", "timeline", "anchors", "anchor_config"), "index")
         try:
             return cls(info=VideoInfo.from_dict(d["info"]), timeline=Timeline.from_dict(d["timeline"]),
@@ -333,7 +345,7 @@ FRAME_ROLES: tuple[str, ...] = ("uniform", "anchor", "context")
 
 
 @dataclass(frozen=True)
-class PlannedFrame:
+class PlannedFrame(_Flat):
     """One frame a Plan asks for: when, at what size, and what it costs the target model.
 
     ``tokens`` is what this frame adds to the plan's total. Where the model charges a group of
@@ -352,6 +364,9 @@ class PlannedFrame:
     """InternVL tiles (thumbnail included); None for models that do not tile."""
     group: int = 0
 
+    _REQUIRED: ClassVar[tuple[str, ...]] = ("time_s", "width", "height", "tokens")
+    _WHAT: ClassVar[str] = "planned frame"
+
     def __post_init__(self) -> None:
         if self.role not in FRAME_ROLES:
             raise SchemaError(f"frame role {self.role!r} is not one of {', '.join(FRAME_ROLES)}")
@@ -359,17 +374,9 @@ class PlannedFrame:
             raise SchemaError(f"planned frame at {self.time_s} s has size {self.width}x{self.height} and "
                               f"{self.tokens} tokens")
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> PlannedFrame:
-        _require(d, ("time_s", "width", "height", "tokens"), "planned frame")
-        return cls(**d)
-
 
 @dataclass(frozen=True)
-class PlanVideo:
+class PlanVideo(_Flat):
     """The file a Plan was made for (checked by extraction through the fingerprint)."""
 
     path: str
@@ -378,17 +385,12 @@ class PlanVideo:
     width: int
     height: int
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> PlanVideo:
-        _require(d, ("path", "fingerprint", "duration_s", "width", "height"), "plan video")
-        return cls(**d)
+    _REQUIRED: ClassVar[tuple[str, ...]] = ("path", "fingerprint", "duration_s", "width", "height")
+    _WHAT: ClassVar[str] = "plan video"
 
 
 @dataclass(frozen=True, eq=False)
-class Plan:
+class Plan(_Document):
     """Which frames to decode, at which sizes, for a target model and a token budget.
 
     ``target_tokens`` is what uniform sampling spends for this budget and frame count (the
@@ -425,20 +427,9 @@ class Plan:
     def __len__(self) -> int:
         return len(self.frames)
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Plan):
-            return NotImplemented
-        return self.to_dict() == other.to_dict()
-
-    __hash__ = None  # type: ignore[assignment]
-
     def to_dict(self) -> dict[str, Any]:
-        from . import __version__
-
         return {
-            "kind": self.KIND,
-            "schema_version": SCHEMA_VERSION,
-            "earmark_version": __version__,
+            **self._header(),
             "video": self.video.to_dict(),
             "model": self.model,
             "strategy": self.strategy,
@@ -455,12 +446,7 @@ class Plan:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Plan:
-        if not isinstance(d, dict) or d.get("kind") != cls.KIND:
-            kind = d.get("kind") if isinstance(d, dict) else None
-            raise SchemaError(f"not an earmark plan document (kind is {kind!r}, expected {cls.KIND!r})")
-        if d.get("schema_version") != SCHEMA_VERSION:
-            raise SchemaError(f"plan schema_version {d.get('schema_version')} is not supported (this earmark "
-                              f"reads {SCHEMA_VERSION})")
+        cls._check_header(d)
         _require(d, ("video", "model", "strategy", "budget", "target_tokens", "frames"), "plan")
         try:
             plan = cls(video=PlanVideo.from_dict(d["video"]), model=d["model"], strategy=d["strategy"],
