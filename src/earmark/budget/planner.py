@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -202,7 +202,6 @@ class _Slot:
     role: str = "uniform"
     anchor: int | None = None
     priority: float = 0.0
-    extra: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
