@@ -210,7 +210,6 @@ class _Problem:
     levels: tuple[Level, ...]
     slots: int
     per_slot: int
-    budget: int
     target: int
     uniform: int
 
@@ -450,7 +449,7 @@ def plan_frames(model: CostModel, duration_s: float, width: int, height: int, bu
             f"need at least {minimum}; raise the budget or plan fewer frames (at most "
             f"{max(1, budget // lv.tokens) * per_slot if budget >= lv.tokens else 0})", minimum)
     target = n_slots * levels[u].tokens
-    problem = _Problem(duration_s, levels, n_slots, per_slot, budget, target, u)
+    problem = _Problem(duration_s, levels, n_slots, per_slot, target, u)
     centres = [float(np.mean(g)) for g in _group_times(slot_times(duration_s, n_slots * per_slot), per_slot)]
 
     k = len(anchors) if k is None else k

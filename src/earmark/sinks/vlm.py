@@ -62,7 +62,7 @@ def image_refs(frames: Sequence[Frame], folder: str | Path | None, fmt: str = "j
     out = []
     for f in frames:
         p = folder / frame_name(f.planned, fmt)
-        Image.fromarray(f.image).save(p, quality=95) if fmt == "jpg" else Image.fromarray(f.image).save(p)
+        Image.fromarray(f.image).save(p, **({"quality": 95} if fmt == "jpg" else {}))
         out.append(str(p))
     return out
 
