@@ -53,7 +53,11 @@ def dumps_json(doc: Any) -> str:
     return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
 
 
+def write_text_atomic(target: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8), atomically."""
+    return write_atomic(target, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
 def write_json_atomic(target: str | Path, doc: Any) -> Path:
     """Write ``doc`` as canonical JSON, atomically."""
-    text = dumps_json(doc)
-    return write_atomic(target, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return write_text_atomic(target, dumps_json(doc))

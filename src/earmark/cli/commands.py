@@ -320,3 +320,12 @@ def demo_cmd(out_dir: Path, quiet: bool) -> None:
         con.print(plan_summary(p) + f" -> {out_dir}/frames.{model}/")
     con.print(f"\nwrote {len(result.outputs)} outputs to {out_dir}/ (video, truth.json, an index per probe, a plan "
               f"and a frames folder per model)")
+
+
+def _register_eval() -> None:
+    from .eval_cmd import eval_group
+
+    cli.add_command(eval_group)
+
+
+_register_eval()

@@ -1,0 +1,173 @@
+"""``earmark eval synth|ave``: the equal-token protocol from the command line (thin: options -> EvalConfig)."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ..eval.protocol import MAIN_STRATEGIES, EvalConfig
+from ..eval.synthave import SynthConfig
+
+_E = EvalConfig()
+_S = SynthConfig()
+
+
+def _csv(value: str | None, cast=str) -> tuple | None:
+    return None if value is None else tuple(cast(v.strip()) for v in value.split(",") if v.strip())
+
+
+def _progress(con: Console, quiet: bool):
+    if quiet:
+        return None, None
+    bar = Progress(TextColumn("{task.description:>9s}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=con, transient=True)
+    tasks: dict[str, int] = {}
+
+    def update(stage: str, i: int, n: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=n)
+        bar.update(tasks[stage], completed=i)
+
+    return bar, update
+
+
+def _protocol_options(f):
+    opts = [
+        click.option("--encoder", default=_E.encoder, show_default=True,
+                     help="gabor (built in), efficientnet-lite0 (shipped ImageNet weights) or a local transformers "
+                          "ViT/CLIP/SigLIP folder."),
+        click.option("--head", type=click.Choice(["mlp", "temporal", "transformer", "gated"]), default=_E.head,
+                     show_default=True),
+        click.option("--model", default=_E.model, show_default=True, help="Cost model the plans are made for."),
+        click.option("--budget", type=int, default=_E.budget, show_default=True, help="Tokens per clip (uniform)."),
+        click.option("--k", type=int, default=_E.k, show_default=True, help="Anchors per clip."),
+        click.option("--ratio", type=float, default=_E.ratio, show_default=True, help="Anchor/context side ratio."),
+        click.option("--probes", default=",".join(_E.probes), show_default=True, help="Probes for anchored plans."),
+        click.option("--strategies", default=",".join(_E.strategies), show_default=True,
+                     help=f"Any of {', '.join(MAIN_STRATEGIES)} (uniform-448 always runs, for the resolution table)."),
+        click.option("--seeds", type=int, default=_E.seeds, show_default=True, help="Training seeds (paired)."),
+        click.option("--epochs", type=int, default=_E.epochs, show_default=True),
+        click.option("--lr", type=float, default=_E.lr, show_default=True),
+        click.option("--weight-decay", type=float, default=_E.weight_decay, show_default=True),
+        click.option("--batch-size", type=int, default=_E.batch_size, show_default=True),
+        click.option("--patience", type=int, default=None, help="Early stopping on val accuracy (default: fixed epochs)."),
+        click.option("--curve-budgets", default=",".join(map(str, _E.curve_budgets)), show_default=True,
+                     help="Budgets of the accuracy–token curve."),
+        click.option("--curve-seeds", type=int, default=_E.curve_seeds, show_default=True),
+        click.option("--offset", "anchor_offset_s", type=float, default=_E.anchor_offset_s, show_default=True,
+                     help="Anchor AV-offset correction (picture minus sound, seconds)."),
+        click.option("--dilate", "dilate_s", type=float, default=_E.dilate_s, show_default=True),
+        click.option("--workers", type=int, default=None, help="Processes for the per-clip work (default: up to 2)."),
+        click.option("--cache", type=click.Path(path_type=str), default=None,
+                     help="Feature/SynthAVE cache folder (default: OUT/cache)."),
+        click.option("--quick", is_flag=True, help="A tiny subset and one seed (smoke runs, CI)."),
+        click.option("--limit", default=None, metavar="TRAIN,VAL,TEST", help="Use the first N clips of each split."),
+        click.option("--strict", is_flag=True, help="Fail when videos listed in the split files are missing."),
+        click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help="Results folder (required to run the protocol)."),
+        click.option("-q", "--quiet", is_flag=True),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def _config(dataset: str, root: str | None, synth: dict, kw: dict) -> EvalConfig:
+    limit = _csv(kw.pop("limit"), int)
+    if limit is not None and len(limit) != 3:
+        raise click.BadParameter("--limit takes three counts: TRAIN,VAL,TEST")
+    names = {f.name for f in fields(EvalConfig)}
+    cfg = {k: v for k, v in kw.items() if k in names}
+    cfg.update(probes=_csv(kw["probes"]), strategies=_csv(kw["strategies"]),
+               curve_budgets=_csv(kw["curve_budgets"], int),
+               limit=dict(zip(("train", "val", "test"), limit)) if limit else None)
+    return EvalConfig(dataset=dataset, root=root, synth=synth, **cfg)
+
+
+def _run(cfg: EvalConfig, out: Path, quiet: bool) -> None:
+    from ..eval.protocol import run_eval
+    from ..eval.report import display_name
+
+    con = Console(quiet=quiet, highlight=False, soft_wrap=True)
+    bar, update = _progress(con, quiet)
+    with bar if bar is not None else _null():
+        doc = run_eval(cfg, out, update)
+    k = doc["config"]["k"]
+    for name, r in doc["strategies"].items():
+        if r["group"] == "curve":
+            continue
+        p = (r.get("vs_uniform") or {}).get("p")
+        con.print(f"{display_name(name, k):28s} {r['shape']:>14s} {r['tokens']:6.0f} tok  "
+                  f"{r['accuracy_mean'] * 100:5.1f} ± {r['accuracy_std'] * 100:4.1f} %"
+                  + (f"  p={p:.2g}" if p is not None else ""))
+    if doc["dataset"].get("missing"):
+        con.print(f"[yellow]{doc['dataset']['missing']}[/]")
+    con.print(f"wrote {out}/results.json, table.md, curve.csv/png and videos/ "
+              f"({sum(doc['timing_s'].get(s, 0) for s in ('dataset', 'prepare_wall', 'train_and_test')):.0f} s)")
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+@click.group("eval")
+def eval_group() -> None:
+    """Prove it: the AVE equal-token protocol on SynthAVE or on AVE itself."""
+
+
+@eval_group.command("synth")
+@click.option("--make", "make_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Only write a SynthAVE folder (AVE layout) here, and stop.")
+@click.option("--root", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="Use (or make) this SynthAVE folder instead of OUT/cache/synthave.")
+@click.option("--n", type=int, default=None, help="Clips in all (default: AVE's 3339/402/402).")
+@click.option("--snr-db", type=float, default=_S.snr_db, show_default=True)
+@click.option("--av-offset", "av_offset_s", type=float, default=_S.av_offset_s, show_default=True,
+              help="Picture minus sound time of events, seconds.")
+@click.option("--silent-event-fraction", type=float, default=_S.silent_event_fraction, show_default=True)
+@click.option("--distractor-rate", type=float, default=_S.distractor_rate, show_default=True)
+@click.option("--duration", "duration_s", type=int, default=_S.duration_s, show_default=True,
+              help="Clip length (60 or 300: sparse long-video variants).")
+@click.option("--synth-seed", type=int, default=_S.seed, show_default=True)
+@_protocol_options
+def synth_cmd(make_dir: Path | None, root: str | None, n: int | None, snr_db: float,
+              av_offset_s: float, silent_event_fraction: float, distractor_rate: float, duration_s: int,
+              synth_seed: int, **kw) -> None:
+    """Generate SynthAVE (AVE-shaped clips whose glyphs need resolution) and run the protocol on it."""
+    synth = dict(n=n, snr_db=snr_db, av_offset_s=av_offset_s, silent_event_fraction=silent_event_fraction,
+                 distractor_rate=distractor_rate, duration_s=duration_s, seed=synth_seed)
+    if make_dir is not None:
+        from ..eval.synthave import make_synthave
+
+        con = Console(quiet=kw.get("quiet", False), highlight=False)
+        bar, update = _progress(con, kw.get("quiet", False))
+        with bar if bar is not None else _null():
+            make_synthave(make_dir, SynthConfig(**synth), workers=kw.get("workers"),
+                          progress=(lambda i, t: update("generate", i, t)) if update else None)
+        con.print(f"wrote SynthAVE to {make_dir}/ (AVE layout: Annotations.txt, split files, AVE/*.mp4, synthave.json)")
+        return
+    if kw.get("out") is None:
+        raise click.UsageError("--out is required unless --make is given")
+    quiet, out = kw.pop("quiet"), kw.pop("out")
+    _run(_config("synth", root, synth, kw), out, quiet)
+
+
+
+@eval_group.command("ave")
+@click.option("--root", type=click.Path(path_type=str), required=True,
+              help="The AVE folder: Annotations.txt, trainSet/valSet/testSet.txt and the VideoID.mp4 files.")
+@_protocol_options
+def ave_cmd(root: str, **kw) -> None:
+    """Run the protocol on the AVE dataset in its official layout."""
+    quiet, out = kw.pop("quiet"), kw.pop("out")
+    if out is None:
+        raise click.UsageError("--out is required")
+    _run(_config("ave", root, {}, kw), out, quiet)

@@ -1,0 +1,145 @@
+"""Trainable heads over frozen per-second features (torch, CPU): the eval protocol's classifiers.
+
+Inputs come *packed*: every second of every clip in a batch contributes its own number of patch tokens
+(a 448 px frame has 16× the tokens of a 112 px one), so tokens are one (N, D) array with ``seg`` naming the
+second each belongs to; no padding is ever computed. Heads:
+
+- ``mlp``: each second's CLS feature -> MLP (no context across seconds).
+- ``temporal``: CLS features -> two residual 1D convolutions over the seconds -> classifier.
+- ``transformer``: CLS features -> one transformer encoder layer over the seconds -> classifier.
+- ``gated``: token-importance gated pooling of each second's patch tokens (each token fused with the CLS token
+  -> sigmoid initial importance; refined by attention against the CLS token; masked weighted sum over that
+  second's patch tokens, CLS excluded; LayerNorm + Linear), then the temporal convolutions. Its gate values are
+  exported (:meth:`Head.importance`) to compare with gradient importance.
+
+Audio features, when given, are concatenated to each second's embedding before the temporal layers
+(the ``audio-concat`` strategy: audio as extra features, not as an index).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+HEADS = ("mlp", "temporal", "transformer", "gated")
+
+
+def segment_sum(values: torch.Tensor, seg: torch.Tensor, n: int) -> torch.Tensor:
+    out = values.new_zeros((n, *values.shape[1:]))
+    return out.index_add_(0, seg, values)
+
+
+def segment_softmax(scores: torch.Tensor, seg: torch.Tensor, n: int) -> torch.Tensor:
+    """Softmax of ``scores`` within each segment (numerically safe: the segment's max is subtracted)."""
+    top = scores.new_full((n,), -torch.inf).scatter_reduce(0, seg, scores, reduce="amax", include_self=True)
+    e = torch.exp(scores - top[seg])
+    return e / segment_sum(e, seg, n)[seg].clamp_min(1e-12)
+
+
+@dataclass
+class Batch:
+    """Packed features of B clips × T seconds."""
+
+    tokens: torch.Tensor  # (N, D) patch tokens
+    seg: torch.Tensor  # (N,) second index in [0, B*T)
+    cls: torch.Tensor  # (B*T, D)
+    audio: torch.Tensor | None  # (B*T, A)
+    y: torch.Tensor  # (B, T)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.y.shape[0]), int(self.y.shape[1])
+
+
+class GatedPooling(nn.Module):
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.tok = nn.Linear(dim, hidden)
+        self.ctx = nn.Linear(dim, hidden)
+        self.gate = nn.Linear(hidden, 1)
+        self.q = nn.Linear(dim, hidden)
+        self.k = nn.Linear(dim, hidden)
+        self.v = nn.Linear(dim, hidden)
+        self.norm = nn.LayerNorm(hidden)
+        self.out = nn.Linear(hidden, hidden)
+        self.scale = 1.0 / math.sqrt(hidden)
+
+    def forward(self, tokens: torch.Tensor, seg: torch.Tensor, cls: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        n = cls.shape[0]
+        fused = F.gelu(self.tok(tokens) + self.ctx(cls)[seg])
+        initial = torch.sigmoid(self.gate(fused)).squeeze(-1)
+        attn = segment_softmax((self.q(cls)[seg] * self.k(tokens)).sum(-1) * self.scale, seg, n)
+        w = initial * attn
+        w = w / segment_sum(w, seg, n)[seg].clamp_min(1e-12)
+        pooled = segment_sum(w[:, None] * self.v(tokens), seg, n)
+        return self.out(self.norm(pooled)), initial, w
+
+
+class Head(nn.Module):
+    def __init__(self, kind: str, dim: int, n_classes: int, hidden: int = 64, audio_dim: int = 0,
+                 dropout: float = 0.1) -> None:
+        super().__init__()
+        if kind not in HEADS:
+            raise ValueError(kind)
+        self.kind = kind
+        self.in_norm = nn.LayerNorm(dim)
+        self.pool = GatedPooling(dim, hidden) if kind == "gated" else None
+        self.embed = nn.Linear(dim, hidden) if kind != "gated" else None
+        self.audio = nn.Sequential(nn.LayerNorm(audio_dim), nn.Linear(audio_dim, hidden)) if audio_dim else None
+        width = hidden * (2 if audio_dim else 1)
+        self.mix = nn.Linear(width, hidden)
+        self.drop = nn.Dropout(dropout)
+        if kind in ("temporal", "gated"):
+            self.convs = nn.ModuleList([nn.Conv1d(hidden, hidden, 3, padding=1) for _ in range(2)])
+        elif kind == "transformer":
+            self.layer = nn.TransformerEncoderLayer(hidden, nhead=4, dim_feedforward=2 * hidden, dropout=dropout,
+                                                    batch_first=True)
+        elif kind == "mlp":
+            self.mlp = nn.Sequential(nn.GELU(), nn.Linear(hidden, hidden), nn.GELU())
+        self.classify = nn.Linear(hidden, n_classes)
+        self.last_gates: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def forward(self, b: Batch) -> torch.Tensor:
+        bsz, t = b.shape
+        cls = self.in_norm(b.cls)
+        if self.pool is not None:
+            e, initial, refined = self.pool(self.in_norm(b.tokens), b.seg, cls)
+            self.last_gates = (initial, refined)
+        else:
+            e = self.embed(cls)
+        if self.audio is not None and b.audio is not None:
+            e = torch.cat([e, self.audio(b.audio)], -1)
+        e = self.drop(F.gelu(self.mix(e)))
+        if self.kind in ("temporal", "gated"):
+            x = e.view(bsz, t, -1).transpose(1, 2)
+            for conv in self.convs:
+                x = x + F.gelu(conv(x))
+            e = x.transpose(1, 2).reshape(bsz * t, -1)
+        elif self.kind == "transformer":
+            e = self.layer(e.view(bsz, t, -1)).reshape(bsz * t, -1)
+        else:
+            e = self.mlp(e)
+        return self.classify(e).view(bsz, t, -1)
+
+    def importance(self, b: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The gated head's per-token (initial, refined) importance for a batch (refined sums to 1 per second)."""
+        if self.pool is None:
+            raise ValueError(f"the {self.kind} head has no token gates")
+        with torch.no_grad():
+            self.forward(b)
+        assert self.last_gates is not None
+        return self.last_gates
+
+
+def gradient_importance(head: Head, b: Batch) -> torch.Tensor:
+    """|gradient × input| per token of the predicted class's logit, summed over features (for comparison)."""
+    tokens = b.tokens.clone().requires_grad_(True)
+    logits = head(Batch(tokens, b.seg, b.cls, b.audio, b.y))
+    chosen = logits.argmax(-1, keepdim=True)
+    logits.gather(-1, chosen).sum().backward()
+    return (tokens.grad * tokens).abs().sum(-1).detach()

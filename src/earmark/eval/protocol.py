@@ -1,0 +1,445 @@
+"""The AVE equal-token protocol: strategies at equal visual tokens, frozen encoder, trained heads, paired stats.
+
+>>> from earmark.eval import EvalConfig, run_eval                    # doctest: +SKIP
+>>> res = run_eval(EvalConfig(dataset="synth", quick=True), "results/")   # doctest: +SKIP
+>>> res["strategies"]["anchored-energy"]["accuracy_mean"]               # doctest: +SKIP
+
+Stages (timed): dataset (SynthAVE generation when needed) -> prepare (per clip, in worker processes: index
+every probe, every plan via :func:`earmark.plan`, extract the union of planned pictures once, encode, cache)
+-> train (per strategy × seed; the same seeds for every strategy, so comparisons are paired) -> evaluate ->
+write the results folder.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..anchors import AnchorConfig
+from ..budget.costs import cost_model
+from ..budget.planner import BudgetTooSmallError, default_aspect, plan_frames
+from ..errors import ConfigError
+from .datasets import Clip, Dataset, load_ave
+from .heads import HEADS
+from .prepare import AUDIO_DIM, ClipJob, ClipResult, PlanRequest, run_clip_safe, time_key
+
+MAIN_STRATEGIES = ("uniform", "anchored", "random", "oracle", "uniform-112", "audio-concat")
+"""What ``--strategies`` names; ``anchored`` expands to one ``anchored-<probe>`` per probe. ``uniform-448``
+(all seconds at 4× the tokens) is run too, for the resolution table."""
+ProgressFn = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """A whole eval run (saved in ``results.json``); every CLI option maps to a field."""
+
+    dataset: str = "synth"
+    root: str | None = None
+    encoder: str = "gabor"
+    head: str = "gated"
+    model: str = "vit-p16"
+    budget: int = 1960
+    k: int = 2
+    ratio: float = 4.0
+    probes: tuple[str, ...] = ("energy", "flux", "onset")
+    strategies: tuple[str, ...] = MAIN_STRATEGIES
+    seeds: int = 5
+    epochs: int = 20
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    batch_size: int = 64
+    hidden: int = 64
+    patience: int | None = None
+    """Early stopping: stop after this many epochs without a better val accuracy (None: fixed epochs)."""
+    curve_budgets: tuple[int, ...] = (490, 1000, 1960, 4000)
+    curve_seeds: int = 3
+    anchor_offset_s: float = 0.0
+    dilate_s: float = 0.0
+    low_size: int = 112
+    high_size: int = 448
+    workers: int | None = None
+    quick: bool = False
+    limit: dict[str, int] | None = None
+    cache: str | None = None
+    strict: bool = False
+    synth: dict[str, Any] = field(default_factory=dict)
+    """SynthAVE settings (:class:`earmark.eval.synthave.SynthConfig` fields) for ``dataset="synth"``."""
+
+    def check(self) -> None:
+        from ..probes import probe_names
+
+        if self.dataset not in ("synth", "ave"):
+            raise ConfigError(f"unknown dataset {self.dataset!r}: use synth or ave")
+        if self.head not in HEADS:
+            raise ConfigError(f"unknown head {self.head!r}: use one of {', '.join(HEADS)}")
+        for p in self.probes:
+            if p not in probe_names():
+                raise ConfigError(f"unknown probe {p!r}: use one of {', '.join(probe_names())}")
+        for s in self.strategies:
+            if s not in MAIN_STRATEGIES:
+                raise ConfigError(f"unknown strategy {s!r}: use any of {', '.join(MAIN_STRATEGIES)}")
+        if "uniform" not in self.strategies:
+            raise ConfigError("the strategies must include uniform (every comparison is against it)")
+        if self.seeds < 1 or self.epochs < 1 or self.k < 1:
+            raise ConfigError(f"seeds, epochs and k must be >= 1, got {self.seeds}, {self.epochs}, {self.k}")
+        cost_model(self.model)  # unknown model names fail here
+
+
+def quick_config(cfg: EvalConfig) -> EvalConfig:
+    """``--quick``: a tiny subset and one seed (what the tests and CI run)."""
+    return replace(cfg, seeds=1, epochs=min(cfg.epochs, 12), curve_seeds=1, curve_budgets=(490, 1960),
+                   batch_size=8, synth={"n": 90, **cfg.synth})
+
+
+# ------------------------------------------------------------------------------------------- plans
+
+
+def uniform_budget(model: str, size: int, segments: int) -> int:
+    cm = cost_model(model)
+    return segments * cm.tokens(*cm.legal_size(size, size))
+
+
+def plan_requests(cfg: EvalConfig, segments: int) -> tuple[list[PlanRequest], dict[str, dict[str, Any]]]:
+    """Every plan a clip needs, and what each eval strategy trains on (plan key per seed, audio or not)."""
+    reqs: dict[str, PlanRequest] = {}
+    strategies: dict[str, dict[str, Any]] = {}
+
+    def add(key: str, strategy: str, budget: int, probe: str | None = None, seed: int = 0) -> str:
+        reqs.setdefault(key, PlanRequest(key, strategy, budget, probe, seed))
+        return key
+
+    seeds = range(cfg.seeds)
+    u = add("uniform", "uniform", cfg.budget)
+    strategies["uniform"] = {"plans": [u] * cfg.seeds, "audio": False, "group": "main"}
+    for s in cfg.strategies:
+        if s == "anchored":
+            for p in cfg.probes:
+                key = add(f"anchored-{p}", "anchored", cfg.budget, p)
+                strategies[f"anchored-{p}"] = {"plans": [key] * cfg.seeds, "audio": False, "group": "main",
+                                               "probe": p}
+        elif s == "random":
+            strategies["random"] = {"plans": [add(f"random@{i}", "random", cfg.budget, None, i) for i in seeds],
+                                    "audio": False, "group": "main"}
+        elif s == "oracle":
+            strategies["oracle"] = {"plans": [add("oracle", "oracle", cfg.budget)] * cfg.seeds, "audio": False,
+                                    "group": "main"}
+        elif s == "uniform-112":
+            b = uniform_budget(cfg.model, cfg.low_size, segments)
+            strategies["uniform-112"] = {"plans": [add(f"uniform@{b}", "uniform", b)] * cfg.seeds,
+                                         "audio": False, "group": "main"}
+        elif s == "audio-concat":
+            strategies["audio-concat"] = {"plans": [u] * cfg.seeds, "audio": True, "group": "main"}
+    b_hi = uniform_budget(cfg.model, cfg.high_size, segments)
+    strategies["uniform-448"] = {"plans": [add(f"uniform@{b_hi}", "uniform", b_hi)] * cfg.seeds, "audio": False,
+                                 "group": "resolution"}
+    curve_probe = cfg.probes[0]
+    for b in cfg.curve_budgets:
+        for strat, probe in (("uniform", None), ("anchored", curve_probe)):
+            name = f"curve:{strat}@{b}"
+            key = f"{strat}-{probe}@{b}" if probe else f"uniform@{b}"
+            if b == cfg.budget:
+                key = f"anchored-{probe}" if probe else "uniform"
+            strategies[name] = {"plans": [add(key, strat, b, probe)] * min(cfg.seeds, cfg.curve_seeds),
+                                "audio": False, "group": "curve", "budget": b, "strategy": strat}
+    return list(reqs.values()), strategies
+
+
+def check_budget(cfg: EvalConfig, width: int, height: int, segments: int) -> list[int]:
+    """Fail early when the main budget cannot be planned; return curve budgets that cannot (they are skipped)."""
+    cm = cost_model(cfg.model)
+
+    def shaped(budget: int) -> None:  # the random strategy takes the anchored shape without needing an index
+        plan_frames(cm, float(segments), width, height, budget, "random", (), frames=segments, k=cfg.k,
+                    ratio=cfg.ratio, aspect=default_aspect(cm), seed=0)
+
+    try:
+        shaped(cfg.budget)
+    except BudgetTooSmallError as e:
+        raise ConfigError(f"budget {cfg.budget} cannot be met equally by uniform and anchored plans: {e}") from None
+    bad = []
+    for b in cfg.curve_budgets:
+        try:
+            shaped(b)
+        except BudgetTooSmallError:
+            bad.append(b)
+    return bad
+
+
+# ------------------------------------------------------------------------------------------- dataset
+
+
+def load_dataset(cfg: EvalConfig, work: Path, progress: ProgressFn | None = None) -> tuple[Dataset, dict]:
+    """The AVE root as given, or a SynthAVE folder (made when missing)."""
+    from .synthave import MANIFEST, SynthConfig, make_synthave
+
+    meta: dict[str, Any] = {"name": cfg.dataset}
+    if cfg.dataset == "ave":
+        if not cfg.root:
+            raise ConfigError("eval ave needs --root DIR (the AVE folder with Annotations.txt and the videos)")
+        ds = load_ave(cfg.root, strict=cfg.strict, limit=cfg.limit)
+        return ds, meta
+    scfg = SynthConfig.from_dict(cfg.synth)
+    root = Path(cfg.root) if cfg.root else work / "synthave"
+    manifest = root / MANIFEST
+    if not manifest.exists() or '"complete": true' not in manifest.read_text():
+        make_synthave(root, scfg, workers=cfg.workers,
+                      progress=(lambda i, n: progress("generate", i, n)) if progress else None)
+    import json
+
+    m = json.loads(manifest.read_text())
+    meta.update(root=str(root), synth_config=m["config"])
+    ds = load_ave(root, strict=cfg.strict, segments=int(m["segments"]), name="synthave", limit=cfg.limit,
+                  classes=tuple(m["classes"]))
+    return ds, meta
+
+
+# ------------------------------------------------------------------------------------------- data
+
+
+@dataclass
+class SplitData:
+    """Packed features of one split for one plan choice: ready to batch."""
+
+    tokens: np.ndarray  # (N, D) float16
+    tok_start: np.ndarray  # (clips*T + 1,) offsets into tokens, per second
+    cls: np.ndarray  # (clips, T, D) float16
+    audio: np.ndarray  # (clips, T, A)
+    y: np.ndarray  # (clips, T)
+
+
+def pack(clips: Sequence[Clip], results: dict[str, ClipResult], plan_key: str) -> SplitData:
+    toks, cls, starts, n = [], [], [0], 0
+    for c in clips:
+        r = results[c.video_id]
+        for f in r.plans[plan_key].frames:
+            c_, t_ = r.features[(time_key(f.time_s), f.width, f.height)]
+            toks.append(t_)
+            cls.append(c_)
+            n += len(t_)
+            starts.append(n)
+    T = clips[0].labels.shape[0]
+    return SplitData(np.concatenate(toks), np.asarray(starts, np.int64),
+                     np.stack(cls).reshape(len(clips), T, -1),
+                     np.stack([results[c.video_id].audio for c in clips]),
+                     np.stack([c.labels for c in clips]))
+
+
+def _batch(data: SplitData, idx: np.ndarray, audio: bool):
+    import torch
+
+    from .heads import Batch
+
+    T = data.y.shape[1]
+    secs = (idx[:, None] * T + np.arange(T)[None]).ravel()
+    a, b = data.tok_start[secs], data.tok_start[secs + 1]
+    counts = b - a
+    rows = np.concatenate([np.arange(x, y) for x, y in zip(a, b)])
+    seg = np.repeat(np.arange(len(secs)), counts)
+    return Batch(tokens=torch.from_numpy(data.tokens[rows].astype(np.float32)), seg=torch.from_numpy(seg),
+                 cls=torch.from_numpy(data.cls[idx].reshape(len(secs), -1).astype(np.float32)),
+                 audio=torch.from_numpy(data.audio[idx].reshape(len(secs), -1)) if audio else None,
+                 y=torch.from_numpy(data.y[idx]))
+
+
+@dataclass
+class TrainResult:
+    accuracy: float
+    per_clip: np.ndarray  # (clips,) test accuracy per clip
+    predictions: np.ndarray  # (clips, T)
+    epochs: int
+    seconds: float
+    gate_grad_spearman: float | None
+
+
+def train_and_test(cfg: EvalConfig, train: SplitData, val: SplitData, test: SplitData, n_classes: int,
+                   seed: int, audio: bool) -> TrainResult:
+    import torch
+    from torch.nn import functional as F
+
+    from .heads import Head
+
+    t0 = time.perf_counter()
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    head = Head(cfg.head, train.tokens.shape[1], n_classes, cfg.hidden, AUDIO_DIM if audio else 0)
+    opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    best, best_state, since, epochs = -1.0, None, 0, 0
+    n = len(train.y)
+    for epoch in range(cfg.epochs):
+        head.train()
+        order = rng.permutation(n)
+        for i in range(0, n, cfg.batch_size):
+            b = _batch(train, order[i:i + cfg.batch_size], audio)
+            loss = F.cross_entropy(head(b).reshape(-1, n_classes), b.y.reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        epochs = epoch + 1
+        if cfg.patience is not None and len(val.y):
+            acc = float((_predict(head, val, audio) == val.y).mean())
+            if acc > best:
+                best, since = acc, 0
+                best_state = {k: v.clone() for k, v in head.state_dict().items()}
+            else:
+                since += 1
+                if since >= cfg.patience:
+                    break
+    if best_state is not None:
+        head.load_state_dict(best_state)
+    pred = _predict(head, test, audio)
+    correct = pred == test.y
+    rho = _gate_vs_gradient(head, test, audio) if cfg.head == "gated" else None
+    return TrainResult(float(correct.mean()), correct.mean(1), pred, epochs, time.perf_counter() - t0, rho)
+
+
+def _predict(head, data: SplitData, audio: bool, batch: int = 128) -> np.ndarray:
+    import torch
+
+    head.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(data.y), batch):
+            out.append(head(_batch(data, np.arange(i, min(i + batch, len(data.y))), audio)).argmax(-1).numpy())
+    return np.concatenate(out)
+
+
+def _gate_vs_gradient(head, data: SplitData, audio: bool, clips: int = 32) -> float | None:
+    """Mean Spearman correlation, per second, between the head's refined gates and |gradient × input|."""
+    from scipy.stats import spearmanr
+
+    from .heads import gradient_importance
+
+    head.eval()
+    b = _batch(data, np.arange(min(clips, len(data.y))), audio)
+    _, refined = head.importance(b)
+    grad = gradient_importance(head, b)
+    seg = b.seg.numpy()
+    rhos = []
+    for s in np.unique(seg):
+        m = seg == s
+        if m.sum() >= 4:
+            r = spearmanr(refined.numpy()[m], grad.numpy()[m]).statistic
+            if np.isfinite(r):
+                rhos.append(r)
+    return float(np.mean(rhos)) if rhos else None
+
+
+# ------------------------------------------------------------------------------------------- run
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("earmark", "numpy", "scipy", "torch", "av", "transformers", "matplotlib"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def prepare_all(cfg: EvalConfig, ds: Dataset, cache: Path, requests: list[PlanRequest],
+                progress: ProgressFn | None = None) -> tuple[dict[str, ClipResult], list[str]]:
+    anchor = AnchorConfig(k=cfg.k, dilate_s=cfg.dilate_s, offset_s=cfg.anchor_offset_s)
+    clips = [c for s in ("train", "val", "test") for c in ds.available(s)]
+    jobs = [ClipJob(c.video_id, str(c.path), tuple(c.truth), ds.segments, tuple(requests), tuple(cfg.probes),
+                    cfg.model, cfg.k, cfg.ratio, anchor, cfg.encoder, str(cache)) for c in clips]
+    workers = cfg.workers or min(2, os.cpu_count() or 1)
+    results: dict[str, ClipResult] = {}
+    errors: list[str] = []
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            it = pool.map(run_clip_safe, jobs, chunksize=4)
+            for i, r in enumerate(it):
+                results[r.video_id] = r
+                if progress:
+                    progress("prepare", i + 1, len(jobs))
+    else:
+        for i, j in enumerate(jobs):
+            r = run_clip_safe(j)
+            results[r.video_id] = r
+            if progress:
+                progress("prepare", i + 1, len(jobs))
+    for vid, r in list(results.items()):
+        if r.error:
+            errors.append(r.error)
+            del results[vid]
+    return results, errors
+
+
+def run_eval(cfg: EvalConfig, out_dir: str | Path, progress: ProgressFn | None = None) -> dict[str, Any]:
+    """Run the protocol and write ``out_dir`` (results.json, table.md, curve.png/csv, videos/). Returns results."""
+    from . import report, stats
+
+    if cfg.quick:
+        cfg = quick_config(cfg)
+    cfg.check()
+    from .encoders import get_encoder
+
+    encoder = get_encoder(cfg.encoder)  # a bad encoder fails before any work
+    out = Path(out_dir)
+    work = Path(cfg.cache) if cfg.cache else out / "cache"
+    timing: dict[str, float] = {}
+    t0 = time.perf_counter()
+    ds, ds_meta = load_dataset(cfg, work, progress)
+    timing["dataset"] = time.perf_counter() - t0
+    first = ds.available("train")[0]
+    from ..media.probe import info as probe_info
+
+    vi0 = probe_info(first.path)
+    assert vi0.video is not None
+    skipped_budgets = check_budget(cfg, vi0.video.width, vi0.video.height, ds.segments)
+    cfg_run = replace(cfg, curve_budgets=tuple(b for b in cfg.curve_budgets if b not in skipped_budgets))
+    requests, strategies = plan_requests(cfg_run, ds.segments)
+
+    t0 = time.perf_counter()
+    results, errors = prepare_all(cfg_run, ds, work, requests, progress)
+    timing["prepare_wall"] = time.perf_counter() - t0
+    for stage in ("index", "plan", "audio_features", "extract", "encode"):
+        timing[f"prepare_cpu:{stage}"] = float(sum(r.seconds.get(stage, 0.0) for r in results.values()))
+    splits = {s: [c for c in ds.available(s) if c.video_id in results] for s in ("train", "val", "test")}
+    if not splits["train"] or not splits["test"]:
+        raise ConfigError("no usable clips in the train or test split: " + "; ".join(errors[:3]))
+
+    import torch
+
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    n_classes = len(ds.classes) + 1
+    runs: dict[str, list[TrainResult]] = {}
+    t0 = time.perf_counter()
+    packed: dict[str, tuple[SplitData, SplitData, SplitData]] = {}
+    total = sum(len(s["plans"]) for s in strategies.values())
+    done = 0
+    for name, spec in strategies.items():
+        runs[name] = []
+        for seed, key in enumerate(spec["plans"]):
+            if key not in packed:
+                packed.clear()  # one plan's packed features at a time: bounded memory
+                packed[key] = tuple(pack(splits[s], results, key) if splits[s] else None for s in ("train", "val",
+                                                                                                    "test"))
+            tr, va, te = packed[key]
+            va = va if va is not None else te
+            runs[name].append(train_and_test(cfg_run, tr, va, te, n_classes, seed, spec["audio"]))
+            done += 1
+            if progress:
+                progress("train", done, total)
+    timing["train_and_test"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    doc = stats.summarise(cfg_run, ds, splits, results, strategies, runs, encoder)
+    doc.update(config=asdict(cfg_run), versions=_versions(), dataset={**ds_meta, "classes": list(ds.classes),
+               "segments": ds.segments, "clips": {s: len(v) for s, v in splits.items()},
+               "missing": ds.missing_summary(), "errors": errors[:20], "n_errors": len(errors)},
+               skipped_curve_budgets=skipped_budgets, encoder=encoder.describe())
+    timing["summarise"] = time.perf_counter() - t0
+    doc["timing_s"] = {k: round(v, 3) for k, v in timing.items()}
+    report.write_results(out, doc, splits["test"], results, runs, strategies, ds)
+    return doc

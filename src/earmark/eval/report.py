@@ -1,0 +1,153 @@
+"""The eval results folder: ``results.json`` (everything), ``table.md``, ``curve.csv``/``curve.png`` and
+``videos/<id>.json`` (per test clip: truth, eventness per probe, anchors, plans, predictions — what the HTML
+report renders). Written to a temporary folder and renamed, so a failed run leaves nothing half-written."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._io import dumps_json
+
+DISPLAY = {"uniform": "Uniform", "random": "Random-Top{k}", "oracle": "Oracle-GT-Top{k}",
+           "uniform-112": "Uniform-112", "uniform-448": "Uniform-448", "audio-concat": "Audio-concat"}
+
+
+def display_name(name: str, k: int) -> str:
+    if name.startswith("anchored-"):
+        return f"Anchored-Top{k} ({name.split('-', 1)[1]})"
+    return DISPLAY.get(name, name).format(k=k)
+
+
+def _p(d: dict | None) -> str:
+    if not d or d.get("p") is None:
+        return "–"
+    p = d["p"]
+    return f"{p:.1e}" if p < 1e-3 else f"{p:.3f}"
+
+
+def table_md(doc: dict[str, Any]) -> str:
+    k = doc["config"]["k"]
+    lines = [f"# earmark eval — {doc['dataset']['name']}, encoder {doc['encoder']['name']}, head "
+             f"{doc['config']['head']}, {doc['config']['model']} budget {doc['config']['budget']}", "",
+             "| strategy | frames | tokens | accuracy (mean ± std) | seeds | Δ vs uniform | p vs uniform "
+             "(seeds / clips) | p vs random (seeds / clips) | recovery |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, r in doc["strategies"].items():
+        if r["group"] == "curve":
+            continue
+        vs_u, vs_r = r.get("vs_uniform"), r.get("vs_random")
+        diff = f"{vs_u['diff'] * 100:+.1f}" if vs_u and vs_u.get("diff") is not None else "–"
+        rec = r.get("recovery_ratio")
+        lines.append(f"| {display_name(name, k)} | {r['shape']} | {r['tokens']:.0f} | "
+                     f"{r['accuracy_mean'] * 100:.1f} ± {r['accuracy_std'] * 100:.1f} | {r['seeds']} | {diff} | "
+                     f"{_p(vs_u)} / {_p(r.get('vs_uniform_clips'))} | {_p(vs_r)} / {_p(r.get('vs_random_clips'))} | "
+                     f"{'–' if rec is None else f'{rec:.2f}'} |")
+    lines += ["", f"Anchor recall on the test split (K = {k}; 'partial' = clips whose event does not fill the clip):",
+              "", "| anchors | R@K | R@K,Δ1 | R@K,Δ2 | partial R@K | partial R@K,Δ1 | precision |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+
+    def f(v):
+        return "–" if v is None else f"{v:.3f}"
+
+    for src, r in doc["recall"]["test"].items():
+        lines.append(f"| {src} | {f(r[f'recall@{k},d0'])} | {f(r[f'recall@{k},d1'])} | {f(r[f'recall@{k},d2'])} | "
+                     f"{f(r[f'partial_recall@{k},d0'])} | {f(r[f'partial_recall@{k},d1'])} | {f(r['precision'])} |")
+    t = doc["timing_s"]
+    lines += ["", "Wall-clock (s): " + ", ".join(f"{k_} {v:.1f}" for k_, v in t.items()), ""]
+    return "\n".join(lines)
+
+
+def curve_csv(doc: dict[str, Any]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["strategy", "budget", "tokens", "accuracy_mean", "accuracy_std", "seeds"])
+    for r in doc["curve"]:
+        w.writerow([r["strategy"], r["budget"], f"{r['tokens']:.0f}", f"{r['accuracy_mean']:.6f}",
+                    f"{r['accuracy_std']:.6f}", r["seeds"]])
+    return buf.getvalue()
+
+
+def curve_png(doc: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=120)
+    for strat, colour in (("uniform", "#555555"), ("anchored", "#d62728")):
+        pts = [r for r in doc["curve"] if r["strategy"] == strat]
+        if pts:
+            x = [r["tokens"] for r in pts]
+            y = [r["accuracy_mean"] * 100 for r in pts]
+            e = [r["accuracy_std"] * 100 for r in pts]
+            ax.errorbar(x, y, yerr=e, marker="o", capsize=3, color=colour,
+                        label="anchored (" + doc["config"]["probes"][0] + ")" if strat == "anchored" else strat)
+    ax.set_xscale("log")
+    ax.set_xlabel(f"visual tokens per clip ({doc['config']['model']})")
+    ax.set_ylabel("segment accuracy (%)")
+    ax.set_title("accuracy vs tokens")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+
+
+def video_record(clip, result, runs, strategies, label_names) -> dict[str, Any]:
+    rec: dict[str, Any] = {"video_id": clip.video_id, "path": str(clip.path), "category": clip.row.category,
+                           "event": [clip.row.start_s, clip.row.end_s], "labels": clip.labels.tolist(),
+                           "label_names": list(label_names),
+                           "index": {p: {"scores": r.timeline.scores.round(4).tolist(),
+                                         "anchors": [a.time_s for a in r.anchors]}
+                                     for p, r in result.indexes.items()},
+                           "plans": {}, "strategies": {}}
+    for name, spec in strategies.items():
+        if spec["group"] == "curve":
+            continue
+        key = spec["plans"][0]
+        p = result.plans[key]
+        rec["plans"][name] = {"key": key, "total_tokens": p.total_tokens,
+                              "frames": [[f.time_s, f.width, f.tokens] for f in p.frames],
+                              "anchors": [a.time_s for a in p.anchors]}
+        i = runs[name][0].clip_index[clip.video_id]
+        rec["strategies"][name] = {
+            "accuracy": float(np.mean([r.per_clip[i] for r in runs[name]])),
+            "predictions": runs[name][0].predictions[i].tolist()}
+    return rec
+
+
+def write_results(out: Path, doc: dict[str, Any], test, results, runs, strategies, ds) -> None:
+    out = Path(out)
+    index = {c.video_id: i for i, c in enumerate(test)}
+    for rs in runs.values():
+        for r in rs:
+            r.clip_index = index
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".results.", suffix=".part", dir=out))
+    try:
+        (tmp / "results.json").write_text(dumps_json(doc), encoding="utf-8")
+        (tmp / "table.md").write_text(table_md(doc), encoding="utf-8")
+        (tmp / "curve.csv").write_text(curve_csv(doc), encoding="utf-8")
+        if doc["curve"]:
+            curve_png(doc, tmp / "curve.png")
+        videos = tmp / "videos"
+        videos.mkdir()
+        for c in test:
+            (videos / f"{c.video_id}.json").write_text(
+                dumps_json(video_record(c, results[c.video_id], runs, strategies, ds.label_names)),
+                encoding="utf-8")
+        # Everything is written: now replace the previous run's outputs (the cache beside them is kept).
+        for item in sorted(tmp.iterdir()):
+            dest = out / item.name
+            if dest.is_dir():
+                shutil.rmtree(dest)
+            item.replace(dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
