@@ -16,7 +16,7 @@ demo: install
 	$(PYTHON) -m earmark demo
 
 test: sysdeps
-	$(PIP) install -q -e ".[test,vlm]"
+	$(PIP) install -q -e ".[test,vlm,eval]"
 	$(PYTHON) -m pytest -q
 
 lint:

@@ -114,7 +114,7 @@ def test_synthave_folder(tmp_path):
 
 def test_glyph_shows_only_in_event_seconds():
     cfg = SynthConfig(n=100, distractor_rate=0.0)
-    spec, i = next((s, i) for s, i in plan_clips(cfg) if 1 <= s.start_s and s.end_s <= 9)
+    spec, i = next((s, i) for s, i in plan_clips(cfg) if s.start_s >= 1 and s.end_s <= 9)
     frame = clip_frames(cfg, spec, i)
     bare = clip_frames(cfg, type(spec)(**{**spec.__dict__, "start_s": 0, "end_s": 0}), i)
     inside, before = float(spec.start_s) + 0.5, float(spec.start_s) - 0.5

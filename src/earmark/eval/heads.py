@@ -5,7 +5,8 @@ Inputs come *packed*: every second of every clip in a batch contributes its own 
 second each belongs to; no padding is ever computed. Heads:
 
 - ``mlp``: each second's CLS feature -> MLP (no context across seconds).
-- ``temporal``: CLS features -> two residual 1D convolutions over the seconds -> classifier.
+- ``temporal``: CLS features -> two residual 1D convolutions over the seconds plus a clip-context term (the
+  max over seconds, projected, added to every second) -> classifier.
 - ``transformer``: CLS features -> one transformer encoder layer over the seconds -> classifier.
 - ``gated``: token-importance gated pooling of each second's patch tokens (each token fused with the CLS token
   -> sigmoid initial importance; refined by attention against the CLS token; masked weighted sum over that
@@ -58,25 +59,25 @@ class Batch:
 class GatedPooling(nn.Module):
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
-        self.tok = nn.Linear(dim, hidden)
-        self.ctx = nn.Linear(dim, hidden)
+        self.hidden = hidden
+        self.tok_kv = nn.Linear(dim, 3 * hidden)  # token -> (fusion, key, value) in one matrix product
+        self.cls_cq = nn.Linear(dim, 2 * hidden)  # CLS -> (fusion, query)
         self.gate = nn.Linear(hidden, 1)
-        self.q = nn.Linear(dim, hidden)
-        self.k = nn.Linear(dim, hidden)
-        self.v = nn.Linear(dim, hidden)
         self.norm = nn.LayerNorm(hidden)
         self.out = nn.Linear(hidden, hidden)
         self.scale = 1.0 / math.sqrt(hidden)
 
     def forward(self, tokens: torch.Tensor, seg: torch.Tensor, cls: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        n = cls.shape[0]
-        fused = F.gelu(self.tok(tokens) + self.ctx(cls)[seg])
+        n, h = cls.shape[0], self.hidden
+        tf, tk, tv = self.tok_kv(tokens).split(h, -1)
+        cf, cq = self.cls_cq(cls).split(h, -1)
+        fused = F.gelu(tf + cf[seg])
         initial = torch.sigmoid(self.gate(fused)).squeeze(-1)
-        attn = segment_softmax((self.q(cls)[seg] * self.k(tokens)).sum(-1) * self.scale, seg, n)
+        attn = segment_softmax((cq[seg] * tk).sum(-1) * self.scale, seg, n)
         w = initial * attn
         w = w / segment_sum(w, seg, n)[seg].clamp_min(1e-12)
-        pooled = segment_sum(w[:, None] * self.v(tokens), seg, n)
+        pooled = segment_sum(w[:, None] * tv, seg, n)
         return self.out(self.norm(pooled)), initial, w
 
 
@@ -96,6 +97,7 @@ class Head(nn.Module):
         self.drop = nn.Dropout(dropout)
         if kind in ("temporal", "gated"):
             self.convs = nn.ModuleList([nn.Conv1d(hidden, hidden, 3, padding=1) for _ in range(2)])
+            self.context = nn.Linear(hidden, hidden)
         elif kind == "transformer":
             self.layer = nn.TransformerEncoderLayer(hidden, nhead=4, dim_feedforward=2 * hidden, dropout=dropout,
                                                     batch_first=True)
@@ -119,6 +121,9 @@ class Head(nn.Module):
             x = e.view(bsz, t, -1).transpose(1, 2)
             for conv in self.convs:
                 x = x + F.gelu(conv(x))
+            # Clip context: what the clip's best seconds saw reaches every second (an AVE clip has one class,
+            # so a class seen sharply at an anchor should name the blurry seconds too).
+            x = x + self.context(x.amax(2))[:, :, None]
             e = x.transpose(1, 2).reshape(bsz * t, -1)
         elif self.kind == "transformer":
             e = self.layer(e.view(bsz, t, -1)).reshape(bsz * t, -1)

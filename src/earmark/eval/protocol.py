@@ -12,6 +12,7 @@ write the results folder.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import time
@@ -59,7 +60,8 @@ class EvalConfig:
     hidden: int = 64
     patience: int | None = None
     """Early stopping: stop after this many epochs without a better val accuracy (None: fixed epochs)."""
-    curve_budgets: tuple[int, ...] = (490, 1000, 1960, 4000)
+    curve_budgets: tuple[int, ...] = (490, 1000, 1960)
+    """Budgets of the accuracy–token curve (uniform also gets the all-448 point from the resolution table)."""
     curve_seeds: int = 3
     anchor_offset_s: float = 0.0
     dilate_s: float = 0.0
@@ -138,8 +140,8 @@ def plan_requests(cfg: EvalConfig, segments: int) -> tuple[list[PlanRequest], di
         elif s == "audio-concat":
             strategies["audio-concat"] = {"plans": [u] * cfg.seeds, "audio": True, "group": "main"}
     b_hi = uniform_budget(cfg.model, cfg.high_size, segments)
-    strategies["uniform-448"] = {"plans": [add(f"uniform@{b_hi}", "uniform", b_hi)] * cfg.seeds, "audio": False,
-                                 "group": "resolution"}
+    strategies["uniform-448"] = {"plans": [add(f"uniform@{b_hi}", "uniform", b_hi)] * min(cfg.seeds, cfg.curve_seeds),
+                                 "audio": False, "group": "resolution"}
     curve_probe = cfg.probes[0]
     for b in cfg.curve_budgets:
         for strat, probe in (("uniform", None), ("anchored", curve_probe)):
@@ -149,6 +151,15 @@ def plan_requests(cfg: EvalConfig, segments: int) -> tuple[list[PlanRequest], di
                 key = f"anchored-{probe}" if probe else "uniform"
             strategies[name] = {"plans": [add(key, strat, b, probe)] * min(cfg.seeds, cfg.curve_seeds),
                                 "audio": False, "group": "curve", "budget": b, "strategy": strat}
+    strategies[f"curve:uniform@{b_hi}"] = {"plans": strategies["uniform-448"]["plans"], "audio": False,
+                                           "group": "curve", "budget": b_hi, "strategy": "uniform"}
+    # A curve point whose plan a main strategy already trains on reuses those runs (same seeds, same numbers).
+    for spec in strategies.values():
+        if spec["group"] == "curve":
+            twin = next((m for m, o in strategies.items() if o["group"] != "curve" and not o["audio"]
+                         and o["plans"][0] == spec["plans"][0]), None)
+            if twin is not None:
+                spec["reuse"] = twin
     return list(reqs.values()), strategies
 
 
@@ -189,9 +200,9 @@ def load_dataset(cfg: EvalConfig, work: Path, progress: ProgressFn | None = None
     scfg = SynthConfig.from_dict(cfg.synth)
     root = Path(cfg.root) if cfg.root else work / "synthave"
     manifest = root / MANIFEST
-    if not manifest.exists() or '"complete": true' not in manifest.read_text():
-        make_synthave(root, scfg, workers=cfg.workers,
-                      progress=(lambda i, n: progress("generate", i, n)) if progress else None)
+    # Resumable and checked: a folder made with other settings is refused, finished clips are kept.
+    make_synthave(root, scfg, workers=cfg.workers,
+                  progress=(lambda i, n: progress("generate", i, n)) if progress else None)
     import json
 
     m = json.loads(manifest.read_text())
@@ -206,30 +217,38 @@ def load_dataset(cfg: EvalConfig, work: Path, progress: ProgressFn | None = None
 
 @dataclass
 class SplitData:
-    """Packed features of one split for one plan choice: ready to batch."""
+    """Packed features of one split for one plan choice: ready to batch without per-second Python work."""
 
-    tokens: np.ndarray  # (N, D) float16
-    tok_start: np.ndarray  # (clips*T + 1,) offsets into tokens, per second
-    cls: np.ndarray  # (clips, T, D) float16
-    audio: np.ndarray  # (clips, T, A)
-    y: np.ndarray  # (clips, T)
+    tokens: Any  # torch (N, D) float32 patch tokens, clip after clip
+    clip_start: np.ndarray  # (clips + 1,) token offsets per clip
+    tok_second: np.ndarray  # (N,) the second (0..T-1) each token belongs to, within its clip
+    cls: Any  # torch (clips, T, D)
+    audio: Any  # torch (clips, T, A)
+    y: Any  # torch (clips, T) int64
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
 
 
 def pack(clips: Sequence[Clip], results: dict[str, ClipResult], plan_key: str) -> SplitData:
-    toks, cls, starts, n = [], [], [0], 0
+    import torch
+
+    toks, cls, secs, starts, n = [], [], [], [0], 0
     for c in clips:
         r = results[c.video_id]
-        for f in r.plans[plan_key].frames:
+        for s, f in enumerate(r.plans[plan_key].frames):
             c_, t_ = r.features[(time_key(f.time_s), f.width, f.height)]
             toks.append(t_)
             cls.append(c_)
+            secs.append(np.full(len(t_), s, np.int64))
             n += len(t_)
-            starts.append(n)
+        starts.append(n)
     T = clips[0].labels.shape[0]
-    return SplitData(np.concatenate(toks), np.asarray(starts, np.int64),
-                     np.stack(cls).reshape(len(clips), T, -1),
-                     np.stack([results[c.video_id].audio for c in clips]),
-                     np.stack([c.labels for c in clips]))
+    return SplitData(torch.from_numpy(np.concatenate(toks).astype(np.float32)), np.asarray(starts, np.int64),
+                     np.concatenate(secs),
+                     torch.from_numpy(np.stack(cls).astype(np.float32).reshape(len(clips), T, -1)),
+                     torch.from_numpy(np.stack([results[c.video_id].audio for c in clips])),
+                     torch.from_numpy(np.stack([c.labels for c in clips])))
 
 
 def _batch(data: SplitData, idx: np.ndarray, audio: bool):
@@ -237,16 +256,14 @@ def _batch(data: SplitData, idx: np.ndarray, audio: bool):
 
     from .heads import Batch
 
-    T = data.y.shape[1]
-    secs = (idx[:, None] * T + np.arange(T)[None]).ravel()
-    a, b = data.tok_start[secs], data.tok_start[secs + 1]
-    counts = b - a
+    T = int(data.y.shape[1])
+    a, b = data.clip_start[idx], data.clip_start[idx + 1]
     rows = np.concatenate([np.arange(x, y) for x, y in zip(a, b)])
-    seg = np.repeat(np.arange(len(secs)), counts)
-    return Batch(tokens=torch.from_numpy(data.tokens[rows].astype(np.float32)), seg=torch.from_numpy(seg),
-                 cls=torch.from_numpy(data.cls[idx].reshape(len(secs), -1).astype(np.float32)),
-                 audio=torch.from_numpy(data.audio[idx].reshape(len(secs), -1)) if audio else None,
-                 y=torch.from_numpy(data.y[idx]))
+    seg = np.repeat(np.arange(len(idx)) * T, b - a) + data.tok_second[rows]
+    ti = torch.from_numpy(idx)
+    return Batch(tokens=data.tokens[torch.from_numpy(rows)], seg=torch.from_numpy(seg),
+                 cls=data.cls[ti].reshape(len(idx) * T, -1),
+                 audio=data.audio[ti].reshape(len(idx) * T, -1) if audio else None, y=data.y[ti])
 
 
 @dataclass
@@ -272,7 +289,7 @@ def train_and_test(cfg: EvalConfig, train: SplitData, val: SplitData, test: Spli
     head = Head(cfg.head, train.tokens.shape[1], n_classes, cfg.hidden, AUDIO_DIM if audio else 0)
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     best, best_state, since, epochs = -1.0, None, 0, 0
-    n = len(train.y)
+    n = len(train)
     for epoch in range(cfg.epochs):
         head.train()
         order = rng.permutation(n)
@@ -284,7 +301,7 @@ def train_and_test(cfg: EvalConfig, train: SplitData, val: SplitData, test: Spli
             opt.step()
         epochs = epoch + 1
         if cfg.patience is not None and len(val.y):
-            acc = float((_predict(head, val, audio) == val.y).mean())
+            acc = float((_predict(head, val, audio) == val.y.numpy()).mean())
             if acc > best:
                 best, since = acc, 0
                 best_state = {k: v.clone() for k, v in head.state_dict().items()}
@@ -295,7 +312,7 @@ def train_and_test(cfg: EvalConfig, train: SplitData, val: SplitData, test: Spli
     if best_state is not None:
         head.load_state_dict(best_state)
     pred = _predict(head, test, audio)
-    correct = pred == test.y
+    correct = pred == test.y.numpy()
     rho = _gate_vs_gradient(head, test, audio) if cfg.head == "gated" else None
     return TrainResult(float(correct.mean()), correct.mean(1), pred, epochs, time.perf_counter() - t0, rho)
 
@@ -306,8 +323,8 @@ def _predict(head, data: SplitData, audio: bool, batch: int = 128) -> np.ndarray
     head.eval()
     out = []
     with torch.no_grad():
-        for i in range(0, len(data.y), batch):
-            out.append(head(_batch(data, np.arange(i, min(i + batch, len(data.y))), audio)).argmax(-1).numpy())
+        for i in range(0, len(data), batch):
+            out.append(head(_batch(data, np.arange(i, min(i + batch, len(data))), audio)).argmax(-1).numpy())
     return np.concatenate(out)
 
 
@@ -318,7 +335,7 @@ def _gate_vs_gradient(head, data: SplitData, audio: bool, clips: int = 32) -> fl
     from .heads import gradient_importance
 
     head.eval()
-    b = _batch(data, np.arange(min(clips, len(data.y))), audio)
+    b = _batch(data, np.arange(min(clips, len(data))), audio)
     _, refined = head.importance(b)
     grad = gradient_importance(head, b)
     seg = b.seg.numpy()
@@ -340,10 +357,8 @@ def _versions() -> dict[str, str]:
 
     out = {"python": platform.python_version()}
     for pkg in ("earmark", "numpy", "scipy", "torch", "av", "transformers", "matplotlib"):
-        try:
+        with contextlib.suppress(md.PackageNotFoundError):
             out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
     return out
 
 
@@ -376,6 +391,23 @@ def prepare_all(cfg: EvalConfig, ds: Dataset, cache: Path, requests: list[PlanRe
     return results, errors
 
 
+_SHARED: tuple | None = None
+"""(config, splits, clip results, classes) for training workers (inherited by fork, never pickled)."""
+
+
+def _train_key(job: tuple[str, list[tuple[str, int, bool]]]) -> list[tuple[str, int, TrainResult]]:
+    """Train every (strategy, seed) that uses one plan key: its features are packed once."""
+    import torch
+
+    torch.set_num_threads(1)
+    assert _SHARED is not None
+    cfg, splits, results, n_classes = _SHARED
+    key, todo = job
+    tr, va, te = (pack(splits[s], results, key) if splits[s] else None for s in ("train", "val", "test"))
+    va = va if va is not None else te
+    return [(name, seed, train_and_test(cfg, tr, va, te, n_classes, seed, audio)) for name, seed, audio in todo]
+
+
 def run_eval(cfg: EvalConfig, out_dir: str | Path, progress: ProgressFn | None = None) -> dict[str, Any]:
     """Run the protocol and write ``out_dir`` (results.json, table.md, curve.png/csv, videos/). Returns results."""
     from . import report, stats
@@ -389,6 +421,12 @@ def run_eval(cfg: EvalConfig, out_dir: str | Path, progress: ProgressFn | None =
     out = Path(out_dir)
     work = Path(cfg.cache) if cfg.cache else out / "cache"
     timing: dict[str, float] = {}
+    if cfg.dataset == "synth":  # the picture size is known before any clip is made: fail fast
+        from .synthave import SynthConfig
+
+        scfg = SynthConfig.from_dict(cfg.synth)
+        scfg.check()
+        check_budget(cfg, scfg.size, scfg.size, scfg.duration_s)
     t0 = time.perf_counter()
     ds, ds_meta = load_dataset(cfg, work, progress)
     timing["dataset"] = time.perf_counter() - t0
@@ -396,7 +434,8 @@ def run_eval(cfg: EvalConfig, out_dir: str | Path, progress: ProgressFn | None =
     from ..media.probe import info as probe_info
 
     vi0 = probe_info(first.path)
-    assert vi0.video is not None
+    if vi0.video is None:
+        raise ConfigError(f"{first.path}: no video stream (the protocol encodes frames)")
     skipped_budgets = check_budget(cfg, vi0.video.width, vi0.video.height, ds.segments)
     cfg_run = replace(cfg, curve_budgets=tuple(b for b in cfg.curve_budgets if b not in skipped_budgets))
     requests, strategies = plan_requests(cfg_run, ds.segments)
@@ -410,28 +449,47 @@ def run_eval(cfg: EvalConfig, out_dir: str | Path, progress: ProgressFn | None =
     if not splits["train"] or not splits["test"]:
         raise ConfigError("no usable clips in the train or test split: " + "; ".join(errors[:3]))
 
-    import torch
 
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
     n_classes = len(ds.classes) + 1
-    runs: dict[str, list[TrainResult]] = {}
     t0 = time.perf_counter()
-    packed: dict[str, tuple[SplitData, SplitData, SplitData]] = {}
-    total = sum(len(s["plans"]) for s in strategies.values())
-    done = 0
+    by_key: dict[str, list[tuple[str, int, bool]]] = {}
     for name, spec in strategies.items():
-        runs[name] = []
-        for seed, key in enumerate(spec["plans"]):
-            if key not in packed:
-                packed.clear()  # one plan's packed features at a time: bounded memory
-                packed[key] = tuple(pack(splits[s], results, key) if splits[s] else None for s in ("train", "val",
-                                                                                                    "test"))
-            tr, va, te = packed[key]
-            va = va if va is not None else te
-            runs[name].append(train_and_test(cfg_run, tr, va, te, n_classes, seed, spec["audio"]))
-            done += 1
-            if progress:
-                progress("train", done, total)
+        if "reuse" not in spec:
+            for seed, key in enumerate(spec["plans"]):
+                by_key.setdefault(key, []).append((name, seed, spec["audio"]))
+    # The biggest jobs first, so two workers finish together; each run is seeded and single-threaded, so the
+    # numbers do not depend on which worker ran it.
+    jobs = sorted(by_key.items(), key=lambda kv: -len(kv[1]) * (4 if kv[0].startswith("uniform@7") else 1))
+    runs: dict[str, list[TrainResult]] = {name: [] for name in strategies}
+    total, done = sum(len(v) for v in by_key.values()), 0
+    global _SHARED
+    _SHARED = (cfg_run, splits, results, n_classes)
+    workers = min(cfg.workers or min(2, os.cpu_count() or 1), len(jobs))
+    trained: list[tuple[str, int, TrainResult]] = []
+    try:
+        if workers > 1:
+            import multiprocessing as mp
+
+            with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
+                for part in pool.map(_train_key, jobs):
+                    trained += part
+                    done += len(part)
+                    if progress:
+                        progress("train", done, total)
+        else:
+            for job in jobs:
+                part = _train_key(job)
+                trained += part
+                done += len(part)
+                if progress:
+                    progress("train", done, total)
+    finally:
+        _SHARED = None
+    for name, _seed, r in sorted(trained, key=lambda x: (x[0], x[1])):
+        runs[name].append(r)
+    for name, spec in strategies.items():
+        if "reuse" in spec:
+            runs[name] = runs[spec["reuse"]][: len(spec["plans"])]
     timing["train_and_test"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     doc = stats.summarise(cfg_run, ds, splits, results, strategies, runs, encoder)

@@ -126,7 +126,7 @@ def summarise(cfg, ds, splits, results, strategies, runs, encoder) -> dict[str, 
         for k_ in ("probe", "budget", "strategy"):
             if k_ in spec:
                 row[k_] = spec[k_]
-        if spec["group"] != "curve" and len(rs) == len(uni):
+        if spec["group"] == "main" and len(rs) == len(uni):
             clip = np.mean([r.per_clip for r in rs], 0)
             row["vs_uniform"] = paired_t(acc, uni)
             row["vs_uniform_clips"] = paired_t(clip, uni_clip)

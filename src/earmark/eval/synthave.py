@@ -184,7 +184,8 @@ def class_sound(class_index: int, dur_s: float, sr: int, rng: np.random.Generato
     elif family == 4:  # click train of short resonant pings
         x = np.zeros(n)
         step = int(sr / rng.uniform(6, 12))
-        ping = np.sin(2 * np.pi * base * 2 * np.arange(int(0.03 * sr)) / sr) * np.exp(-np.arange(int(0.03 * sr)) / (0.006 * sr))
+        tt = np.arange(int(0.03 * sr)) / sr
+        ping = np.sin(2 * np.pi * base * 2 * tt) * np.exp(-tt / 0.006)
         for a in range(int(rng.integers(0, step)), n, step):
             m = min(len(ping), n - a)
             x[a:a + m] += ping[:m]

