@@ -165,7 +165,8 @@ def test_quick_eval_writes_an_equal_token_results_folder(quick_run):
     assert len(rec["strategies"]["uniform"]["predictions"]) == 10 == len(rec["index"]["energy"]["scores"])
     assert "| Anchored-Top2 (energy) | 2×448 + 8×112 | 1960 |" in (quick_run / "table.md").read_text()
     curve = (quick_run / "curve.csv").read_text().splitlines()
-    assert curve[0] == "strategy,budget,tokens,accuracy_mean,accuracy_std,seeds" and len(curve) == 5
+    assert curve[0] == "strategy,budget,tokens,accuracy_mean,accuracy_std,seeds" and len(curve) == 6
+    assert "uniform,7840,7840," in curve[-1]  # the all-448 point, from the resolution table
     assert (quick_run / "curve.png").read_bytes()[:4] == b"\x89PNG"
     assert not list(quick_run.glob(".results.*"))  # no temporary folder left behind
 

@@ -98,7 +98,7 @@ class EvalConfig:
 def quick_config(cfg: EvalConfig) -> EvalConfig:
     """``--quick``: a tiny subset and one seed (what the tests and CI run)."""
     return replace(cfg, seeds=1, epochs=min(cfg.epochs, 12), curve_seeds=1, curve_budgets=(490, 1960),
-                   batch_size=8, synth={"n": 90, **cfg.synth})
+                   batch_size=8, synth={**cfg.synth, "n": cfg.synth.get("n") or 90})
 
 
 # ------------------------------------------------------------------------------------------- plans
