@@ -8,9 +8,10 @@ install:
 	$(PIP) install -q -e .
 
 # ffmpeg's CLI is the reference the golden tests compare against (PyAV bundles its own FFmpeg).
+# Debian's chromium is the real browser the HTML report tests drive (headless, through playwright).
 sysdeps:
-	@command -v ffmpeg >/dev/null 2>&1 || { \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg; }
+	@{ command -v ffmpeg && command -v chromium; } >/dev/null 2>&1 || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg chromium; }
 
 demo: install
 	$(PYTHON) -m earmark demo

@@ -72,3 +72,40 @@ def ffmpeg_decode_16k_mono(path: Path, stream: str = "a:0") -> np.ndarray:
     out = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", f"0:{stream}", "-vn", "-ac", "1",
                           "-ar", "16000", "-f", "f32le", "-"], check=True, capture_output=True).stdout
     return np.frombuffer(out, dtype=np.float32)
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory):
+    """Debian's headless Chromium driven by playwright (no browser download), with a fresh profile."""
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(str(profile), executable_path=CHROMIUM, headless=True,
+                                                   args=CHROMIUM_FLAGS, viewport={"width": 1100, "height": 760})
+        yield ctx
+        ctx.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A page that records console errors, page errors and dialogs (an XSS would open one)."""
+    pg = browser.new_page()
+    pg.problems = []
+    pg.on("console", lambda m: pg.problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    pg.on("pageerror", lambda e: pg.problems.append(f"page error: {e}"))
+
+    def on_dialog(d):
+        pg.problems.append(f"dialog: {d.message}")
+        d.dismiss()
+
+    pg.on("dialog", on_dialog)
+    yield pg
+    pg.close()

@@ -186,3 +186,22 @@ def test_eval_bad_input(tmp_path, capsys):
         assert rc in (1, 2), args
         assert msg in capsys.readouterr().err, args
     assert not (tmp_path / "o" / "results.json").exists()
+
+
+def test_eval_page_in_chromium(quick_run, page):
+    assert main(["report", str(quick_run)]) == 0
+    doc = json.loads((quick_run / "results.json").read_text())
+    n_test = doc["dataset"]["clips"]["test"]
+    page.goto((quick_run / "index.html").as_uri())
+    assert page.locator("#main tr").count() == 1 + 9  # header + every non-curve strategy
+    assert page.locator("#recall tr").count() == 1 + 4
+    assert page.locator("#videos tbody tr").count() == n_test
+    assert page.evaluate("() => document.getElementById('curve').naturalWidth") > 300
+    page.locator("#videos th[data-key=gain]").click()
+    gains = [float(x) for x in page.eval_on_selector_all("#videos tbody tr", "rs => rs.map(r => r.dataset.gain)")]
+    assert gains == sorted(gains, reverse=True)
+    href = page.locator("#videos tbody tr a").first.get_attribute("href")
+    assert (quick_run / href).exists()
+    page.goto((quick_run / href).as_uri())
+    assert page.locator("g.strategy").count() == 9 and page.locator("rect.cell").count() == 9 * 10
+    assert page.problems == []

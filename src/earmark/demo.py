@@ -104,6 +104,14 @@ def run_demo(out_dir: str | Path = "earmark-demo", progress: Callable[[str], Non
         plans[model] = p
         outputs.append(write_plan(p, out / f"plan.{model}.json"))
         outputs.append(save_frames(video, p, out / f"frames.{model}", video_info=vi))
+    say("writing the HTML timeline report")
+    from .report.html import timeline_report
+
+    truth_spans = [(e.start_s, e.end_s) for e in DEMO_EVENTS]
+    for model, p in plans.items():
+        name = "report.html" if model == DEMO_PLANS[0][0] else f"report.{model}.html"
+        outputs.append(timeline_report(list(results.values()), out / name, plan=p, truth=truth_spans,
+                                       labels=[e.label for e in DEMO_EVENTS]))
     return DemoResult(video=video, results=results, outputs=outputs, plans=plans)
 
 

@@ -318,14 +318,50 @@ def demo_cmd(out_dir: Path, quiet: bool) -> None:
         con.print(f"{p:7s}", sparkline(r.timeline.scores, {a.index for a in r.anchors}, width=60))
     for model, p in result.plans.items():
         con.print(plan_summary(p) + f" -> {out_dir}/frames.{model}/")
-    con.print(f"\nwrote {len(result.outputs)} outputs to {out_dir}/ (video, truth.json, an index per probe, a plan "
-              f"and a frames folder per model)")
+    con.print(f"\nwrote {len(result.outputs)} outputs to {out_dir}/ (video, truth.json, an index per probe, a plan, "
+              f"a frames folder and an HTML timeline per model)")
+    con.print(f"report: {Path(out_dir) / 'report.html'}")
 
 
 def _register_eval() -> None:
     from .eval_cmd import eval_group
 
     cli.add_command(eval_group)
+
+
+@cli.command("report")
+@click.argument("source", type=click.Path(path_type=str))
+@click.option("--probe", "probes", default="energy,flux,onset", show_default=True,
+              help="Probes drawn when SOURCE is a video (comma-separated).")
+@click.option("--plan", "plan_file", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="A plan for this video: its frames are extracted and drawn as thumbnails.")
+@click.option("--truth", default=None, metavar="FILE|S:E,...", help="Ground-truth event intervals to draw.")
+@click.option("--out", type=click.Path(path_type=str), default=None,
+              help="The HTML file (default: report.html; RESULTS_DIR/index.html for an eval folder).")
+@click.option("--assets-dir", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="Write the frames as files here instead of embedding them.")
+def report_cmd(source: str, probes: str, plan_file: str | None, truth: str | None, out: str | None,
+               assets_dir: str | None) -> None:
+    """An HTML report: a video's timeline (VIDEO or INDEX.json), or an eval results folder (RESULTS_DIR)."""
+    from ..report.html import render_eval, timeline_report
+
+    con = _console()
+    if Path(source).is_dir():
+        path = render_eval(source, out)
+        con.print(f"wrote {path} (and a timeline per test video in {Path(source) / 'videos'}/)")
+        return
+    if source.lower().endswith(".json"):
+        results = [read_index(source)]
+    else:
+        results = [_load_source(source, p.strip(), con, True) for p in probes.split(",") if p.strip()]
+    p = read_plan(plan_file) if plan_file else None
+    labels = []
+    if truth and Path(truth).suffix.lower() == ".json":
+        doc = json.loads(Path(truth).read_text())
+        labels = [e.get("label", "") for e in doc.get("events", [])] if isinstance(doc, dict) else []
+    path = timeline_report(results, out or "report.html", plan=p, truth=_truth(truth), labels=labels,
+                           assets_dir=assets_dir)
+    con.print(f"wrote {path}")
 
 
 _register_eval()
