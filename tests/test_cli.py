@@ -181,7 +181,9 @@ def test_demo_finds_every_event(capsys, tmp_path):
     assert "4/4       4/4       4/4" in out
     names = sorted(p.name for p in (tmp_path / "demo").iterdir())
     assert names == ["earmark-demo.mp4", "frames.qwen2.5-vl", "frames.vit-p16", "index.energy.json",
-                     "index.flux.json", "index.onset.json", "plan.qwen2.5-vl.json", "plan.vit-p16.json", "truth.json"]
+                     "index.flux.json", "index.onset.json", "plan.qwen2.5-vl.json", "plan.vit-p16.json",
+                     "report.html", "report.qwen2.5-vl.html", "truth.json"]
+    assert f"report: {tmp_path / 'demo' / 'report.html'}" in out
     assert "anchored plan for vit-p16: 30 frames, 5880 tokens (equal to uniform; budget 5880)" in out
     plan = json.loads((tmp_path / "demo" / "plan.vit-p16.json").read_text())
     # The four events get the 4 large frames; the frames folder holds exactly the plan.
