@@ -100,7 +100,8 @@ def curve_png(doc: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def video_record(clip, result, runs, strategies, label_names) -> dict[str, Any]:
+def video_record(clip, result, runs, strategies, label_names, row: int) -> dict[str, Any]:
+    """One test clip's record; ``row`` is its position in the test split (the runs' per-clip arrays)."""
     rec: dict[str, Any] = {"video_id": clip.video_id, "path": str(clip.path), "category": clip.row.category,
                            "event": [clip.row.start_s, clip.row.end_s], "labels": clip.labels.tolist(),
                            "label_names": list(label_names),
@@ -116,19 +117,14 @@ def video_record(clip, result, runs, strategies, label_names) -> dict[str, Any]:
         rec["plans"][name] = {"key": key, "total_tokens": p.total_tokens,
                               "frames": [[f.time_s, f.width, f.tokens] for f in p.frames],
                               "anchors": [a.time_s for a in p.anchors]}
-        i = runs[name][0].clip_index[clip.video_id]
         rec["strategies"][name] = {
-            "accuracy": float(np.mean([r.per_clip[i] for r in runs[name]])),
-            "predictions": runs[name][0].predictions[i].tolist()}
+            "accuracy": float(np.mean([r.per_clip[row] for r in runs[name]])),
+            "predictions": runs[name][0].predictions[row].tolist()}
     return rec
 
 
 def write_results(out: Path, doc: dict[str, Any], test, results, runs, strategies, ds) -> None:
     out = Path(out)
-    index = {c.video_id: i for i, c in enumerate(test)}
-    for rs in runs.values():
-        for r in rs:
-            r.clip_index = index
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".results.", suffix=".part", dir=out))
     try:
@@ -139,9 +135,9 @@ def write_results(out: Path, doc: dict[str, Any], test, results, runs, strategie
             curve_png(doc, tmp / "curve.png")
         videos = tmp / "videos"
         videos.mkdir()
-        for c in test:
+        for row, c in enumerate(test):
             (videos / f"{c.video_id}.json").write_text(
-                dumps_json(video_record(c, results[c.video_id], runs, strategies, ds.label_names)),
+                dumps_json(video_record(c, results[c.video_id], runs, strategies, ds.label_names, row)),
                 encoding="utf-8")
         # Everything is written: now replace the previous run's outputs (the cache beside them is kept).
         for item in sorted(tmp.iterdir()):

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from .prepare import time_key
+
 DELTAS = (0, 1, 2)
 
 
@@ -113,8 +115,7 @@ def summarise(cfg, ds, splits, results, strategies, runs, encoder) -> dict[str, 
         sizes = sorted({f.width for f in plan0.frames})
         flops = float(np.mean([sum(encoder.flops(f.width, f.height) for f in results[c.video_id].plans[
             spec["plans"][0]].frames) for c in test]))
-        enc_tokens = float(np.mean([sum(len(results[c.video_id].features[(int(round(f.time_s * 1e6)), f.width,
-                                                                           f.height)][1])
+        enc_tokens = float(np.mean([sum(len(results[c.video_id].features[(time_key(f.time_s), f.width, f.height)][1])
                                         for f in results[c.video_id].plans[spec["plans"][0]].frames) for c in test]))
         row: dict[str, Any] = {
             "group": spec["group"], "accuracy": acc, "accuracy_mean": m, "accuracy_std": s,

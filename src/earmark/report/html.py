@@ -106,8 +106,7 @@ def timeline_view(indexes: Sequence, plan=None, frames: Sequence = (), truth: Se
     curves = []
     for i, res in enumerate(indexes):
         tl = res.timeline
-        pts = curve_points(tl.starts.tolist() if hasattr(tl, "starts") else [], tl.window_s, tl.scores.tolist(),
-                           duration)
+        pts = curve_points(tl.starts.tolist(), tl.window_s, tl.scores.tolist(), duration)
         curves.append({"probe": tl.probe, "colour": COLOURS[i % len(COLOURS)], "points": pts,
                        "path": " ".join(f"{p['x']},{p['y']}" for p in pts),
                        "anchors": [{"t": a.time_s, "x": x_of(a.time_s, duration), "x0": x_of(a.start_s, duration),
