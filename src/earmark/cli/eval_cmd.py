@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import fields
 from pathlib import Path
 
@@ -95,7 +96,7 @@ def _run(cfg: EvalConfig, out: Path, quiet: bool) -> None:
 
     con = Console(quiet=quiet, highlight=False, soft_wrap=True)
     bar, update = _progress(con, quiet)
-    with bar if bar is not None else _null():
+    with bar if bar is not None else nullcontext():
         doc = run_eval(cfg, out, update)
     k = doc["config"]["k"]
     for name, r in doc["strategies"].items():
@@ -109,14 +110,6 @@ def _run(cfg: EvalConfig, out: Path, quiet: bool) -> None:
         con.print(f"[yellow]{doc['dataset']['missing']}[/]")
     con.print(f"wrote {out}/results.json, table.md, curve.csv/png and videos/ "
               f"({sum(doc['timing_s'].get(s, 0) for s in ('dataset', 'prepare_wall', 'train_and_test')):.0f} s)")
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
 
 
 @click.group("eval")
@@ -150,7 +143,7 @@ def synth_cmd(make_dir: Path | None, root: str | None, n: int | None, snr_db: fl
 
         con = Console(quiet=kw.get("quiet", False), highlight=False)
         bar, update = _progress(con, kw.get("quiet", False))
-        with bar if bar is not None else _null():
+        with bar if bar is not None else nullcontext():
             make_synthave(make_dir, SynthConfig(**synth), workers=kw.get("workers"),
                           progress=(lambda i, t: update("generate", i, t)) if update else None)
         con.print(f"wrote SynthAVE to {make_dir}/ (AVE layout: Annotations.txt, split files, AVE/*.mp4, synthave.json)")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, EarmarkError
+from ..errors import EarmarkError
 
 ANNOTATIONS = "Annotations.txt"
 SPLIT_FILES = {"train": "trainSet.txt", "val": "valSet.txt", "test": "testSet.txt"}
@@ -196,9 +196,3 @@ def load_ave(root: str | Path, *, strict: bool = False, segments: int = 10, name
         raise DatasetError(f"{r}: no videos found for the train or test split (looked for VideoID.mp4 in "
                            f"{', '.join(repr(d or '.') for d in VIDEO_DIRS)})")
     return ds
-
-
-def check_limit(limit: dict[str, int] | None) -> None:
-    for k, v in (limit or {}).items():
-        if k not in SPLITS or v < 1:
-            raise ConfigError(f"limit must map splits {SPLITS} to counts >= 1, got {k}={v}")

@@ -19,7 +19,7 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -464,12 +464,3 @@ def make_synthave(out_dir: str | Path, config: SynthConfig | None = None, *, wor
                 "segments": cfg.duration_s, "complete": True, "clips": [asdict(spec) for spec, _ in todo]}
     write_json_atomic(manifest_path, manifest)
     return root
-
-
-def read_manifest(root: str | Path) -> dict[str, Any] | None:
-    p = Path(root) / MANIFEST
-    return json.loads(p.read_text()) if p.exists() else None
-
-
-def with_overrides(cfg: SynthConfig, **kw: Any) -> SynthConfig:
-    return replace(cfg, **{k: v for k, v in kw.items() if v is not None})
