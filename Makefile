@@ -17,7 +17,7 @@ demo: install
 	$(PYTHON) -m earmark demo
 
 test: sysdeps
-	$(PIP) install -q -e ".[test,vlm,eval]"
+	$(PIP) install -q -e ".[test,vlm,eval,probes]"
 	$(PYTHON) -m pytest -q
 
 lint:

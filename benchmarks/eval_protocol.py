@@ -25,9 +25,9 @@ SWEEPS = {
 }
 
 
-def run(n: int | None, seeds: int, out: Path, synth: dict, offset: float = 0.0) -> dict:
+def run(n: int | None, seeds: int, out: Path, synth: dict, offset: float = 0.0, limit: dict | None = None) -> dict:
     t0 = time.perf_counter()
-    cfg = EvalConfig(seeds=seeds, synth={"n": n, **synth}, anchor_offset_s=offset,
+    cfg = EvalConfig(seeds=seeds, synth={"n": n, **synth}, anchor_offset_s=offset, limit=limit,
                      cache=str(out.parent / f"cache-{n}-{json.dumps(synth, sort_keys=True)}"))
     doc = run_eval(cfg, out)
     doc["total_s"] = time.perf_counter() - t0
@@ -53,10 +53,12 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--sweep", choices=sorted(SWEEPS), default=None)
     ap.add_argument("--work", type=Path, default=Path("bench-eval"))
+    ap.add_argument("--limit", default=None, help="TRAIN,VAL,TEST clips taken from a full-size folder")
     a = ap.parse_args()
+    limit = dict(zip(("train", "val", "test"), map(int, a.limit.split(",")))) if a.limit else None
     if a.sweep is None:
-        out = a.work / "default"
-        doc = run(a.n, a.seeds, out, {})
+        out = a.work / ("limited" if limit else "default")
+        doc = run(a.n, a.seeds, out, {}, limit=limit)
         doc["out"] = str(out)
         show(doc)
         return
@@ -64,7 +66,7 @@ def main() -> None:
     print(f"sweep {field}: value, uniform, anchored-energy, random, oracle, Recall@2 (energy), recovery")
     for v in values:
         out = a.work / f"{a.sweep}-{v}"
-        doc = run(a.n, a.seeds, out, {field: v}, offset=v if opts.get("correct") else 0.0)
+        doc = run(a.n, a.seeds, out, {field: v}, offset=v if opts.get("correct") else 0.0, limit=limit)
         s = doc["strategies"]
         rec = doc["recall"]["test"]["anchored-energy"]["recall@2,d0"]
         print(f"{v:6.2f}  {s['uniform']['accuracy_mean']:.3f}  {s['anchored-energy']['accuracy_mean']:.3f}  "

@@ -15,6 +15,7 @@ import pytest
 from conftest import EVENT_SECONDS, SMALL, SR
 from earmark.cli import main
 from earmark.media.write import write_media
+from earmark.probes import probe_names
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:
@@ -87,7 +88,8 @@ def test_info_json(capsys, events_mp4):
 def test_probes_lists_names(capsys):
     code, out, _ = run(capsys, "probes")
     assert code == 0
-    assert [line.split()[0] for line in out.splitlines()] == ["energy", "flux", "onset"]
+    names = [line.split()[0] for line in out.splitlines()[1:] if line[:1].strip()]
+    assert names == probe_names() and {"energy", "flux", "onset", "motion", "hybrid", "vad"} <= set(names)
 
 
 # ------------------------------------------------------------------------------------------- bad input
@@ -122,9 +124,11 @@ def test_bad_files_give_one_line_and_exit_1(capsys, bad_files, tmp_path, which, 
 
 
 def test_no_audio_stream_suggests_visual_fallback(capsys, silent_video):
-    code, _, err = run(capsys, "index", silent_video)
+    code, _, err = run(capsys, "index", silent_video, "--fallback", "none")
     assert code == 1
     assert f"{silent_video}: no audio stream" in err and "visual fallback probe" in err
+    code, out, _ = run(capsys, "index", silent_video)  # by default the picture takes over, with a note
+    assert code == 0 and "probe motion" in out and "note:" in out
 
 
 def test_audio_shorter_than_video_warns_and_zeroes_confidence(capsys, media_dir, tmp_path):
@@ -140,7 +144,8 @@ def test_audio_shorter_than_video_warns_and_zeroes_confidence(capsys, media_dir,
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--probe", "loudness"], "unknown probe 'loudness'; valid probes: energy, flux, onset"),
+    (["--probe", "loudness"], "unknown probe 'loudness'; valid probes: cut, energy, flux, hybrid, linear, motion, "
+                              "novelty, onset, vad"),
     (["--hop", "0"], "hop must be > 0 seconds, got 0.0"),
     (["--hop", "-1"], "hop must be > 0 seconds, got -1.0"),
     (["--window", "0"], "window must be > 0 seconds, got 0.0"),

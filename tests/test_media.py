@@ -124,7 +124,7 @@ def test_audio_stream_selection(media_dir, events_mp4, ffmpeg):
 
 def test_no_audio_stream_is_a_clear_error(silent_video):
     with pytest.raises(NoAudioStreamError) as e:
-        earmark.index(silent_video)
+        earmark.index(silent_video, fallback=None)
     msg = str(e.value)
     assert msg.startswith(f"{silent_video}: no audio stream")
     assert "visual fallback probe" in msg

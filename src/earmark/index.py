@@ -17,7 +17,7 @@ from .errors import ConfigError, EarmarkWarning
 from .media.audio import select_audio_stream, stream_audio
 from .media.probe import info as probe_info
 from .probes import Probe, get_probe, normalise, window_grid
-from .probes.base import FRAME_HOP_S, SAMPLE_RATE, frame_count
+from .probes.base import FRAME_HOP_S, SAMPLE_RATE, WindowGrid, frame_count
 from .types import Timeline, VideoInfo
 
 # Audio that misses more than this much of the picture (start or end) is reported.
@@ -34,6 +34,9 @@ def coverage(starts: np.ndarray, window_s: float, audio_start_s: float, audio_en
     hi = np.minimum(starts + window_s, min(audio_end_s, max(duration_s, starts[-1] + window_s)))
     return np.clip((hi - lo) / window_s, 0.0, 1.0)
 
+
+SPEECH_P = 0.5
+"""Windows whose mean speech probability (vad probe) reaches this count as speech for ``ignore_speech``."""
 
 SEGMENT_S = 300.0
 """Long files are analysed in fixed 5-minute segments (in parallel when ``jobs`` > 1). The segment
@@ -74,7 +77,8 @@ def default_jobs() -> int:
 
 def index(path: str | Path, probe: str = "energy", hop_s: float = 1.0, window_s: float = 1.0, *,
           audio_stream: int | None = None, video_info: VideoInfo | None = None, jobs: int | None = None,
-          progress: ProgressFn | None = None, segment_s: float = SEGMENT_S, **probe_config: Any) -> Timeline:
+          progress: ProgressFn | None = None, segment_s: float = SEGMENT_S, fallback: str | None = "motion",
+          ignore_speech: bool | str = False, **probe_config: Any) -> Timeline:
     """Score every window of a video's audio for eventness.
 
     >>> import earmark                                           # doctest: +SKIP
@@ -83,6 +87,11 @@ def index(path: str | Path, probe: str = "energy", hop_s: float = 1.0, window_s:
     ((10,), 'dBFS')
 
     ``probe_config`` overrides fields of the probe's config dataclass (e.g. ``n_mels=40``).
+    Visual and hybrid probes (``motion``, ``cut``, ``novelty``, ``hybrid``) index the picture. A video without an
+    audio stream given to an audio probe is indexed by the visual ``fallback`` probe, with a warning and a note
+    in the Timeline; ``fallback=None`` raises NoAudioStreamError instead. ``ignore_speech`` removes windows in
+    which the ``vad`` probe hears speech (their scores drop to the video's lowest, confidence 0); a string
+    names the VAD's ONNX weights instead of the ones silero-vad ships.
     Files longer than 7.5 minutes are decoded in 5-minute segments on ``jobs`` processes (default:
     up to 2); the result does not depend on ``jobs``. Raises MediaError / NoAudioStreamError /
     ConfigError / UnknownNameError with a message naming the file and the problem.
@@ -92,8 +101,56 @@ def index(path: str | Path, probe: str = "energy", hop_s: float = 1.0, window_s:
     if jobs is not None and jobs < 1:
         raise ConfigError(f"jobs must be >= 1, got {jobs}")
     vi = video_info if video_info is not None else probe_info(path)
+    if prb.kind != "audio":  # visual and hybrid probes index the picture (and the audio, if any) themselves
+        return prb.index_video(vi, hop_s, window_s, audio_stream=audio_stream, jobs=jobs, progress=progress)
+    if not vi.audio_streams and fallback:
+        from .probes.visual import visual_fallback
+
+        return visual_fallback(vi, fallback, prb.name, hop_s, window_s, progress=progress)
     stream_index = select_audio_stream(vi, audio_stream)
     grid = window_grid(vi.duration_s, hop_s, window_s)
+    values, a_start, a_end = frame_values(vi, stream_index, prb, grid, jobs=jobs, progress=progress,
+                                          segment_s=segment_s)
+    raw = prb.window_values(values, grid)
+    cov = coverage(grid.starts(), window_s, a_start, a_end, vi.duration_s)
+    notes = _gap_notes(vi, a_start, a_end)
+    for note in notes:
+        warnings.warn(EarmarkWarning(f"{vi.path}: {note}"), stacklevel=2)
+    norm = normalise(raw, cov, prb.config)
+    scores, conf = norm.scores, norm.confidence
+    if ignore_speech and prb.name != "vad":
+        vad_weights = ignore_speech if isinstance(ignore_speech, str) else None
+        speech = index(path, "vad", hop_s, window_s, audio_stream=stream_index, video_info=vi, jobs=jobs,
+                       segment_s=segment_s, fallback=None, weights=vad_weights).raw >= SPEECH_P
+        if speech.any():
+            scores, conf = scores.copy(), conf.copy()
+            scores[speech] = scores.min()  # never an anchor; the rest keep their own normalisation
+            conf[speech] = 0.0
+        notes.append(f"--ignore-speech: {int(speech.sum())} of {len(speech)} windows with speech removed")
+    return Timeline(
+        video=vi.path,
+        fingerprint=vi.fingerprint,
+        duration_s=vi.duration_s,
+        hop_s=float(hop_s),
+        window_s=float(window_s),
+        probe=prb.name,
+        probe_config=prb.config.to_dict(),
+        raw_unit=prb.raw_unit,
+        raw=raw,
+        scores=scores,
+        confidence=conf,
+        coverage=cov,
+        norm_center=float(np.float32(norm.center)),
+        norm_scale=float(np.float32(norm.scale)),
+        audio_stream=stream_index,
+        sample_rate=SAMPLE_RATE,
+        notes=tuple(notes),
+    )
+
+
+def frame_values(vi: VideoInfo, stream_index: int, prb: Probe, grid: WindowGrid, *, jobs: int | None = None,
+                 progress: ProgressFn | None = None, segment_s: float = SEGMENT_S) -> tuple[np.ndarray, float, float]:
+    """A probe's frame values over ``grid`` (decoded in segments), and where the audio starts and ends (s)."""
     n_frames = frame_count(grid)
     # Decode just past the last window (plus one analysis frame), never the whole track at once.
     end_s = n_frames * FRAME_HOP_S + prb.frame_length / SAMPLE_RATE
@@ -107,31 +164,7 @@ def index(path: str | Path, probe: str = "energy", hop_s: float = 1.0, window_s:
     # A segment learns where the audio ends only if the audio ends inside it (or it is the last one).
     a_end = max((r.audio_end_s for r in results if r.audio_end_s is not None), default=0.0)
     values = prb.mask_after_audio_end(values, int(round(a_end * SAMPLE_RATE)))
-    raw = prb.window_values(values, grid)
-    cov = coverage(grid.starts(), window_s, a_start, a_end, vi.duration_s)
-    notes = _gap_notes(vi, a_start, a_end)
-    for note in notes:
-        warnings.warn(EarmarkWarning(f"{vi.path}: {note}"), stacklevel=2)
-    norm = normalise(raw, cov, prb.config)
-    return Timeline(
-        video=vi.path,
-        fingerprint=vi.fingerprint,
-        duration_s=vi.duration_s,
-        hop_s=float(hop_s),
-        window_s=float(window_s),
-        probe=prb.name,
-        probe_config=prb.config.to_dict(),
-        raw_unit=prb.raw_unit,
-        raw=raw,
-        scores=norm.scores,
-        confidence=norm.confidence,
-        coverage=cov,
-        norm_center=float(np.float32(norm.center)),
-        norm_scale=float(np.float32(norm.scale)),
-        audio_stream=stream_index,
-        sample_rate=SAMPLE_RATE,
-        notes=tuple(notes),
-    )
+    return values, a_start, a_end
 
 
 def _run_segments(tasks: list[tuple], jobs: int, progress: ProgressFn | None, total_s: float) -> list[_SegmentResult]:

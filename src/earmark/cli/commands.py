@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from contextlib import nullcontext
@@ -27,6 +28,45 @@ from ..types import IndexResult
 from .render import index_header, index_table, info_table, plan_summary, plan_table, sparkline
 
 _A = AnchorConfig()
+
+
+def probe_options(f):
+    """``--probe-weights``, ``--probe-option KEY=VALUE``, ``--fallback`` and ``--ignore-speech``, collected into one
+    ``probe_kw`` dict of keyword arguments for :func:`earmark.index`."""
+
+    opts = [
+        click.option("--probe-weights", default=None, type=click.Path(path_type=str),
+                     help="Weights of a learned probe (linear, transfer, vad, ast): a local file or folder."),
+        click.option("--probe-option", "probe_option", multiple=True, metavar="KEY=VALUE",
+                     help="A probe setting (see `earmark probes`), e.g. audio=flux for hybrid; repeatable."),
+        click.option("--fallback", default="motion", show_default=True, metavar="NAME|none",
+                     help="Visual probe that indexes videos without an audio stream (none: fail instead)."),
+        click.option("--ignore-speech", is_flag=True,
+                     help="Remove windows with speech (vad probe) from eventness; no audio or text is stored."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    @functools.wraps(f)
+    def wrapper(*args, probe_weights, probe_option, fallback, ignore_speech, **kwargs):
+        kw: dict = {"fallback": None if fallback.lower() == "none" else fallback, "ignore_speech": ignore_speech}
+        if probe_weights:
+            kw["weights"] = probe_weights
+        for item in probe_option:
+            key, sep, val = item.partition("=")
+            if not sep or not key.strip():
+                raise ConfigError(f"--probe-option {item!r}: expected KEY=VALUE")
+            try:
+                kw[key.strip()] = json.loads(val)
+            except json.JSONDecodeError:
+                kw[key.strip()] = val
+        return f(*args, probe_kw=kw, **kwargs)
+
+    return wrapper
+
+
+def _probe_settings(kw: dict) -> dict:
+    """The probe's own settings among the index keyword arguments."""
+    return {k: v for k, v in kw.items() if k not in ("fallback", "ignore_speech")}
 PROGRESS_MIN_DURATION_S = 180.0
 """Files longer than this show a progress bar while their audio is decoded."""
 
@@ -60,11 +100,29 @@ def info_cmd(videos: tuple[str, ...], as_json: bool) -> None:
 
 
 @cli.command("probes")
-def probes_cmd() -> None:
-    """List the probes earmark can index with."""
-    con = _console()
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+def probes_cmd(as_json: bool) -> None:
+    """List the probes earmark can index with: what each reads, needs, and whether it can run here."""
+    import dataclasses
+
+    rows = []
     for name, cls in sorted(probe_classes().items()):
-        con.print(f"[bold]{name:8s}[/] {cls.summary}  [dim](raw unit: {cls.raw_unit}; available)[/]")
+        why = cls.unavailable()
+        settings = {f.name: f.default for f in dataclasses.fields(cls.Config)}
+        rows.append({"name": name, "kind": cls.kind, "summary": cls.summary, "raw_unit": cls.raw_unit,
+                     "needs": cls.needs or "-", "available": why is None, "why_not": why, "settings": settings})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    from rich.table import Table
+
+    t = Table(box=None, pad_edge=False)
+    for col in ("probe", "reads", "what it scores", "needs", "available"):
+        t.add_column(col)
+    for r in rows:
+        ok = "[green]yes[/]" if r["available"] else f"[red]no[/] ({r['why_not']})"
+        t.add_row(f"[bold]{r['name']}[/]", r["kind"], r["summary"], r["needs"], ok)
+    _console().print(t)
 
 
 @cli.command("index")
@@ -94,15 +152,16 @@ def probes_cmd() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON index document per video to stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors (and --json output).")
 @click.option("--keep-going", is_flag=True, help="Skip videos that fail (exit code 1 at the end) instead of stopping.")
+@probe_options
 def index_cmd(videos: tuple[str, ...], probe: str, hop_s: float, window_s: float, k: int, mode: str,
               threshold: float, min_gap_s: float, dilate_s: float, offset_s: float, min_score: float,
               audio_stream: int | None, jobs: int | None, out: str | None, as_json: bool, quiet: bool,
-              keep_going: bool) -> None:
+              keep_going: bool, probe_kw: dict) -> None:
     """Score every window of each video's audio for eventness and pick anchors."""
     cfg = AnchorConfig(k=k, mode=mode, threshold=threshold, min_gap_s=min_gap_s, dilate_s=dilate_s,
                        offset_s=offset_s, min_score=min_score)
     # Fail on bad settings before decoding anything.
-    get_probe(probe)
+    get_probe(probe, **_probe_settings(probe_kw))
     window_grid(1.0, hop_s, window_s)
     if out is not None:
         output_kind(out)
@@ -111,7 +170,8 @@ def index_cmd(videos: tuple[str, ...], probe: str, hop_s: float, window_s: float
     failures = 0
     for v in videos:
         try:
-            result = _index_one(v, probe, hop_s, window_s, audio_stream, jobs, cfg, con, quiet or as_json)
+            result = _index_one(v, probe, hop_s, window_s, audio_stream, jobs, cfg, con, quiet or as_json,
+                                probe_kw)
         except EarmarkError as e:
             if not keep_going:
                 raise
@@ -131,7 +191,7 @@ def index_cmd(videos: tuple[str, ...], probe: str, hop_s: float, window_s: float
 
 
 def _index_one(video: str, probe: str, hop_s: float, window_s: float, audio_stream: int | None, jobs: int | None,
-               cfg: AnchorConfig, con: Console, quiet: bool) -> IndexResult:
+               cfg: AnchorConfig, con: Console, quiet: bool, probe_kw: dict | None = None) -> IndexResult:
     vi = probe_info(video)
     grid = window_grid(vi.duration_s, hop_s, window_s)
     check_anchor_config(cfg, grid.n, vi.duration_s, video)
@@ -146,7 +206,7 @@ def _index_one(video: str, probe: str, hop_s: float, window_s: float, audio_stre
                 bar.update(task, completed=done)
 
         tl = run_index(video, probe=probe, hop_s=hop_s, window_s=window_s, audio_stream=audio_stream,
-                       video_info=vi, jobs=jobs, progress=progress)
+                       video_info=vi, jobs=jobs, progress=progress, **(probe_kw or {}))
     return IndexResult(info=vi, timeline=tl, anchors=tuple(anchors(tl, config=cfg)), anchor_config=cfg.to_dict())
 
 
@@ -162,11 +222,11 @@ def _print_result(con: Console, result: IndexResult) -> None:
 _P = PlanConfig()
 
 
-def _load_source(source: str, probe: str, con: Console, quiet: bool) -> IndexResult:
+def _load_source(source: str, probe: str, con: Console, quiet: bool, probe_kw: dict | None = None) -> IndexResult:
     """An index: read from INDEX.json, or made now from a video with default anchor settings."""
     if source.lower().endswith(".json"):
         return read_index(source)
-    return _index_one(source, probe, 1.0, 1.0, None, None, AnchorConfig(), con, quiet)
+    return _index_one(source, probe, 1.0, 1.0, None, None, AnchorConfig(), con, quiet, probe_kw)
 
 
 def _truth(spec: str | None) -> list[tuple[float, float]]:
@@ -205,13 +265,14 @@ def _truth(spec: str | None) -> list[tuple[float, float]]:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=str), default=None, help="Write the plan JSON.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan JSON to stdout.")
 @click.option("-q", "--quiet", is_flag=True)
+@probe_options
 def plan_cmd(source: str, model: str, budget: int, strategy: str, k: int, frames: int | None, ratio: float,
              aspect: str | None, fit: str | None, shape: str | None, seed: int, truth: str | None, probe: str,
-             out: str | None, as_json: bool, quiet: bool) -> None:
+             out: str | None, as_json: bool, quiet: bool, probe_kw: dict) -> None:
     """Plan a visual token budget over SOURCE (a video, or an index JSON from `earmark index`)."""
     cost_model(model)  # unknown names fail before any decoding
     con = _console(quiet or as_json)
-    result = _load_source(source, probe, con, True)
+    result = _load_source(source, probe, con, True, probe_kw)
     p = plan(result, model, budget, strategy, k=k, frames=frames, ratio=ratio, aspect=aspect, fit=fit,
              shape=shape, seed=seed, truth=_truth(truth))
     if as_json:
@@ -256,15 +317,16 @@ def extract_cmd(video: str, plan_path: str, out_dir: str, fmt: str, seek: str, q
 @click.option("--inline", is_flag=True, help="Embed the frames as base64 JPEG instead of files next to the JSON.")
 @click.option("--no-audio-prompt", is_flag=True, help="Leave out the audio-triggered sentences (for ablations).")
 @click.option("-q", "--quiet", is_flag=True)
+@probe_options
 def prompt_cmd(video: str, model: str, budget: int, question: str, strategy: str, k: int, frames: int | None,
-               probe: str, out: str, inline: bool, no_audio_prompt: bool, quiet: bool) -> None:
+               probe: str, out: str, inline: bool, no_audio_prompt: bool, quiet: bool, probe_kw: dict) -> None:
     """Index -> plan -> extract -> messages for a VLM (Qwen-VL, InternVL or OpenAI-style chat)."""
     from ..sinks.prompts import audio_prompt
     from ..sinks.vlm import build_messages, image_refs, model_family
 
     cost_model(model)
     con = _console(quiet)
-    result = _load_source(video, probe, con, True)
+    result = _load_source(video, probe, con, True, probe_kw)
     p = plan(result, model, budget, strategy, k=k, frames=frames)
     got = list(extract_frames(video, p, video_info=result.info))
     out_path = Path(out)
@@ -323,6 +385,35 @@ def demo_cmd(out_dir: Path, quiet: bool) -> None:
     con.print(f"report: {Path(out_dir) / 'report.html'}")
 
 
+@cli.command("train-probe")
+@click.option("--dataset", type=click.Choice(["synth", "ave"]), default="synth", show_default=True)
+@click.option("--root", required=True, type=click.Path(path_type=str),
+              help="The AVE folder, or a SynthAVE folder (`earmark eval synth --make DIR`).")
+@click.option("--embed", default="logmel-stats", show_default=True,
+              help="Frozen audio embedding the probe reads (log-mel statistics per window).")
+@click.option("--hidden", type=int, default=32, show_default=True, help="Hidden units (0: logistic regression).")
+@click.option("--epochs", type=int, default=40, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--limit", default=None, metavar="TRAIN,VAL,TEST", help="Use the first N clips of each split.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=str), help="probe.pt to write.")
+def train_probe_cmd(dataset: str, root: str, embed: str, hidden: int, epochs: int, seed: int, limit: str | None,
+                    out: str) -> None:
+    """Train the `linear` probe on labelled seconds; use it with --probe linear --probe-weights probe.pt."""
+    from ..probes.train import TrainProbeConfig, train_probe
+    from .eval_cmd import parse_limit
+
+    if not Path(root).is_dir():
+        raise ConfigError(f"{root}: dataset root does not exist")
+    cfg = TrainProbeConfig(dataset=dataset, root=root, embed=embed, hidden=hidden, epochs=epochs, seed=seed,
+                           limit=parse_limit(limit))
+    metrics = train_probe(cfg, out)
+    con = _console()
+    for split, m in metrics.items():
+        con.print(f"{split:5s} {m['clips']:5d} clips  AUC {m['auc']:.3f}  Recall@2 {m['recall@2']:.3f}  "
+                  f"precision@2 {m['precision@2']:.3f}")
+    con.print(f"wrote {out}")
+
+
 def _register_eval() -> None:
     from .eval_cmd import eval_group
 
@@ -340,8 +431,9 @@ def _register_eval() -> None:
               help="The HTML file (default: report.html; RESULTS_DIR/index.html for an eval folder).")
 @click.option("--assets-dir", type=click.Path(file_okay=False, path_type=str), default=None,
               help="Write the frames as files here instead of embedding them.")
+@probe_options
 def report_cmd(source: str, probes: str, plan_file: str | None, truth: str | None, out: str | None,
-               assets_dir: str | None) -> None:
+               assets_dir: str | None, probe_kw: dict) -> None:
     """An HTML report: a video's timeline (VIDEO or INDEX.json), or an eval results folder (RESULTS_DIR)."""
     from ..report.html import render_eval, timeline_report
 
@@ -353,7 +445,7 @@ def report_cmd(source: str, probes: str, plan_file: str | None, truth: str | Non
     if source.lower().endswith(".json"):
         results = [read_index(source)]
     else:
-        results = [_load_source(source, p.strip(), con, True) for p in probes.split(",") if p.strip()]
+        results = [_load_source(source, p.strip(), con, True, probe_kw) for p in probes.split(",") if p.strip()]
     p = read_plan(plan_file) if plan_file else None
     labels = []
     if truth and Path(truth).suffix.lower() == ".json":

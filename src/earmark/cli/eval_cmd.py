@@ -10,6 +10,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from ..eval.heads import HEADS
 from ..eval.protocol import MAIN_STRATEGIES, EvalConfig
 from ..eval.synthave import SynthConfig
 
@@ -41,7 +42,7 @@ def _protocol_options(f):
         click.option("--encoder", default=_E.encoder, show_default=True,
                      help="gabor (built in), efficientnet-lite0 (shipped ImageNet weights) or a local transformers "
                           "ViT/CLIP/SigLIP folder."),
-        click.option("--head", type=click.Choice(["mlp", "temporal", "transformer", "gated"]), default=_E.head,
+        click.option("--head", type=click.Choice(list(HEADS)), default=_E.head,
                      show_default=True),
         click.option("--model", default=_E.model, show_default=True, help="Cost model the plans are made for."),
         click.option("--budget", type=int, default=_E.budget, show_default=True, help="Tokens per clip (uniform)."),
@@ -78,15 +79,20 @@ def _protocol_options(f):
     return f
 
 
-def _config(dataset: str, root: str | None, synth: dict, kw: dict) -> EvalConfig:
-    limit = _csv(kw.pop("limit"), int)
+def parse_limit(spec: str | None) -> dict[str, int] | None:
+    """``--limit TRAIN,VAL,TEST`` as a dict (None when not given)."""
+    limit = _csv(spec, int)
     if limit is not None and len(limit) != 3:
         raise click.BadParameter("--limit takes three counts: TRAIN,VAL,TEST")
+    return dict(zip(("train", "val", "test"), limit)) if limit else None
+
+
+def _config(dataset: str, root: str | None, synth: dict, kw: dict) -> EvalConfig:
+    limit = parse_limit(kw.pop("limit"))
     names = {f.name for f in fields(EvalConfig)}
     cfg = {k: v for k, v in kw.items() if k in names}
     cfg.update(probes=_csv(kw["probes"]), strategies=_csv(kw["strategies"]),
-               curve_budgets=_csv(kw["curve_budgets"], int),
-               limit=dict(zip(("train", "val", "test"), limit)) if limit else None)
+               curve_budgets=_csv(kw["curve_budgets"], int), limit=limit)
     return EvalConfig(dataset=dataset, root=root, synth=synth, **cfg)
 
 

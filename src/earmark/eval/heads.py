@@ -12,6 +12,10 @@ second each belongs to; no padding is ever computed. Heads:
   -> sigmoid initial importance; refined by attention against the CLS token; masked weighted sum over that
   second's patch tokens, CLS excluded; LayerNorm + Linear), then the temporal convolutions. Its gate values are
   exported (:meth:`Head.importance`) to compare with gradient importance.
+- ``ave``: the gated pooling and temporal convolutions, then an output shaped like AVE's labels (one event
+  class per clip, present in some seconds): per second an event/background probability, per clip one class
+  distribution pooled over the seconds by learned confidence (a second seen sharply can name the class for
+  the blurry ones), p(second t = class k) = p(event at t) · p(clip class = k), p(background) = 1 − p(event).
 
 Audio features, when given, are concatenated to each second's embedding before the temporal layers
 (the ``audio-concat`` strategy: audio as extra features, not as an index).
@@ -26,7 +30,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-HEADS = ("mlp", "temporal", "transformer", "gated")
+HEADS = ("mlp", "temporal", "transformer", "gated", "ave")
 
 
 def segment_sum(values: torch.Tensor, seg: torch.Tensor, n: int) -> torch.Tensor:
@@ -56,10 +60,19 @@ class Batch:
         return int(self.y.shape[0]), int(self.y.shape[1])
 
 
+def segment_max(values: torch.Tensor, seg: torch.Tensor, n: int) -> torch.Tensor:
+    out = values.new_full((n, *values.shape[1:]), -torch.inf)
+    idx = seg.view(-1, *([1] * (values.dim() - 1))).expand_as(values)
+    return out.scatter_reduce(0, idx, values, reduce="amax", include_self=True)
+
+
 class GatedPooling(nn.Module):
-    def __init__(self, dim: int, hidden: int) -> None:
+    def __init__(self, dim: int, hidden: int, max_branch: bool = False) -> None:
         super().__init__()
         self.hidden = hidden
+        # A max over the second's token values beside the gated sum: a detail that fills one token of 256 is
+        # found from the first step instead of being diluted until the gates learn where to look.
+        self.max_branch = nn.Sequential(nn.Linear(dim, hidden), nn.GELU()) if max_branch else None
         self.tok_kv = nn.Linear(dim, 3 * hidden)  # token -> (fusion, key, value) in one matrix product
         self.cls_cq = nn.Linear(dim, 2 * hidden)  # CLS -> (fusion, query)
         self.gate = nn.Linear(hidden, 1)
@@ -77,8 +90,10 @@ class GatedPooling(nn.Module):
         attn = segment_softmax((cq[seg] * tk).sum(-1) * self.scale, seg, n)
         w = initial * attn
         w = w / segment_sum(w, seg, n)[seg].clamp_min(1e-12)
-        pooled = segment_sum(w[:, None] * tv, seg, n)
-        return self.out(self.norm(pooled)), initial, w
+        pooled = self.out(self.norm(segment_sum(w[:, None] * tv, seg, n)))
+        if self.max_branch is not None:
+            pooled = pooled + segment_max(self.max_branch(tokens), seg, n)
+        return pooled, initial, w
 
 
 class Head(nn.Module):
@@ -89,13 +104,14 @@ class Head(nn.Module):
             raise ValueError(kind)
         self.kind = kind
         self.in_norm = nn.LayerNorm(dim)
-        self.pool = GatedPooling(dim, hidden) if kind == "gated" else None
-        self.embed = nn.Linear(dim, hidden) if kind != "gated" else None
+        gated = kind in ("gated", "ave")
+        self.pool = GatedPooling(dim, hidden, max_branch=kind == "ave") if gated else None
+        self.embed = nn.Linear(dim, hidden) if not gated else None
         self.audio = nn.Sequential(nn.LayerNorm(audio_dim), nn.Linear(audio_dim, hidden)) if audio_dim else None
         width = hidden * (2 if audio_dim else 1)
         self.mix = nn.Linear(width, hidden)
         self.drop = nn.Dropout(dropout)
-        if kind in ("temporal", "gated"):
+        if kind in ("temporal", "gated", "ave"):
             self.convs = nn.ModuleList([nn.Conv1d(hidden, hidden, 3, padding=1) for _ in range(2)])
             self.context = nn.Linear(hidden, hidden)
         elif kind == "transformer":
@@ -103,7 +119,12 @@ class Head(nn.Module):
                                                     batch_first=True)
         elif kind == "mlp":
             self.mlp = nn.Sequential(nn.GELU(), nn.Linear(hidden, hidden), nn.GELU())
-        self.classify = nn.Linear(hidden, n_classes)
+        if kind == "ave":
+            self.presence = nn.Linear(hidden, 1)
+            self.confidence = nn.Linear(hidden, 1)
+            self.classify = nn.Linear(hidden, n_classes - 1)  # the event classes; background is the last label
+        else:
+            self.classify = nn.Linear(hidden, n_classes)
         self.last_gates: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def forward(self, b: Batch) -> torch.Tensor:
@@ -117,7 +138,7 @@ class Head(nn.Module):
         if self.audio is not None and b.audio is not None:
             e = torch.cat([e, self.audio(b.audio)], -1)
         e = self.drop(F.gelu(self.mix(e)))
-        if self.kind in ("temporal", "gated"):
+        if self.kind in ("temporal", "gated", "ave"):
             x = e.view(bsz, t, -1).transpose(1, 2)
             for conv in self.convs:
                 x = x + F.gelu(conv(x))
@@ -129,7 +150,17 @@ class Head(nn.Module):
             e = self.layer(e.view(bsz, t, -1)).reshape(bsz * t, -1)
         else:
             e = self.mlp(e)
+        if self.kind == "ave":
+            return self._ave_log_probs(e.view(bsz, t, -1))
         return self.classify(e).view(bsz, t, -1)
+
+    def _ave_log_probs(self, h: torch.Tensor) -> torch.Tensor:
+        """(B, T, H) -> (B, T, classes + 1) log-probabilities: event classes from the clip, presence per second."""
+        presence = self.presence(h).squeeze(-1)  # (B, T) logit of "an event is on at t"
+        weights = torch.softmax(self.confidence(h).squeeze(-1), -1)  # (B, T) which seconds name the class
+        clip = torch.log_softmax((weights[..., None] * self.classify(h)).sum(1), -1)  # (B, K)
+        event = F.logsigmoid(presence)[..., None] + clip[:, None, :]
+        return torch.cat([event, F.logsigmoid(-presence)[..., None]], -1)
 
     def importance(self, b: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """The gated head's per-token (initial, refined) importance for a batch (refined sums to 1 per second)."""

@@ -45,7 +45,7 @@ class EvalConfig:
     dataset: str = "synth"
     root: str | None = None
     encoder: str = "gabor"
-    head: str = "gated"
+    head: str = "ave"
     model: str = "vit-p16"
     budget: int = 1960
     k: int = 2
@@ -56,7 +56,7 @@ class EvalConfig:
     epochs: int = 20
     lr: float = 1e-3
     weight_decay: float = 0.01
-    batch_size: int = 64
+    batch_size: int = 16
     hidden: int = 64
     patience: int | None = None
     """Early stopping: stop after this many epochs without a better val accuracy (None: fixed epochs)."""

@@ -25,8 +25,8 @@ _MAX_DECODE_ERRORS = 50
 
 
 def no_audio_message(vi: VideoInfo) -> str:
-    return ("no audio stream, so audio probes cannot index it (a visual fallback probe such as "
-            "motion or cut will handle silent videos; until then use a file with sound)")
+    return ("no audio stream, so audio probes cannot index it (use a visual probe: --probe motion, cut, "
+            "novelty or hybrid, or let the visual fallback probe take over: --fallback motion)")
 
 
 def select_audio_stream(vi: VideoInfo, stream_index: int | None) -> int:

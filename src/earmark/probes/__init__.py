@@ -1,6 +1,8 @@
-"""Probes: audio (and later visual) scorers of per-window eventness, selectable by name."""
+"""Probes: audio, visual and hybrid scorers of per-window eventness, selectable by name."""
 
 from . import dsp as _dsp  # noqa: F401  (registers energy, flux, onset)
+from . import learned as _learned  # noqa: F401  (registers vad, linear)
+from . import visual as _visual  # noqa: F401  (registers motion, cut, novelty, hybrid)
 from .base import (
     FRAME_HOP,
     SAMPLE_RATE,

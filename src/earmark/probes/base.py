@@ -116,6 +116,10 @@ class Probe(ABC):
     reduce: ClassVar[Literal["mean", "max"]] = "mean"
     """How frame values become a window value."""
     summary: ClassVar[str] = ""
+    kind: ClassVar[Literal["audio", "visual", "hybrid"]] = "audio"
+    """What the probe reads: the audio track (streamed frames), the picture (thumbnails), or both."""
+    needs: ClassVar[str] = ""
+    """What the probe needs beyond earmark's core (an optional extra, a weights file), for ``earmark probes``."""
     hold_after_audio_end: ClassVar[bool] = False
     """Repeat the last clean frame value past the end of the audio instead of analysing the zero padding
     (cutting a sound to silence looks like an onset to spectral probes; to an energy probe it is silence)."""
@@ -134,9 +138,20 @@ class Probe(ABC):
     def reset(self) -> None:
         """Forget streaming state before a new file."""
 
+    @classmethod
+    def unavailable(cls) -> str | None:
+        """Why the probe cannot run here (a missing optional package, naming the extra), or None."""
+        return None
+
+    def index_video(self, vi: Any, hop_s: float, window_s: float, **kwargs: Any) -> Any:
+        """Index a whole video (visual and hybrid probes; audio probes are driven by ``earmark.index``)."""
+        raise NotImplementedError(f"probe {self.name!r} reads the audio track through earmark.index")
+
     @abstractmethod
     def frame_values(self, frames: np.ndarray) -> np.ndarray:
-        """Frames (m, frame_length) in stream order -> one float per frame (may keep state across calls)."""
+        """Frames (m, frame_length) in stream order -> one float per frame, shape (m,), or one vector per frame,
+        shape (m, d), which ``window_values`` then reduces to one value per window (may keep state across calls).
+        """
 
     def frame_values_stream(self, chunks: Iterable[np.ndarray], n_frames: int) -> np.ndarray:
         """All frame values of a chunk stream, exactly ``n_frames`` long (zero-padded audio past the end)."""
@@ -155,7 +170,10 @@ class Probe(ABC):
         if have < n_frames:  # pad with silence so every window has frames
             tail = framer.push(np.zeros((n_frames - have) * FRAME_HOP + self.frame_length, np.float32))
             out.append(self.frame_values(tail[: n_frames - have]))
-        return np.concatenate(out).astype(np.float64)[:n_frames]
+        values = np.concatenate(out)[:n_frames]
+        # Scalar frame values in float64 (their window means must be exact); vector values (a model probe's
+        # per-frame features or samples) in float32, half the memory.
+        return values.astype(np.float64 if values.ndim == 1 else np.float32, copy=False)
 
     def mask_after_audio_end(self, values: np.ndarray, audio_end_samples: int) -> np.ndarray:
         """Frame values with frames that run past the audio's end replaced (see ``hold_after_audio_end``)."""
@@ -196,9 +214,10 @@ def reduce_frames(values: np.ndarray, grid: WindowGrid, frame_length: int,
     hi = np.minimum(hi, len(values))
     lo = np.minimum(lo, hi - 1)
     if how == "mean":
-        csum = np.concatenate([[0.0], np.cumsum(values)])
-        return (csum[hi] - csum[lo]) / (hi - lo)
-    return np.array([values[a:b].max() for a, b in zip(lo, hi)], dtype=np.float64)
+        csum = np.concatenate([np.zeros((1, *values.shape[1:])), np.cumsum(values, 0, dtype=np.float64)])
+        span = (hi - lo).reshape(-1, *([1] * (values.ndim - 1)))
+        return (csum[hi] - csum[lo]) / span
+    return np.array([values[a:b].max(0) for a, b in zip(lo, hi)], dtype=np.float64)
 
 
 @dataclass(frozen=True)

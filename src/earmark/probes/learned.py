@@ -1,0 +1,250 @@
+"""Learned audio probes: ``vad`` (Silero VAD, speech activity) and ``linear`` (a small classifier trained on labelled
+seconds, ``earmark train-probe``).
+
+Weights always come from a local file: the ``vad`` probe uses the ONNX model that the ``silero-vad`` package ships
+(MIT; ``pip install "earmark[probes]"``) unless ``weights=PATH`` names another; the ``linear`` probe loads what
+``earmark train-probe`` wrote, with ``torch.load(weights_only=True)``. Neither keeps audio: only per-window
+scores leave a probe.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from .base import SAMPLE_RATE, Probe, ProbeConfig, WindowGrid, register_probe
+from .dsp import _hann, mel_filterbank
+
+LINEAR_FORMAT = "earmark.linear-probe"
+
+
+def missing(package: str, extra: str) -> str | None:
+    """None when ``package`` imports; else what to install."""
+    if importlib.util.find_spec(package) is None:
+        return f"needs the {package} package: pip install \"earmark[{extra}]\""
+    return None
+
+
+def weights_file(path: str | None, probe: str, how: str) -> Path:
+    if not path:
+        raise ConfigError(f"probe {probe!r} needs weights: {how}")
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"{p}: weights file for probe {probe!r} does not exist")
+    if p.is_dir():
+        raise ConfigError(f"{p}: probe {probe!r} expects a weights file, got a folder")
+    return p
+
+
+# ----------------------------------------------------------------------------------------------- vad
+
+
+@dataclass(frozen=True)
+class VadConfig(ProbeConfig):
+    weights: str | None = None
+    """A Silero VAD v5/v6 ONNX file (default: the one the silero-vad package ships)."""
+    min_scale: float = 0.1
+    """p(speech) units: changes smaller than this never make an event."""
+
+
+def _silero_default() -> str | None:
+    spec = importlib.util.find_spec("silero_vad")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    p = Path(next(iter(spec.submodule_search_locations))) / "data" / "silero_vad.onnx"
+    return str(p) if p.exists() else None
+
+
+@lru_cache(maxsize=4)
+def _vad_session(path: str):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    try:
+        sess = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types for unreadable models
+        raise ConfigError(f"{path}: not an ONNX model onnxruntime can load ({str(e).splitlines()[0][:120]})") from None
+    names = sorted(i.name for i in sess.get_inputs())
+    if names != ["input", "sr", "state"]:
+        raise ConfigError(f"{path}: expected a Silero VAD v5/v6 ONNX model (inputs input, state, sr); "
+                          f"this one takes {', '.join(names)}")
+    return sess
+
+
+@register_probe
+class VadProbe(Probe):
+    """Speech probability per window (Silero VAD on 32 ms chunks with 4 ms of context; the window's mean).
+
+    As an eventness probe it finds speech; ``earmark.index(..., ignore_speech=True)`` uses it to remove speech
+    from another probe's eventness.
+    """
+
+    name = "vad"
+    Config = VadConfig
+    raw_unit = "p(speech)"
+    frame_length = 160
+    reduce = "mean"
+    summary = "speech activity (Silero VAD); also --ignore-speech"
+    needs = "extra 'probes' (silero-vad, onnxruntime)"
+    CHUNK = 512
+    CONTEXT = 64
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        return missing("onnxruntime", "probes") or (None if _silero_default() else
+                                                    missing("silero_vad", "probes"))
+
+    def reset(self) -> None:
+        self._buf = np.zeros(0, np.float32)
+        self._context = np.zeros(self.CONTEXT, np.float32)
+        self._state = np.zeros((2, 1, 128), np.float32)
+        self._last = 0.0
+        self._sess = None
+
+    def _session(self):
+        if self._sess is None:
+            why = missing("onnxruntime", "probes")
+            if why:
+                raise ConfigError(f"probe 'vad' {why}")
+            path = self.config.weights or _silero_default()
+            if path is None:
+                raise ConfigError("probe 'vad' needs the Silero VAD model: pip install \"earmark[probes]\" "
+                                  "(silero-vad ships it) or give weights=PATH to a silero_vad.onnx")
+            self._sess = _vad_session(str(weights_file(path, "vad", "a silero_vad.onnx file")))
+        return self._sess
+
+    def frame_values(self, frames: np.ndarray) -> np.ndarray:
+        """Each 10 ms frame gets the speech probability of the latest complete 32 ms chunk."""
+        sess = self._session()
+        data = np.concatenate([self._buf, frames.reshape(-1)])
+        out = np.empty(len(frames))
+        sr = np.array(SAMPLE_RATE, dtype=np.int64)
+        n_chunks = len(data) // self.CHUNK
+        probs = np.empty(n_chunks)
+        for i in range(n_chunks):
+            x = data[i * self.CHUNK:(i + 1) * self.CHUNK]
+            inp = np.concatenate([self._context, x])[None, :].astype(np.float32)
+            p, self._state = sess.run(None, {"input": inp, "state": self._state, "sr": sr})
+            self._context = x[-self.CONTEXT:]
+            probs[i] = float(np.asarray(p).reshape(-1)[0])
+        # Frame j ends at sample (j + 1) * 160 of ``frames``; offset by what was buffered before.
+        ends = len(self._buf) + (np.arange(len(frames)) + 1) * frames.shape[1]
+        done = ends // self.CHUNK  # chunks complete when frame j ends
+        for j, d in enumerate(done):
+            out[j] = probs[d - 1] if d > 0 else self._last
+        if n_chunks:
+            self._last = float(probs[-1])
+        self._buf = data[n_chunks * self.CHUNK:]
+        return out
+
+
+# ----------------------------------------------------------------------------------------------- linear
+
+
+@dataclass(frozen=True)
+class LinearConfig(ProbeConfig):
+    weights: str | None = None
+    """A probe from ``earmark train-probe`` (torch, loaded with weights_only=True)."""
+    n_mels: int = 32
+    min_scale: float = 0.5
+    """Logit units."""
+
+
+def logmel_frames(frames: np.ndarray, n_mels: int, n_fft: int = 512) -> np.ndarray:
+    """(m, 400) frames -> (m, 2 * n_mels): log-mel (dB) and its square, so window means give mean and variance."""
+    spec = np.fft.rfft(frames * _hann(frames.shape[1]), n=n_fft, axis=1)
+    power = (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
+    mel = 10.0 * np.log10(np.maximum(power @ mel_filterbank(SAMPLE_RATE, n_fft, n_mels, 30.0, 8000.0), 1e-10))
+    return np.concatenate([mel, mel * mel], 1)
+
+
+def logmel_stats(window_means: np.ndarray) -> np.ndarray:
+    """Window means of :func:`logmel_frames` -> (n, 2 * n_mels) features: per-band mean and standard deviation."""
+    d = window_means.shape[1] // 2
+    mean = window_means[:, :d]
+    std = np.sqrt(np.maximum(window_means[:, d:] - mean * mean, 0.0))
+    return np.concatenate([mean, std], 1).astype(np.float32)
+
+
+def build_classifier(n_in: int, hidden: int):
+    from torch import nn
+
+    if hidden <= 0:
+        return nn.Linear(n_in, 1)
+    return nn.Sequential(nn.Linear(n_in, hidden), nn.GELU(), nn.Linear(hidden, 1))
+
+
+def load_linear(path: str | Path) -> tuple[Any, dict]:
+    """(classifier, checkpoint metadata) from an ``earmark train-probe`` file; clear errors for anything else."""
+    import pickle
+
+    import torch
+
+    p = weights_file(str(path), "linear", "--probe-weights PATH (make one with `earmark train-probe`)")
+    try:
+        ck = torch.load(p, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as e:
+        raise ConfigError(f"{p}: not a torch checkpoint the linear probe can read ({str(e).splitlines()[0][:100]})"
+                          ) from None
+    if not isinstance(ck, dict) or ck.get("format") != LINEAR_FORMAT:
+        what = ck.get("format") if isinstance(ck, dict) and ck.get("format") else type(ck).__name__
+        raise ConfigError(f"{p}: holds {what!r}, expected an earmark linear probe (format {LINEAR_FORMAT!r}, "
+                          "written by `earmark train-probe`)")
+    try:
+        clf = build_classifier(int(ck["n_in"]), int(ck["hidden"]))
+        clf.load_state_dict(ck["state_dict"])
+    except (KeyError, RuntimeError) as e:
+        raise ConfigError(f"{p}: the linear probe's weights do not fit its architecture "
+                          f"({str(e).splitlines()[0][:100]})") from None
+    clf.eval()
+    return clf, ck
+
+
+@register_probe
+class LinearProbe(Probe):
+    """A classifier of labelled seconds on log-mel statistics (per band mean and std over the window)."""
+
+    name = "linear"
+    Config = LinearConfig
+    raw_unit = "logit"
+    frame_length = 400
+    reduce = "mean"
+    summary = "classifier trained on labelled seconds (earmark train-probe); learned eventness"
+    needs = "extra 'eval' (torch) and --probe-weights from `earmark train-probe`"
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        return missing("torch", "eval")
+
+    def __init__(self, config: ProbeConfig | None = None, **overrides: Any) -> None:
+        super().__init__(config, **overrides)
+        self._clf = None
+        if self.config.weights:  # a bad file fails before any decoding
+            self._clf, ck = load_linear(self.config.weights)
+            if int(ck["n_mels"]) != self.config.n_mels:
+                object.__setattr__(self, "config", type(self.config)(**{**self.config.to_dict(),
+                                                                         "n_mels": int(ck["n_mels"])}))
+            self._norm = (np.asarray(ck["mean"], np.float32), np.asarray(ck["std"], np.float32))
+
+    def frame_values(self, frames: np.ndarray) -> np.ndarray:
+        return logmel_frames(frames, self.config.n_mels)
+
+    def features(self, frame_values: np.ndarray, grid: WindowGrid) -> np.ndarray:
+        return logmel_stats(super().window_values(frame_values, grid))
+
+    def window_values(self, frame_values: np.ndarray, grid: WindowGrid) -> np.ndarray:
+        import torch
+
+        if self._clf is None:
+            weights_file(None, "linear", "--probe-weights PATH (make one with `earmark train-probe`)")
+        x = (self.features(frame_values, grid) - self._norm[0]) / self._norm[1]
+        with torch.no_grad():
+            return self._clf(torch.from_numpy(x)).squeeze(-1).double().numpy()

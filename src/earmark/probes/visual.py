@@ -1,0 +1,289 @@
+"""Visual probes on cheap thumbnails (``motion``, ``cut``, ``novelty``) and the audio-first ``hybrid`` probe.
+
+Each visual probe decodes small thumbnails (default 64 px wide, 2 per second) through the plan-then-decode
+extractor (only those pictures are converted and resized; nothing at full size is kept) and turns each
+thumbnail into one change value against what came before:
+
+- ``motion``: mean absolute difference of consecutive grey thumbnails (0–255): things moving, the camera too.
+- ``cut``: earth mover's distance of consecutive per-channel colour histograms (0–1): shot changes, flashes.
+- ``novelty``: distance of the thumbnail (16×16 grey + colour histogram) to a running appearance model, an
+  exponential mean with rate ``alpha``: something that was not there before, however slowly it came.
+
+A window's raw value is the largest change among the thumbnails inside it. ``hybrid`` trusts the audio probe
+where the audio is present and says something, and the visual probe elsewhere (see :class:`HybridProbe`).
+Videos without audio are indexed by the visual ``fallback`` probe (``earmark.index(..., fallback="motion")``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, EarmarkWarning
+from ..types import Plan, PlannedFrame, PlanVideo, Timeline, VideoInfo
+from .base import Probe, ProbeConfig, get_probe, normalise, register_probe, window_grid
+
+
+@dataclass(frozen=True)
+class VisualConfig(ProbeConfig):
+    fps: float = 2.0
+    """Thumbnails per second of video."""
+    size: int = 64
+    """Thumbnail width in pixels (height keeps the aspect ratio)."""
+    min_scale: float = 1.0
+
+
+def thumbnail_times(duration_s: float, fps: float) -> np.ndarray:
+    """Sample times ``(k + 0.5) / fps`` inside ``[0, duration)``.
+
+    >>> thumbnail_times(2.0, 2.0).tolist()
+    [0.25, 0.75, 1.25, 1.75]
+    """
+    if not fps > 0:
+        raise ConfigError(f"thumbnail fps must be > 0, got {fps}")
+    n = max(1, int(np.floor(duration_s * fps - 0.5)) + 1)
+    return (np.arange(n) + 0.5) / fps
+
+
+def thumbnails(vi: VideoInfo, fps: float, size: int):
+    """(time, RGB uint8 (h, w, 3)) pairs at :func:`thumbnail_times`, decoded without keeping full frames."""
+    from ..errors import NoVideoStreamError
+    from ..media.frames import extract
+
+    if vi.video is None:
+        raise NoVideoStreamError(vi.path, "no video stream, so visual probes cannot index it")
+    if size < 8:
+        raise ConfigError(f"thumbnail size must be >= 8 px, got {size}")
+    from ..budget.planner import _display_size
+
+    w, h = _display_size(vi.video.width, vi.video.height, vi.video.rotation)
+    th = max(2, int(round(size * h / w / 2)) * 2)
+    times = thumbnail_times(vi.duration_s, fps)
+    times = times[times < vi.duration_s]
+    frames = tuple(PlannedFrame(float(t), size, th, 0) for t in times)
+    plan = Plan(video=PlanVideo(vi.path, vi.fingerprint, vi.duration_s, w, h), model="thumbnails",
+                strategy="uniform", budget=0, target_tokens=0, frames=frames, fit="stretch")
+    for f in extract(vi.path, plan, video_info=vi):
+        yield f.planned.time_s, f.image
+
+
+class VisualProbe(Probe):
+    """Base of the thumbnail probes: ``thumb_value`` gives one change value per thumbnail."""
+
+    kind = "visual"
+    Config = VisualConfig
+    reduce = "max"
+
+    def frame_values(self, frames: np.ndarray) -> np.ndarray:  # pragma: no cover - not an audio probe
+        raise NotImplementedError
+
+    def thumb_value(self, img: np.ndarray) -> float:
+        raise NotImplementedError
+
+    def thumb_values(self, vi: VideoInfo) -> tuple[np.ndarray, np.ndarray]:
+        """Sample times and change values of every thumbnail; the first thumbnail repeats the second's value."""
+        self.reset()
+        times, values = [], []
+        for t, img in thumbnails(vi, self.config.fps, self.config.size):
+            times.append(t)
+            values.append(self.thumb_value(img))
+        v = np.asarray(values, np.float64)
+        if len(v) > 1:
+            v[0] = v[1]  # nothing came before the first picture: no change is known, not "no change"
+        return np.asarray(times, np.float64), v
+
+    def index_video(self, vi: VideoInfo, hop_s: float, window_s: float, **_: Any) -> Timeline:
+        grid = window_grid(vi.duration_s, hop_s, window_s)
+        t, v = self.thumb_values(vi)
+        raw = window_max(t, v, grid.starts(), window_s)
+        cov = np.ones(grid.n)
+        norm = normalise(raw, cov, self.config)
+        return Timeline(video=vi.path, fingerprint=vi.fingerprint, duration_s=vi.duration_s, hop_s=float(hop_s),
+                        window_s=float(window_s), probe=self.name, probe_config=self.config.to_dict(),
+                        raw_unit=self.raw_unit, raw=raw, scores=norm.scores, confidence=norm.confidence,
+                        coverage=cov, norm_center=float(np.float32(norm.center)),
+                        norm_scale=float(np.float32(norm.scale)), audio_stream=None, sample_rate=0)
+
+
+def window_max(times: np.ndarray, values: np.ndarray, starts: np.ndarray, window_s: float) -> np.ndarray:
+    """Largest value whose time lies in each window ``[s, s + window)``; a window with none takes the nearest."""
+    out = np.empty(len(starts))
+    lo = np.searchsorted(times, starts, "left")
+    hi = np.searchsorted(times, starts + window_s, "left")
+    for i, (a, b) in enumerate(zip(lo, hi)):
+        if b > a:
+            out[i] = values[a:b].max()
+        else:
+            out[i] = values[int(np.argmin(np.abs(times - (starts[i] + window_s / 2))))]
+    return out
+
+
+def _grey(img: np.ndarray) -> np.ndarray:
+    return img.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def colour_histogram(img: np.ndarray, bins: int = 4) -> np.ndarray:
+    """Joint RGB histogram with ``bins`` levels per channel, summing to 1."""
+    q = (img.astype(np.int32) * bins) >> 8
+    idx = (q[..., 0] * bins + q[..., 1]) * bins + q[..., 2]
+    h = np.bincount(idx.ravel(), minlength=bins ** 3).astype(np.float64)
+    return h / h.sum()
+
+
+def channel_cdfs(img: np.ndarray, bins: int = 32) -> np.ndarray:
+    """Cumulative per-channel histograms (3, bins), each ending at 1."""
+    q = (img.reshape(-1, 3).astype(np.int32) * bins) >> 8
+    h = np.stack([np.bincount(q[:, c], minlength=bins) for c in range(3)]).astype(np.float64)
+    return np.cumsum(h, 1) / len(q)
+
+
+@register_probe
+class MotionProbe(VisualProbe):
+    name = "motion"
+    raw_unit = "mean |Δgrey|"
+    summary = "frame-difference energy of 64 px thumbnails; movement (the camera's too)"
+
+    def reset(self) -> None:
+        self._prev: np.ndarray | None = None
+
+    def thumb_value(self, img: np.ndarray) -> float:
+        g = _grey(img)
+        v = 0.0 if self._prev is None else float(np.abs(g - self._prev).mean())
+        self._prev = g
+        return v
+
+
+@dataclass(frozen=True)
+class CutConfig(VisualConfig):
+    min_scale: float = 0.01
+
+
+@register_probe
+class CutProbe(VisualProbe):
+    """Colour change between consecutive thumbnails: the earth mover's distance of each RGB channel's histogram
+    (mean over channels, in units of the full 0–255 range). A hard cut moves much colour far; a slow fade or a
+    drifting tint moves it a little, and a hard-binned histogram would not tell those apart."""
+
+    name = "cut"
+    Config = CutConfig
+    raw_unit = "colour EMD"
+    summary = "colour-histogram change (EMD) between thumbnails; shot cuts and flashes"
+
+    def reset(self) -> None:
+        self._prev: np.ndarray | None = None
+
+    def thumb_value(self, img: np.ndarray) -> float:
+        c = channel_cdfs(img)
+        v = 0.0 if self._prev is None else float(np.abs(c - self._prev).mean())
+        self._prev = c
+        return v
+
+
+@dataclass(frozen=True)
+class NoveltyConfig(VisualConfig):
+    alpha: float = 0.1
+    """Rate of the running appearance model (an exponential mean): larger forgets faster."""
+    min_scale: float = 0.02
+
+
+@register_probe
+class NoveltyProbe(VisualProbe):
+    name = "novelty"
+    Config = NoveltyConfig
+    raw_unit = "distance"
+    summary = "distance of each thumbnail to a running appearance model; new things in view"
+
+    def reset(self) -> None:
+        self._model: np.ndarray | None = None
+
+    def thumb_value(self, img: np.ndarray) -> float:
+        g = _grey(img)
+        h, w = g.shape
+        small = g[: h - h % 4, : w - w % 4].reshape(h // 4, 4, w // 4, 4).mean((1, 3))
+        f = np.concatenate([(small / 255.0).ravel() / np.sqrt(small.size), colour_histogram(img)])
+        if self._model is None:
+            self._model = f
+            return 0.0
+        v = float(np.linalg.norm(f - self._model))
+        self._model = (1 - self.config.alpha) * self._model + self.config.alpha * f
+        return v
+
+
+@dataclass(frozen=True)
+class HybridConfig(ProbeConfig):
+    audio: str = "energy"
+    visual: str = "motion"
+    audio_weight: float = 1.0
+    """How much the audio is trusted where it is present and informative (0: visual only)."""
+    informative_conf: float = 0.5
+    """A track whose most confident window reaches this confidence is fully informative; a flat track
+    (nothing stands out) hands over to the picture."""
+
+
+@register_probe
+class HybridProbe(Probe):
+    """Audio first, picture where the audio is missing or says nothing.
+
+    Per window, ``trust = audio_weight · coverage · min(1, max_confidence / informative_conf)`` and
+    ``score = trust · z_audio + (1 − trust) · z_visual`` (confidence mixed likewise). Without an audio stream the
+    visual probe alone indexes the video, with a note.
+    """
+
+    name = "hybrid"
+    kind = "hybrid"
+    Config = HybridConfig
+    raw_unit = "z (audio/visual mix)"
+    summary = "audio probe where audio is present and informative, visual probe elsewhere"
+
+    def frame_values(self, frames: np.ndarray) -> np.ndarray:  # pragma: no cover - not an audio probe
+        raise NotImplementedError
+
+    def index_video(self, vi: VideoInfo, hop_s: float, window_s: float, *, audio_stream: int | None = None,
+                    jobs: int | None = None, progress: Any = None) -> Timeline:
+        from ..index import index
+
+        c = self.config
+        if not 0.0 <= c.audio_weight <= 1.0:
+            raise ConfigError(f"hybrid audio_weight must be in [0, 1], got {c.audio_weight}")
+        ap, vp = get_probe(c.audio), get_probe(c.visual)
+        if ap.kind != "audio" or vp.kind != "visual":
+            raise ConfigError(f"hybrid needs an audio probe and a visual probe, got {c.audio!r} ({ap.kind}) and "
+                              f"{c.visual!r} ({vp.kind})")
+        tv = vp.index_video(vi, hop_s, window_s)
+        if not vi.has_audio:
+            note = f"no audio stream: indexed by the visual probe {c.visual} alone"
+            return _relabel(tv, self, tv.scores, tv.confidence, tv.scores, notes=(note,))
+        ta = index(vi.path, probe=c.audio, hop_s=hop_s, window_s=window_s, audio_stream=audio_stream,
+                   video_info=vi, jobs=jobs, progress=progress)
+        informative = min(1.0, float(ta.confidence.max(initial=0.0)) / c.informative_conf)
+        trust = c.audio_weight * ta.coverage * informative
+        score = trust * ta.scores + (1 - trust) * tv.scores
+        conf = trust * ta.confidence + (1 - trust) * tv.confidence
+        notes = ta.notes + ((f"the audio says little (informative {informative:.2f}): the picture leads",)
+                            if informative < 1 else ())
+        return _relabel(ta, self, score, conf, score, notes=notes, audio_stream=ta.audio_stream)
+
+
+def _relabel(tl: Timeline, prb: Probe, scores: np.ndarray, conf: np.ndarray, raw: np.ndarray,
+             notes: tuple[str, ...] = (), audio_stream: int | None = None) -> Timeline:
+    return Timeline(video=tl.video, fingerprint=tl.fingerprint, duration_s=tl.duration_s, hop_s=tl.hop_s,
+                    window_s=tl.window_s, probe=prb.name, probe_config=prb.config.to_dict(),
+                    raw_unit=prb.raw_unit, raw=raw, scores=scores, confidence=conf, coverage=tl.coverage,
+                    norm_center=0.0, norm_scale=1.0, audio_stream=audio_stream, sample_rate=tl.sample_rate,
+                    labels=tl.labels, notes=tuple(tl.notes) + tuple(notes))
+
+
+def visual_fallback(vi: VideoInfo, fallback: str, audio_probe: str, hop_s: float, window_s: float,
+                    progress: Any = None) -> Timeline:
+    """Index a video without audio with a visual probe, saying so (a warning and a note in the Timeline)."""
+    prb = get_probe(fallback)
+    if prb.kind != "visual":
+        raise ConfigError(f"the fallback for videos without audio must be a visual probe, got {fallback!r}")
+    note = f"no audio stream, so the audio probe {audio_probe} cannot run: indexed by the visual probe {fallback}"
+    warnings.warn(EarmarkWarning(f"{vi.path}: {note}"), stacklevel=3)
+    tl = prb.index_video(vi, hop_s, window_s)
+    return Timeline(**{**{f: getattr(tl, f) for f in tl.__dataclass_fields__}, "notes": (note,)})
+
