@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
 from earmark.eval.protocol import EvalConfig, run_eval
+from earmark.eval.report import sweep_csv, sweep_png, sweep_row
 
 SWEEPS = {
     "snr": ("snr_db", [-5.0, 0.0, 5.0, 10.0, 20.0], {}),
@@ -25,10 +27,14 @@ SWEEPS = {
 }
 
 
-def run(n: int | None, seeds: int, out: Path, synth: dict, offset: float = 0.0, limit: dict | None = None) -> dict:
+SWEEP_STRATEGIES = ("uniform", "anchored", "random", "oracle")
+
+
+def run(n: int | None, seeds: int, out: Path, synth: dict, offset: float = 0.0, limit: dict | None = None,
+        **over) -> dict:
     t0 = time.perf_counter()
     cfg = EvalConfig(seeds=seeds, synth={"n": n, **synth}, anchor_offset_s=offset, limit=limit,
-                     cache=str(out.parent / f"cache-{n}-{json.dumps(synth, sort_keys=True)}"))
+                     cache=str(out.parent / f"cache-{n}-{json.dumps(synth, sort_keys=True)}"), **over)
     doc = run_eval(cfg, out)
     doc["total_s"] = time.perf_counter() - t0
     return doc
@@ -54,6 +60,7 @@ def main() -> None:
     ap.add_argument("--sweep", choices=sorted(SWEEPS), default=None)
     ap.add_argument("--work", type=Path, default=Path("bench-eval"))
     ap.add_argument("--limit", default=None, help="TRAIN,VAL,TEST clips taken from a full-size folder")
+    ap.add_argument("--attach", type=Path, default=None, help="Copy the sweep's CSV and PNG into RESULTS_DIR/sweeps")
     a = ap.parse_args()
     limit = dict(zip(("train", "val", "test"), map(int, a.limit.split(",")))) if a.limit else None
     if a.sweep is None:
@@ -63,16 +70,30 @@ def main() -> None:
         show(doc)
         return
     field, values, opts = SWEEPS[a.sweep]
-    print(f"sweep {field}: value, uniform, anchored-energy, random, oracle, Recall@2 (energy), recovery")
+    # A sweep point trains only what the sweep plots (energy anchors; no curve), with the protocol's defaults.
+    over = {"probes": ("energy",), "strategies": SWEEP_STRATEGIES, "curve_budgets": (), "curve_seeds": 1}
+    print(f"sweep {field}: value, uniform, anchored-energy, random, oracle, p vs uniform, Recall@2, recovery")
+    rows = []
     for v in values:
         out = a.work / f"{a.sweep}-{v}"
-        doc = run(a.n, a.seeds, out, {field: v}, offset=v if opts.get("correct") else 0.0, limit=limit)
-        s = doc["strategies"]
-        rec = doc["recall"]["test"]["anchored-energy"]["recall@2,d0"]
-        print(f"{v:6.2f}  {s['uniform']['accuracy_mean']:.3f}  {s['anchored-energy']['accuracy_mean']:.3f}  "
-              f"{s['random']['accuracy_mean']:.3f}  {s['oracle']['accuracy_mean']:.3f}  {rec:.3f}  "
-              f"{s['anchored-energy'].get('recovery_ratio')}", flush=True)
-
+        doc = run(a.n, a.seeds, out, {field: v}, offset=v if opts.get("correct") else 0.0, limit=limit, **over)
+        r = sweep_row(v, doc)
+        rows.append(r)
+        print(f"{v:6.2f}  {r['uniform']:.3f}  {r['anchored']:.3f}  {r['random']:.3f}  {r['oracle']:.3f}  "
+              f"{r['p_vs_uniform']}  {r['recall@2']:.3f}  {r['recovery']}  ({doc['total_s']:.0f} s)", flush=True)
+    folder = a.work / "sweeps"
+    folder.mkdir(parents=True, exist_ok=True)
+    title = f"{a.sweep} (n={a.n or 'full'}, {a.seeds} seeds)"
+    (folder / f"{a.sweep}.csv").write_text(sweep_csv(rows))
+    (folder / f"{a.sweep}.json").write_text(json.dumps(rows, indent=1))
+    sweep_png(rows, field, title, folder / f"{a.sweep}.png")
+    print(f"wrote {folder}/{a.sweep}.csv, .json, .png")
+    if a.attach:  # the eval page of that results folder shows the sweep (earmark report DIR)
+        dest = a.attach / "sweeps"
+        dest.mkdir(parents=True, exist_ok=True)
+        for ext in ("csv", "png"):
+            shutil.copy(folder / f"{a.sweep}.{ext}", dest / f"{a.sweep}.{ext}")
+        print(f"attached to {dest}")
 
 if __name__ == "__main__":
     main()

@@ -298,3 +298,59 @@ def test_probes_command_lists_every_probe_and_what_it_needs(capsys):
     assert rows["hybrid"]["settings"]["audio"] == "energy"
     code, text, _ = run(capsys, "probes")
     assert code == 0 and all(name in text for name in rows)
+
+
+# ------------------------------------------------------------------------------------------- tagger
+
+
+@pytest.fixture(scope="module")
+def tiny_ast(tmp_path_factory) -> str:
+    """A randomly initialised AST audio classifier and its feature extractor, saved like a real download."""
+    import torch
+    from transformers import ASTConfig, ASTFeatureExtractor, ASTForAudioClassification
+
+    names = ["Silence", "Dog", "Speech", "Engine"]
+    cfg = ASTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, max_length=100,
+                    num_mel_bins=32, id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)})
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("ast")
+    ASTForAudioClassification(cfg).save_pretrained(folder)
+    ASTFeatureExtractor(num_mel_bins=32, max_length=100).save_pretrained(folder)
+    return str(folder)
+
+
+def test_ast_tagger_scores_and_labels_every_window(capsys, events_mp4, tiny_ast):
+    tl = earmark.index(events_mp4, probe="ast", weights=tiny_ast)
+    assert len(tl) == 12 and tl.labels is not None and len(tl.labels) == 12
+    assert all(len(row) == 3 and set(row) <= {"Silence", "Dog", "Speech", "Engine"} for row in tl.labels)
+    assert np.all((tl.raw > 0) & (tl.raw < 1))
+    np.testing.assert_array_equal(earmark.index(events_mp4, probe="ast", weights=tiny_ast).raw, tl.raw)
+    for score in ("entropy", "margin"):
+        other = earmark.index(events_mp4, probe="ast", weights=tiny_ast, score=score)
+        assert np.all((other.raw >= 0) & (other.raw <= 1)) and not np.array_equal(other.raw, tl.raw)
+    # Through the CLI: the labels travel in the index JSON.
+    code, out, err = run(capsys, "index", events_mp4, "--probe", "ast", "--probe-weights", tiny_ast,
+                         "--probe-option", "score=margin", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["timeline"]["probe"] == "ast" and len(doc["timeline"]["labels"]) == 12
+    assert doc["timeline"]["probe_config"]["score"] == "margin"
+
+
+def test_ast_bad_weights_are_clear_errors(events_mp4, tmp_path, tiny_ast):
+    from transformers import ViTConfig, ViTModel
+
+    with pytest.raises(ConfigError, match="needs weights"):
+        earmark.index(events_mp4, probe="ast")
+    with pytest.raises(ConfigError, match="tagger folder does not exist"):
+        earmark.index(events_mp4, probe="ast", weights=str(tmp_path / "none"))
+    vit = tmp_path / "vit"
+    ViTModel(ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                       image_size=32, patch_size=16)).save_pretrained(vit)
+    with pytest.raises(ConfigError, match="holds a 'vit' model, expected an audio-spectrogram-transformer"):
+        earmark.index(events_mp4, probe="ast", weights=str(vit))
+    (tmp_path / "file.bin").write_bytes(b"x")
+    with pytest.raises(ConfigError, match="expected a transformers folder"):
+        earmark.index(events_mp4, probe="ast", weights=str(tmp_path / "file.bin"))
+    with pytest.raises(ConfigError, match="score must be one of max, entropy, margin"):
+        earmark.index(events_mp4, probe="ast", weights=tiny_ast, score="loudest")

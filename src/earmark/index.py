@@ -144,6 +144,7 @@ def index(path: str | Path, probe: str = "energy", hop_s: float = 1.0, window_s:
         norm_scale=float(np.float32(norm.scale)),
         audio_stream=stream_index,
         sample_rate=SAMPLE_RATE,
+        labels=getattr(prb, "labels_out", None),
         notes=tuple(notes),
     )
 

@@ -100,6 +100,63 @@ def curve_png(doc: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+SWEEP_FIELDS = {"snr_db": "SNR of the event sounds (dB)", "av_offset_s": "AV offset (s)",
+                "silent_event_fraction": "fraction of silent events", "distractor_rate": "distractor rate"}
+SWEEP_COLUMNS = ("value", "uniform", "uniform_std", "anchored", "anchored_std", "random", "random_std", "oracle",
+                 "oracle_std", "p_vs_uniform", "recall@2", "recovery")
+
+
+def sweep_row(value: float, doc: dict[str, Any], probe: str = "energy") -> dict[str, Any]:
+    """One point of a sweep: accuracy (mean, std) per strategy, p vs uniform, Recall@2 and recovery (probe's)."""
+    s = doc["strategies"]
+    a = s.get(f"anchored-{probe}", {})
+    row: dict[str, Any] = {"value": value}
+    for name, key in (("uniform", "uniform"), ("anchored", f"anchored-{probe}"), ("random", "random"),
+                      ("oracle", "oracle")):
+        if key in s:
+            row[name], row[f"{name}_std"] = s[key]["accuracy_mean"], s[key]["accuracy_std"]
+    row["p_vs_uniform"] = (a.get("vs_uniform") or {}).get("p")
+    row["recall@2"] = doc["recall"]["test"].get(f"anchored-{probe}", {}).get("recall@2,d0")
+    row["recovery"] = a.get("recovery_ratio")
+    return row
+
+
+def sweep_csv(rows: list[dict[str, Any]]) -> str:
+    out = [",".join(SWEEP_COLUMNS)]
+    for r in rows:
+        out.append(",".join("" if r.get(c) is None else f"{r[c]:.6g}" for c in SWEEP_COLUMNS))
+    return "\n".join(out) + "\n"
+
+
+def sweep_png(rows: list[dict[str, Any]], field: str, title: str, path: Path) -> None:
+    """Accuracy of each strategy against the swept setting (error bars: std over seeds), Recall@2 beside it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(8.5, 3.4), dpi=120, gridspec_kw={"width_ratios": [2, 1]})
+    x = [r["value"] for r in rows]
+    for name, colour in (("uniform", "#555555"), ("anchored", "#d62728"), ("random", "#1f77b4"),
+                         ("oracle", "#2ca02c")):
+        if all(name in r for r in rows):
+            ax.errorbar(x, [r[name] * 100 for r in rows], yerr=[r[f"{name}_std"] * 100 for r in rows], marker="o",
+                        capsize=3, color=colour, label=name)
+    ax.set_xlabel(SWEEP_FIELDS.get(field, field))
+    ax.set_ylabel("segment accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax2.plot(x, [r.get("recall@2") or 0 for r in rows], marker="o", color="#d62728")
+    ax2.set_ylim(0, 1.02)
+    ax2.set_xlabel(SWEEP_FIELDS.get(field, field))
+    ax2.set_ylabel("anchor Recall@2")
+    ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+
+
 def video_record(clip, result, runs, strategies, label_names, row: int) -> dict[str, Any]:
     """One test clip's record; ``row`` is its position in the test split (the runs' per-clip arrays)."""
     rec: dict[str, Any] = {"video_id": clip.video_id, "path": str(clip.path), "category": clip.row.category,

@@ -195,7 +195,13 @@ def eval_view(results_dir: str | Path) -> dict[str, Any]:
         videos.append({"id": rec["video_id"], "category": rec["category"], "event": rec["event"],
                        "gain": gain, "recall": hit, "href": f"videos/{rec['video_id']}.html"})
     curve = root / "curve.png"
-    return {"doc": doc, "rows": rows, "recall": recall, "videos": videos, "k": k,
+    sweeps = []
+    for png in sorted((root / "sweeps").glob("*.png")):
+        csv = png.with_suffix(".csv")
+        table = [line.split(",") for line in csv.read_text().splitlines()] if csv.exists() else []
+        png_url = "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode()
+        sweeps.append({"name": png.stem, "png": png_url, "table": table})
+    return {"doc": doc, "rows": rows, "recall": recall, "videos": videos, "k": k, "sweeps": sweeps,
             "curve": "data:image/png;base64," + base64.b64encode(curve.read_bytes()).decode() if curve.exists()
             else None}
 
