@@ -354,3 +354,53 @@ def test_ast_bad_weights_are_clear_errors(events_mp4, tmp_path, tiny_ast):
         earmark.index(events_mp4, probe="ast", weights=str(tmp_path / "file.bin"))
     with pytest.raises(ConfigError, match="score must be one of max, entropy, margin"):
         earmark.index(events_mp4, probe="ast", weights=tiny_ast, score="loudest")
+
+
+# ------------------------------------------------------------------------------------------- transfer
+
+
+def _av_clip(path, event_s: int, with_audio: bool, seed: int):
+    """6 s: a noise burst (if audio) and a white square crossing the picture in second ``event_s``."""
+    rng = np.random.default_rng(seed)
+    scene = _scene(seed + 10)
+
+    def frame(i: int, t: float) -> np.ndarray:
+        img = scene.copy()
+        if event_s <= t < event_s + 1:
+            x = int((t - event_s) * (W - 16))
+            img[24:40, x:x + 16] = 255
+        return img
+
+    audio = None
+    if with_audio:
+        audio = (0.003 * rng.standard_normal(6 * SR)).astype(np.float32)
+        audio[event_s * SR:(event_s + 1) * SR] += (0.3 * rng.standard_normal(SR)).astype(np.float32)
+    write_media(path, 6.0, audio, SR, video=VideoSpec(width=W, height=H, fps=FPS, gop=10), frame_fn=frame)
+    return path
+
+
+def test_train_transfer_teaches_a_visual_scorer_that_needs_no_audio(capsys, tmp_path):
+    import torch
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(8):
+        _av_clip(corpus / f"c{i}.mp4", 1 + i % 4, True, i)
+    _av_clip(corpus / "mute.mp4", 2, False, 99)  # no sound: skipped, said so
+    out = tmp_path / "scorer.pt"
+    code, text, err = run(capsys, "train-transfer", corpus, "--epochs", "80", "--out", out)
+    assert code == 0, err
+    assert "of 8 videos (1 skipped)" in text and "mute.mp4: needs both audio and picture" in text
+    ck = torch.load(out, weights_only=True)
+    assert ck["format"] == "earmark.transfer-probe" and json.loads(ck["summary"])["train_corr"] > 0.5
+    held_out = _av_clip(tmp_path / "silent.mp4", 4, False, 123)
+    tl = earmark.index(held_out, probe="transfer", weights=str(out))
+    assert tl.audio_stream is None and int(np.argmax(tl.scores)) == 4
+    code, _, err = run(capsys, "train-transfer", tmp_path / "nowhere", "--out", tmp_path / "x.pt")
+    assert code == 1 and "corpus does not exist" in err and not (tmp_path / "x.pt").exists()
+    other = tmp_path / "other.pt"
+    torch.save({"format": "earmark.linear-probe"}, other)
+    with pytest.raises(ConfigError, match="holds 'earmark.linear-probe', expected an earmark transfer scorer"):
+        earmark.index(held_out, probe="transfer", weights=str(other))
+    with pytest.raises(ConfigError, match="needs weights"):
+        earmark.index(held_out, probe="transfer")

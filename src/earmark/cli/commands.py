@@ -414,6 +414,27 @@ def train_probe_cmd(dataset: str, root: str, embed: str, hidden: int, epochs: in
     con.print(f"wrote {out}")
 
 
+@cli.command("train-transfer")
+@click.argument("corpus", type=click.Path(path_type=str))
+@click.option("--epochs", type=int, default=60, show_default=True)
+@click.option("--contrastive", type=float, default=0.5, show_default=True,
+              help="Weight of the audio-visual agreement (InfoNCE) loss; 0 turns it off.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=str), help="scorer.pt to write.")
+def train_transfer_cmd(corpus: str, epochs: int, contrastive: float, seed: int, out: str) -> None:
+    """Train a visual-only scorer on CORPUS (videos with sound) to predict audio eventness; use it with
+    --probe transfer --probe-weights scorer.pt on videos with or without sound."""
+    from ..probes.transfer import TransferTrainConfig, train_transfer
+
+    s = train_transfer(corpus, out, TransferTrainConfig(epochs=epochs, contrastive=contrastive, seed=seed))
+    con = _console()
+    con.print(f"trained on {s['windows']} windows of {s['videos']} videos ({s['skipped']} skipped); "
+              f"correlation with audio eventness on the corpus {s['train_corr']:.2f}")
+    for line in s["skipped_examples"]:
+        con.print(f"[yellow]skipped:[/] {line}")
+    con.print(f"wrote {out}")
+
+
 def _register_eval() -> None:
     from .eval_cmd import eval_group
 

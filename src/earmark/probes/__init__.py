@@ -3,6 +3,7 @@
 from . import dsp as _dsp  # noqa: F401  (registers energy, flux, onset)
 from . import learned as _learned  # noqa: F401  (registers vad, linear)
 from . import tagger as _tagger  # noqa: F401  (registers ast)
+from . import transfer as _transfer  # noqa: F401  (registers transfer)
 from . import visual as _visual  # noqa: F401  (registers motion, cut, novelty, hybrid)
 from .base import (
     FRAME_HOP,

@@ -95,11 +95,15 @@ class VisualProbe(Probe):
             v[0] = v[1]  # nothing came before the first picture: no change is known, not "no change"
         return np.asarray(times, np.float64), v
 
-    def index_video(self, vi: VideoInfo, hop_s: float, window_s: float, **_: Any) -> Timeline:
+    def window_raw(self, vi: VideoInfo, hop_s: float, window_s: float) -> np.ndarray:
+        """One raw value per window: the largest thumbnail change inside it."""
         grid = window_grid(vi.duration_s, hop_s, window_s)
         t, v = self.thumb_values(vi)
-        raw = window_max(t, v, grid.starts(), window_s)
-        cov = np.ones(grid.n)
+        return window_max(t, v, grid.starts(), window_s)
+
+    def index_video(self, vi: VideoInfo, hop_s: float, window_s: float, **_: Any) -> Timeline:
+        raw = self.window_raw(vi, hop_s, window_s)
+        cov = np.ones(len(raw))
         norm = normalise(raw, cov, self.config)
         return Timeline(video=vi.path, fingerprint=vi.fingerprint, duration_s=vi.duration_s, hop_s=float(hop_s),
                         window_s=float(window_s), probe=self.name, probe_config=self.config.to_dict(),

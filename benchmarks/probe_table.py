@@ -1,0 +1,111 @@
+"""The probe table: anchor Recall@K of every probe on SynthAVE across SNR and with silent events, and its cost.
+
+    python benchmarks/probe_table.py --n 600 --work bench-eval
+
+For each setting a SynthAVE folder is made (or reused: the same folders as `eval_protocol.py --sweep`). The
+learned probes are trained once, on the train split of the default (10 dB) folder: ``linear`` (labelled seconds)
+and ``transfer`` (a visual scorer taught by the audio's eventness; it reads no audio). Every probe then indexes
+the val+test clips of every folder; a clip's anchors are its top-K windows. Printed per probe and setting:
+Recall@K (an anchor on an event second), Recall@K,Δ1, and the probe's CPU seconds per hour of video (process time,
+measured in the same run, one process). ``random`` (seeded) is the reference line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+import earmark
+from earmark.eval.datasets import load_ave
+from earmark.eval.stats import recall_at_k
+from earmark.eval.synthave import SynthConfig, make_synthave
+
+SETTINGS = [("snr_db", v) for v in (-5.0, 0.0, 5.0, 10.0, 20.0)] + [("silent_event_fraction", 0.5)]
+PROBES = ("energy", "flux", "onset", "vad", "linear", "motion", "cut", "novelty", "hybrid", "transfer")
+
+
+def folder(work: Path, n: int, field: str, value: float) -> Path:
+    synth = {field: value}
+    root = work / f"cache-{n}-{json.dumps(synth, sort_keys=True)}" / "synthave"
+    make_synthave(root, SynthConfig.from_dict({"n": n, **synth}))
+    return root
+
+
+def dataset(root: Path):
+    m = json.loads((root / "synthave.json").read_text())
+    return load_ave(root, segments=int(m["segments"]), classes=tuple(m["classes"]), name="synthave")
+
+
+def train_learned(root: Path, work: Path) -> dict[str, str]:
+    from earmark.probes.train import TrainProbeConfig, train_probe
+    from earmark.probes.transfer import TransferTrainConfig, train_transfer
+
+    out = {"linear": str(work / "probe-linear.pt"), "transfer": str(work / "probe-transfer.pt")}
+    t0 = time.process_time()
+    train_probe(TrainProbeConfig(root=str(root), limit={"train": 10**6, "val": 0, "test": 0}), out["linear"])
+    t1 = time.process_time()
+    ds = dataset(root)
+    train_transfer([c.path for c in ds.available("train")], out["transfer"], TransferTrainConfig())
+    print(f"trained linear ({t1 - t0:.0f} CPU-s) and transfer ({time.process_time() - t1:.0f} CPU-s) on "
+          f"{len(ds.available('train'))} train clips of {root}", flush=True)
+    return out
+
+
+def evaluate(root: Path, weights: dict[str, str], k: int, probes: tuple[str, ...]) -> dict[str, dict]:
+    ds = dataset(root)
+    clips = [c for s in ("val", "test") for c in ds.available(s)]
+    rows: dict[str, dict] = {}
+    seconds = sum(c.labels.shape[0] for c in clips)
+    for p in (*probes, "random"):
+        hits = {0: [], 1: []}
+        t0 = time.process_time()
+        for i, c in enumerate(clips):
+            ev = np.flatnonzero(c.labels != ds.background)
+            if p == "random":
+                top = np.random.default_rng(i).permutation(len(c.labels))[:k]
+            else:
+                kw = {"weights": weights[p]} if p in weights else {}
+                tl = earmark.index(c.path, probe=p, jobs=1, **kw)
+                top = np.argsort(-tl.scores, kind="stable")[:k]
+            for d in hits:
+                r = recall_at_k(top, ev, d)
+                if r is not None:
+                    hits[d].append(r)
+        cpu = time.process_time() - t0
+        rows[p] = {"recall": float(np.mean(hits[0])), "recall_d1": float(np.mean(hits[1])),
+                   "cpu_s_per_hour": cpu / seconds * 3600, "clips": len(clips)}
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=600)
+    ap.add_argument("--k", type=int, default=2)
+    ap.add_argument("--work", type=Path, default=Path("bench-eval"))
+    ap.add_argument("--probes", default=",".join(PROBES))
+    a = ap.parse_args()
+    probes = tuple(p for p in a.probes.split(",") if p)
+    a.work.mkdir(parents=True, exist_ok=True)
+    weights = train_learned(folder(a.work, a.n, "snr_db", 10.0), a.work)
+    table: dict[str, dict] = {}
+    for field, value in SETTINGS:
+        name = f"{field}={value:g}"
+        table[name] = evaluate(folder(a.work, a.n, field, value), weights, a.k, probes)
+        print(name, json.dumps({p: round(r["recall"], 3) for p, r in table[name].items()}), flush=True)
+    (a.work / "probe_table.json").write_text(json.dumps(table, indent=1))
+    names = list(table)
+    print("\n| probe | " + " | ".join(names) + " | CPU s / hour |")
+    print("|---|" + "---|" * (len(names) + 1))
+    for p in (*probes, "random"):
+        cells = [f"{table[n][p]['recall']:.2f} ({table[n][p]['recall_d1']:.2f})" for n in names]
+        cost = np.mean([table[n][p]["cpu_s_per_hour"] for n in names])
+        print(f"| {p} | " + " | ".join(cells) + f" | {cost:.0f} |")
+    print(f"\ncells: Recall@{a.k} (Recall@{a.k},Δ1) over the val+test clips with an event")
+
+
+if __name__ == "__main__":
+    main()
