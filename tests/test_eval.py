@@ -84,6 +84,56 @@ def test_gated_head_finds_the_one_informative_token():
     assert accs["gated"] > 0.9 and accs["gated"] > accs["mlp"] + 0.2, accs
 
 
+def _ave_toy(n_clips: int, rng: np.random.Generator, T: int = 6, D: int = 8):
+    """AVE-shaped clips: one class (0 or 1) per clip, present in a run of seconds; only the first event second
+    shows the class (one marker token), the others only show that *something* is there (background is label 2)."""
+    toks, seg, ys = [], [], []
+    for c in range(n_clips):
+        cls = int(rng.integers(0, 2))
+        a = int(rng.integers(0, T - 2))
+        b = int(rng.integers(a + 2, T + 1))
+        for t in range(T):
+            n = int(rng.integers(4, 9))
+            x = rng.normal(0, 1, (n, D)).astype(np.float32)
+            if a <= t < b:
+                x[0, 6] = 4.0  # "an event is on"
+                if t == a:
+                    x[1, :2], x[1, cls] = 0.0, 5.0  # the class, seen sharply once
+            toks.append(x)
+            seg += [c * T + t] * n
+            ys.append(cls if a <= t < b else 2)
+    tokens = torch.from_numpy(np.concatenate(toks))
+    segt = torch.tensor(seg)
+    cls_tok = torch.zeros(n_clips * T, D).index_add_(0, segt, tokens) / torch.bincount(segt)[:, None]
+    return Batch(tokens, segt, cls_tok, None, torch.tensor(ys).view(n_clips, T))
+
+
+def test_ave_head_carries_a_sharply_seen_class_to_the_other_event_seconds():
+    rng = np.random.default_rng(2)
+    train, test = _ave_toy(400, rng), _ave_toy(32, rng)
+    blurry = (test.y < 2) & torch.cat([torch.zeros(32, 1, dtype=torch.bool), test.y[:, :-1] < 2], 1)
+    acc = {}
+    for kind in ("ave", "gated"):
+        torch.manual_seed(0)
+        head = Head(kind, 8, 3, hidden=32, dropout=0.0)
+        if kind == "ave":  # log-probabilities over the 3 labels
+            assert torch.allclose(head(test).exp().sum(-1), torch.ones(32, 6), atol=1e-5)
+        opt = torch.optim.AdamW(head.parameters(), lr=1e-2)
+        for _ in range(50):
+            loss = torch.nn.functional.cross_entropy(head(train).reshape(-1, 3), train.y.reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        head.eval()
+        pred = head(test).argmax(-1)
+        acc[kind] = (float((pred == test.y).float().mean()), float((pred[blurry] == test.y[blurry]).float().mean()))
+    # Seconds that never showed the class get it from the clip: the AVE-shaped output is what makes that easy.
+    assert acc["ave"][0] > 0.85 and acc["ave"][1] > 0.8, acc
+    assert acc["ave"][1] > acc["gated"][1] + 0.15, acc
+    initial, _ = head.importance(test)
+    assert initial.shape == (len(test.tokens),)
+
+
 def test_gabor_encoder_shapes_and_determinism():
     enc = GaborEncoder()
     x = np.random.default_rng(0).integers(0, 256, (2, 112, 112, 3), dtype=np.uint8)
@@ -189,14 +239,24 @@ def test_eval_bad_input(tmp_path, capsys):
 
 
 def test_eval_page_in_chromium(quick_run, page):
-    assert main(["report", str(quick_run)]) == 0
+    from earmark.eval.report import SWEEP_COLUMNS, sweep_csv, sweep_png, sweep_row
+
     doc = json.loads((quick_run / "results.json").read_text())
+    rows = [sweep_row(v, doc) for v in (0.0, 10.0)]  # a two-point "sweep" made of this run's numbers
+    assert rows[0]["uniform"] == doc["strategies"]["uniform"]["accuracy_mean"]
+    assert rows[0]["recall@2"] == doc["recall"]["test"]["anchored-energy"]["recall@2,d0"]
+    (quick_run / "sweeps").mkdir(exist_ok=True)
+    (quick_run / "sweeps" / "snr.csv").write_text(sweep_csv(rows))
+    sweep_png(rows, "snr_db", "snr", quick_run / "sweeps" / "snr.png")
+    assert main(["report", str(quick_run)]) == 0
     n_test = doc["dataset"]["clips"]["test"]
     page.goto((quick_run / "index.html").as_uri())
     assert page.locator("#main tr").count() == 1 + 9  # header + every non-curve strategy
     assert page.locator("#recall tr").count() == 1 + 4
     assert page.locator("#videos tbody tr").count() == n_test
     assert page.evaluate("() => document.getElementById('curve').naturalWidth") > 300
+    assert page.evaluate("() => document.querySelector('#sweep-snr img').naturalWidth") > 300
+    assert page.locator("#sweep-snr tr").count() == 3 and page.locator("#sweep-snr th").count() == len(SWEEP_COLUMNS) + 2  # + a row header per point
     page.locator("#videos th[data-key=gain]").click()
     gains = [float(x) for x in page.eval_on_selector_all("#videos tbody tr", "rs => rs.map(r => r.dataset.gain)")]
     assert gains == sorted(gains, reverse=True)
