@@ -256,7 +256,8 @@ def test_eval_page_in_chromium(quick_run, page):
     assert page.locator("#videos tbody tr").count() == n_test
     assert page.evaluate("() => document.getElementById('curve').naturalWidth") > 300
     assert page.evaluate("() => document.querySelector('#sweep-snr img').naturalWidth") > 300
-    assert page.locator("#sweep-snr tr").count() == 3 and page.locator("#sweep-snr th").count() == len(SWEEP_COLUMNS) + 2  # + a row header per point
+    assert page.locator("#sweep-snr tr").count() == 3
+    assert page.locator("#sweep-snr th").count() == len(SWEEP_COLUMNS) + 2  # + a row header per point
     page.locator("#videos th[data-key=gain]").click()
     gains = [float(x) for x in page.eval_on_selector_all("#videos tbody tr", "rs => rs.map(r => r.dataset.gain)")]
     assert gains == sorted(gains, reverse=True)
