@@ -18,6 +18,7 @@ from pathlib import Path
 
 from earmark.eval.protocol import EvalConfig, run_eval
 from earmark.eval.report import sweep_csv, sweep_png, sweep_row
+from earmark.eval.synthave import SynthConfig
 
 SWEEPS = {
     "snr": ("snr_db", [-5.0, 0.0, 5.0, 10.0, 20.0], {}),
@@ -33,6 +34,7 @@ SWEEP_STRATEGIES = ("uniform", "anchored", "random", "oracle")
 def run(n: int | None, seeds: int, out: Path, synth: dict, offset: float = 0.0, limit: dict | None = None,
         **over) -> dict:
     t0 = time.perf_counter()
+    synth = {k: v for k, v in synth.items() if getattr(SynthConfig(), k) != v}  # defaults share one folder
     cfg = EvalConfig(seeds=seeds, synth={"n": n, **synth}, anchor_offset_s=offset, limit=limit,
                      cache=str(out.parent / f"cache-{n}-{json.dumps(synth, sort_keys=True)}"), **over)
     doc = run_eval(cfg, out)

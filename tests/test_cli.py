@@ -144,8 +144,7 @@ def test_audio_shorter_than_video_warns_and_zeroes_confidence(capsys, media_dir,
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--probe", "loudness"], "unknown probe 'loudness'; valid probes: cut, energy, flux, hybrid, linear, motion, "
-                              "novelty, onset, vad"),
+    (["--probe", "loudness"], "unknown probe 'loudness'; valid probes: " + ", ".join(probe_names())),
     (["--hop", "0"], "hop must be > 0 seconds, got 0.0"),
     (["--hop", "-1"], "hop must be > 0 seconds, got -1.0"),
     (["--window", "0"], "window must be > 0 seconds, got 0.0"),

@@ -22,8 +22,9 @@ def test_registry_lists_dsp_probes_and_rejects_unknown_names():
     assert set(DSP) <= set(probe_names())
     with pytest.raises(UnknownNameError) as e:
         get_probe("loudness")
-    assert str(e.value) == ("unknown probe 'loudness'; valid probes: cut, energy, flux, hybrid, linear, motion, "
-                            "novelty, onset, vad")
+    assert str(e.value) == "unknown probe 'loudness'; valid probes: " + ", ".join(probe_names())
+    assert {"energy", "flux", "onset", "vad", "ast", "linear", "motion", "cut", "novelty", "hybrid",
+            "transfer"} <= set(probe_names())
 
 
 def test_probe_config_overrides_and_bad_settings():
