@@ -66,6 +66,18 @@ def test_segment_softmax_and_gates():
     assert gradient_importance(head, b).shape == (len(b.tokens),)
 
 
+def fit(head: Head, train: Batch, steps: int, lr: float = 1e-2) -> None:
+    """Full-batch AdamW on a toy batch, then eval mode."""
+    opt = torch.optim.AdamW(head.parameters(), lr=lr)
+    for _ in range(steps):
+        out = head(train)
+        loss = torch.nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), train.y.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    head.eval()
+
+
 def test_gated_head_finds_the_one_informative_token():
     torch.manual_seed(0)
     rng = np.random.default_rng(1)
@@ -73,13 +85,7 @@ def test_gated_head_finds_the_one_informative_token():
     accs = {}
     for kind in ("gated", "mlp"):
         head = Head(kind, 8, 3, hidden=32, dropout=0.0)
-        opt = torch.optim.AdamW(head.parameters(), lr=1e-2)
-        for _ in range(150):
-            loss = torch.nn.functional.cross_entropy(head(train).reshape(-1, 3), train.y.reshape(-1))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        head.eval()
+        fit(head, train, 150)
         accs[kind] = float((head(test).argmax(-1) == test.y).float().mean())
     assert accs["gated"] > 0.9 and accs["gated"] > accs["mlp"] + 0.2, accs
 
@@ -118,13 +124,7 @@ def test_ave_head_carries_a_sharply_seen_class_to_the_other_event_seconds():
         head = Head(kind, 8, 3, hidden=32, dropout=0.0)
         if kind == "ave":  # log-probabilities over the 3 labels
             assert torch.allclose(head(test).exp().sum(-1), torch.ones(32, 6), atol=1e-5)
-        opt = torch.optim.AdamW(head.parameters(), lr=1e-2)
-        for _ in range(50):
-            loss = torch.nn.functional.cross_entropy(head(train).reshape(-1, 3), train.y.reshape(-1))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        head.eval()
+        fit(head, train, 50)
         pred = head(test).argmax(-1)
         acc[kind] = (float((pred == test.y).float().mean()), float((pred[blurry] == test.y[blurry]).float().mean()))
     # Seconds that never showed the class get it from the clip: the AVE-shaped output is what makes that easy.

@@ -400,7 +400,7 @@ def test_train_transfer_teaches_a_visual_scorer_that_needs_no_audio(capsys, tmp_
     assert code == 1 and "corpus does not exist" in err and not (tmp_path / "x.pt").exists()
     other = tmp_path / "other.pt"
     torch.save({"format": "earmark.linear-probe"}, other)
-    with pytest.raises(ConfigError, match="holds 'earmark.linear-probe', expected an earmark transfer scorer"):
+    with pytest.raises(ConfigError, match="holds 'earmark.linear-probe', expected an earmark transfer probe"):
         earmark.index(held_out, probe="transfer", weights=str(other))
     with pytest.raises(ConfigError, match="needs weights"):
         earmark.index(held_out, probe="transfer")

@@ -182,22 +182,30 @@ def build_classifier(n_in: int, hidden: int):
     return nn.Sequential(nn.Linear(n_in, hidden), nn.GELU(), nn.Linear(hidden, 1))
 
 
-def load_linear(path: str | Path) -> tuple[Any, dict]:
-    """(classifier, checkpoint metadata) from an ``earmark train-probe`` file; clear errors for anything else."""
+def read_checkpoint(path: str | Path, probe: str, fmt: str, how: str) -> dict:
+    """An earmark probe checkpoint (a dict with ``format == fmt``), read with ``torch.load(weights_only=True)``;
+    clear errors naming the file for a missing file, a non-torch file, or a checkpoint of another kind."""
     import pickle
 
     import torch
 
-    p = weights_file(str(path), "linear", "--probe-weights PATH (make one with `earmark train-probe`)")
+    p = weights_file(str(path), probe, f"--probe-weights PATH (make one with `{how}`)")
     try:
         ck = torch.load(p, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as e:
-        raise ConfigError(f"{p}: not a torch checkpoint the linear probe can read ({str(e).splitlines()[0][:100]})"
-                          ) from None
-    if not isinstance(ck, dict) or ck.get("format") != LINEAR_FORMAT:
+        raise ConfigError(f"{p}: not a torch checkpoint the {probe} probe can read "
+                          f"({str(e).splitlines()[0][:100]})") from None
+    if not isinstance(ck, dict) or ck.get("format") != fmt:
         what = ck.get("format") if isinstance(ck, dict) and ck.get("format") else type(ck).__name__
-        raise ConfigError(f"{p}: holds {what!r}, expected an earmark linear probe (format {LINEAR_FORMAT!r}, "
-                          "written by `earmark train-probe`)")
+        raise ConfigError(f"{p}: holds {what!r}, expected an earmark {probe} probe (format {fmt!r}, written by "
+                          f"`{how}`)")
+    return ck
+
+
+def load_linear(path: str | Path) -> tuple[Any, dict]:
+    """(classifier, checkpoint metadata) from an ``earmark train-probe`` file; clear errors for anything else."""
+    p = Path(path)
+    ck = read_checkpoint(path, "linear", LINEAR_FORMAT, "earmark train-probe")
     try:
         clf = build_classifier(int(ck["n_in"]), int(ck["hidden"]))
         clf.load_state_dict(ck["state_dict"])

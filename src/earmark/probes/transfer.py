@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..types import VideoInfo
 from .base import ProbeConfig, register_probe, window_grid
-from .learned import missing, weights_file
+from .learned import missing, read_checkpoint
 from .visual import CutProbe, MotionProbe, NoveltyProbe, VisualConfig, VisualProbe, thumbnails
 
 TRANSFER_FORMAT = "earmark.transfer-probe"
@@ -202,21 +202,10 @@ def train_transfer(corpus: str | Path | Sequence[str | Path], out: str | Path,
 
 
 def load_transfer(path: str | Path) -> tuple[Any, dict]:
-    import pickle
-
-    import torch
     from torch import nn
 
-    p = weights_file(str(path), "transfer", "--probe-weights PATH (make one with `earmark train-transfer`)")
-    try:
-        ck = torch.load(p, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as e:
-        raise ConfigError(f"{p}: not a torch checkpoint the transfer probe can read "
-                          f"({str(e).splitlines()[0][:100]})") from None
-    if not isinstance(ck, dict) or ck.get("format") != TRANSFER_FORMAT:
-        what = ck.get("format") if isinstance(ck, dict) and ck.get("format") else type(ck).__name__
-        raise ConfigError(f"{p}: holds {what!r}, expected an earmark transfer scorer (format {TRANSFER_FORMAT!r}, "
-                          "written by `earmark train-transfer`)")
+    p = Path(path)
+    ck = read_checkpoint(path, "transfer", TRANSFER_FORMAT, "earmark train-transfer")
     if list(ck.get("features", [])) != list(VISUAL_FEATURES):
         raise ConfigError(f"{p}: made for other visual features ({ck.get('features')}); retrain it")
     try:
