@@ -324,6 +324,8 @@ def test_ast_tagger_scores_and_labels_every_window(capsys, events_mp4, tiny_ast)
     assert len(tl) == 12 and tl.labels is not None and len(tl.labels) == 12
     assert all(len(row) == 3 and set(row) <= {"Silence", "Dog", "Speech", "Engine"} for row in tl.labels)
     assert np.all((tl.raw > 0) & (tl.raw < 1))
+    margin = earmark.index(events_mp4, probe="ast", weights=tiny_ast, score="margin")
+    np.testing.assert_allclose(tl.confidence, np.float32(margin.raw) * tl.coverage, atol=1e-6)  # own calibration
     np.testing.assert_array_equal(earmark.index(events_mp4, probe="ast", weights=tiny_ast).raw, tl.raw)
     for score in ("entropy", "margin"):
         other = earmark.index(events_mp4, probe="ast", weights=tiny_ast, score=score)

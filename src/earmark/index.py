@@ -118,6 +118,9 @@ def index(path: str | Path, probe: str = "energy", hop_s: float = 1.0, window_s:
         warnings.warn(EarmarkWarning(f"{vi.path}: {note}"), stacklevel=2)
     norm = normalise(raw, cov, prb.config)
     scores, conf = norm.scores, norm.confidence
+    own = getattr(prb, "confidence_out", None)
+    if own is not None:  # a model probe's own calibration (e.g. a tagger's top-1 margin) instead of the z-score's
+        conf = (np.clip(own, 0.0, 1.0) * cov).astype(np.float32)
     if ignore_speech and prb.name != "vad":
         vad_weights = ignore_speech if isinstance(ignore_speech, str) else None
         speech = index(path, "vad", hop_s, window_s, audio_stream=stream_index, video_info=vi, jobs=jobs,

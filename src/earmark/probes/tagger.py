@@ -4,7 +4,9 @@ Each window's audio goes through the folder's own feature extractor and ``ASTFor
 (``from_pretrained(path, local_files_only=True)``: no network). The class probabilities become eventness by
 ``score``: ``max`` (the most probable class outside ``ignore_labels``, e.g. Silence), ``entropy`` (1 − normalised
 entropy: a confident tagger) or ``margin`` (top-1 minus top-2). The ``top`` labels per window are stored in the
-Timeline (``Timeline.labels``); no audio or text is kept. For AudioSet, point ``weights`` at a folder holding
+Timeline (``Timeline.labels``); no audio or text is kept. A window's confidence is the tagger's own: the
+margin between its two most probable classes (times audio coverage), which anchor widening and the uniform
+fallback read instead of the z-score's. For AudioSet, point ``weights`` at a folder holding
 e.g. ``MIT/ast-finetuned-audioset-10-10-0.4593`` (BSD-3-Clause), downloaded once by the user.
 
 The probe receives the window's samples as 10 ms frames (vector frame values), so long files are decoded in
@@ -97,6 +99,7 @@ class AstProbe(Probe):
             raise ConfigError("probe 'ast' needs weights: --probe-weights FOLDER (a local AST model folder)")
         load_tagger(str(c.weights))  # a bad folder fails before any decoding
         self.labels_out: tuple[tuple[str, ...], ...] | None = None
+        self.confidence_out: np.ndarray | None = None
 
     def frame_values(self, frames: np.ndarray) -> np.ndarray:
         return frames.astype(np.float32, copy=True)  # the samples themselves; tagged per window below
@@ -110,7 +113,7 @@ class AstProbe(Probe):
         lo = np.minimum(lo, hi - 1)
         names = [model.config.id2label[i] for i in range(model.config.num_labels)]
         keep = np.array([n not in self.config.ignore_labels for n in names])
-        scores, labels = [], []
+        scores, labels, margins = [], [], []
         for b in range(0, grid.n, self.config.batch):
             waves = [frame_values[a:z].reshape(-1) for a, z in zip(lo[b:b + self.config.batch],
                                                                    hi[b:b + self.config.batch])]
@@ -119,10 +122,14 @@ class AstProbe(Probe):
                 logits = model(**inp).logits.double()
             prob = (torch.sigmoid(logits) if self.config.activation == "sigmoid" else torch.softmax(logits, -1)).numpy()
             scores.append(self._score(prob, keep))
+            top2 = -np.sort(-prob, 1)[:, :2]
+            margins.append(top2[:, 0] - (top2[:, 1] if prob.shape[1] > 1 else 0.0))
             for row in prob:
                 order = np.argsort(-row, kind="stable")[: self.config.top]
                 labels.append(tuple(names[i] for i in order))
         self.labels_out = tuple(labels)
+        # Calibrated confidence: how clearly the tagger prefers its top class (used by anchor widening/fallback).
+        self.confidence_out = np.concatenate(margins)
         return np.concatenate(scores)
 
     def _score(self, prob: np.ndarray, keep: np.ndarray) -> np.ndarray:
