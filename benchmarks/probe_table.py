@@ -24,7 +24,7 @@ from earmark.eval.datasets import load_ave
 from earmark.eval.stats import recall_at_k
 from earmark.eval.synthave import SynthConfig, make_synthave
 
-SETTINGS = [("snr_db", v) for v in (-5.0, 0.0, 5.0, 10.0, 20.0)] + [("silent_event_fraction", 0.5)]
+SETTINGS = [("snr_db", v) for v in (-20.0, -10.0, -5.0, 0.0, 5.0, 10.0, 20.0)] + [("silent_event_fraction", 0.5)]
 PROBES = ("energy", "flux", "onset", "vad", "linear", "motion", "cut", "novelty", "hybrid", "transfer")
 
 
