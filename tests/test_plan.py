@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import jsonschema
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -55,6 +56,16 @@ def test_seed_protocol_qwen_image_mode():
     assert target == 640 and shape(uni) == [(224, 224, 64, "uniform")] * 10
     _, anc, _, _ = run("qwen2.5-vl", 640, "anchored")
     assert sorted(shape(anc)) == sorted([(448, 448, 256, "anchor")] * 2 + [(112, 112, 16, "context")] * 8)
+
+
+@pytest.mark.parametrize("strategy,model", [("anchored", "vit-p16"), ("dense-at-anchors", "qwen2.5-vl")])
+def test_an_anchor_at_the_very_end_plans_a_frame_inside_the_video(strategy, model):
+    # An AV offset can push an anchor to the last representable instant before the end (found by the offset
+    # sweep: a frame rounded to 10.000 s on a 10 s video, which extraction then refuses).
+    end = Anchor(9, float(np.nextafter(10.0, 0.0)), 9.0, 10.0, 9.0, 1.0)
+    _, frames, _, _ = run(model, 1960, strategy, anchors=[end, ANCHORS[0]])
+    assert max(f.time_s for f in frames) < 10.0
+    assert len({f.time_s for f in frames}) == len(frames)
 
 
 def test_random_has_the_anchored_shape_at_seeded_slots():

@@ -220,12 +220,13 @@ def _group_times(times: list[float], per_slot: int) -> list[list[float]]:
 
 def _pair_around(t: float, spacing: float, per_slot: int, duration_s: float) -> list[float]:
     """``per_slot`` frame times centred on ``t`` (one frame: ``t`` itself), kept inside the video."""
+    last = duration_s - 1e-6  # the latest time that stays before the end once rounded to the microsecond
     if per_slot == 1:
-        return [_t(t)]
+        return [_t(min(max(t, 0.0), last))]
     offsets = [(j - (per_slot - 1) / 2) * spacing for j in range(per_slot)]
     lo = min(t + o for o in offsets)
     hi = max(t + o for o in offsets)
-    shift = max(0.0, -lo) - max(0.0, hi - duration_s * (1 - 1e-9))
+    shift = max(0.0, -lo) - max(0.0, hi - last)
     return [_t(t + o + shift) for o in offsets]
 
 
