@@ -201,6 +201,8 @@ def test_ignore_speech_removes_speech_windows(events_mp4, tmp_path):
     assert np.all(tl.confidence[EVENT_SECONDS] == 0) and np.all(tl.scores[EVENT_SECONDS] == tl.scores.min())
     assert "3 of 12 windows with speech removed" in " ".join(tl.notes)
     np.testing.assert_array_equal(tl.raw, plain.raw)  # raw values are kept; only eventness changes
+    hybrid = earmark.index(events_mp4, probe="hybrid", ignore_speech=weights)  # any probe, not only audio ones
+    assert set(top(hybrid, 3)).isdisjoint(EVENT_SECONDS) and "windows with speech removed" in hybrid.notes[-1]
 
 
 def test_vad_bad_weights_are_clear_errors(events_mp4, tmp_path):

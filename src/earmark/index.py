@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing as mp
 import os
 import warnings
@@ -101,12 +102,16 @@ def index(path: str | Path, probe: str = "energy", hop_s: float = 1.0, window_s:
     if jobs is not None and jobs < 1:
         raise ConfigError(f"jobs must be >= 1, got {jobs}")
     vi = video_info if video_info is not None else probe_info(path)
-    if prb.kind != "audio":  # visual and hybrid probes index the picture (and the audio, if any) themselves
-        return prb.index_video(vi, hop_s, window_s, audio_stream=audio_stream, jobs=jobs, progress=progress)
-    if not vi.audio_streams and fallback:
-        from .probes.visual import visual_fallback
+    if prb.kind != "audio" or (not vi.has_audio and fallback):
+        if prb.kind != "audio":  # visual and hybrid probes index the picture (and the audio, if any) themselves
+            tl = prb.index_video(vi, hop_s, window_s, audio_stream=audio_stream, jobs=jobs, progress=progress)
+        else:
+            from .probes.visual import visual_fallback
 
-        return visual_fallback(vi, fallback, prb.name, hop_s, window_s, progress=progress)
+            tl = visual_fallback(vi, fallback, prb.name, hop_s, window_s, progress=progress)
+        if ignore_speech and vi.has_audio:
+            tl = _without_speech(tl, vi, ignore_speech, select_audio_stream(vi, audio_stream), jobs, segment_s)
+        return tl
     stream_index = select_audio_stream(vi, audio_stream)
     grid = window_grid(vi.duration_s, hop_s, window_s)
     values, a_start, a_end = frame_values(vi, stream_index, prb, grid, jobs=jobs, progress=progress,
@@ -121,16 +126,7 @@ def index(path: str | Path, probe: str = "energy", hop_s: float = 1.0, window_s:
     own = getattr(prb, "confidence_out", None)
     if own is not None:  # a model probe's own calibration (e.g. a tagger's top-1 margin) instead of the z-score's
         conf = (np.clip(own, 0.0, 1.0) * cov).astype(np.float32)
-    if ignore_speech and prb.name != "vad":
-        vad_weights = ignore_speech if isinstance(ignore_speech, str) else None
-        speech = index(path, "vad", hop_s, window_s, audio_stream=stream_index, video_info=vi, jobs=jobs,
-                       segment_s=segment_s, fallback=None, weights=vad_weights).raw >= SPEECH_P
-        if speech.any():
-            scores, conf = scores.copy(), conf.copy()
-            scores[speech] = scores.min()  # never an anchor; the rest keep their own normalisation
-            conf[speech] = 0.0
-        notes.append(f"--ignore-speech: {int(speech.sum())} of {len(speech)} windows with speech removed")
-    return Timeline(
+    tl = Timeline(
         video=vi.path,
         fingerprint=vi.fingerprint,
         duration_s=vi.duration_s,
@@ -150,6 +146,24 @@ def index(path: str | Path, probe: str = "energy", hop_s: float = 1.0, window_s:
         labels=getattr(prb, "labels_out", None),
         notes=tuple(notes),
     )
+    if ignore_speech and prb.name != "vad":
+        tl = _without_speech(tl, vi, ignore_speech, stream_index, jobs, segment_s)
+    return tl
+
+
+def _without_speech(tl: Timeline, vi: VideoInfo, ignore_speech: bool | str, stream_index: int, jobs: int | None,
+                    segment_s: float) -> Timeline:
+    """``tl`` with the windows where the ``vad`` probe hears speech removed from eventness (score to the video's
+    lowest, confidence 0; raw values kept), and a note saying how many."""
+    weights = ignore_speech if isinstance(ignore_speech, str) else None
+    speech = index(vi.path, "vad", tl.hop_s, tl.window_s, audio_stream=stream_index, video_info=vi, jobs=jobs,
+                   segment_s=segment_s, fallback=None, weights=weights).raw >= SPEECH_P
+    scores, conf = tl.scores.copy(), tl.confidence.copy()
+    if speech.any():
+        scores[speech] = scores.min()  # never an anchor; the rest keep their own normalisation
+        conf[speech] = 0.0
+    note = f"--ignore-speech: {int(speech.sum())} of {len(speech)} windows with speech removed"
+    return dataclasses.replace(tl, scores=scores, confidence=conf, notes=(*tl.notes, note))
 
 
 def frame_values(vi: VideoInfo, stream_index: int, prb: Probe, grid: WindowGrid, *, jobs: int | None = None,

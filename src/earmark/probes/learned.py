@@ -9,6 +9,7 @@ scores leave a probe.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from dataclasses import dataclass
 from functools import lru_cache
@@ -237,9 +238,8 @@ class LinearProbe(Probe):
         self._clf = None
         if self.config.weights:  # a bad file fails before any decoding
             self._clf, ck = load_linear(self.config.weights)
-            if int(ck["n_mels"]) != self.config.n_mels:
-                object.__setattr__(self, "config", type(self.config)(**{**self.config.to_dict(),
-                                                                         "n_mels": int(ck["n_mels"])}))
+            if int(ck["n_mels"]) != self.config.n_mels:  # the checkpoint says what front end it was trained on
+                self.config = dataclasses.replace(self.config, n_mels=int(ck["n_mels"]))
             self._norm = (np.asarray(ck["mean"], np.float32), np.asarray(ck["std"], np.float32))
 
     def frame_values(self, frames: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ Videos without audio are indexed by the visual ``fallback`` probe (``earmark.ind
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -289,5 +290,5 @@ def visual_fallback(vi: VideoInfo, fallback: str, audio_probe: str, hop_s: float
     note = f"no audio stream, so the audio probe {audio_probe} cannot run: indexed by the visual probe {fallback}"
     warnings.warn(EarmarkWarning(f"{vi.path}: {note}"), stacklevel=3)
     tl = prb.index_video(vi, hop_s, window_s)
-    return Timeline(**{**{f: getattr(tl, f) for f in tl.__dataclass_fields__}, "notes": (note,)})
+    return dataclasses.replace(tl, notes=(note,))
 
