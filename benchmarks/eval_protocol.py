@@ -63,6 +63,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("bench-eval"))
     ap.add_argument("--limit", default=None, help="TRAIN,VAL,TEST clips taken from a full-size folder")
     ap.add_argument("--attach", type=Path, default=None, help="Copy the sweep's CSV and PNG into RESULTS_DIR/sweeps")
+    ap.add_argument("--replot", action="store_true", help="Only rebuild a finished sweep's CSV/PNG from its results")
     a = ap.parse_args()
     limit = dict(zip(("train", "val", "test"), map(int, a.limit.split(",")))) if a.limit else None
     if a.sweep is None:
@@ -78,11 +79,15 @@ def main() -> None:
     rows = []
     for v in values:
         out = a.work / f"{a.sweep}-{v}"
-        doc = run(a.n, a.seeds, out, {field: v}, offset=v if opts.get("correct") else 0.0, limit=limit, **over)
+        if a.replot:  # rebuild the sweep's table and plot from the points' results.json
+            doc = {**json.loads((out / "results.json").read_text()), "total_s": 0.0}
+        else:
+            doc = run(a.n, a.seeds, out, {field: v}, offset=v if opts.get("correct") else 0.0, limit=limit, **over)
         r = sweep_row(v, doc)
         rows.append(r)
         print(f"{v:6.2f}  {r['uniform']:.3f}  {r['anchored']:.3f}  {r['random']:.3f}  {r['oracle']:.3f}  "
-              f"{r['p_vs_uniform']}  {r['recall@2']:.3f}  {r['recovery']}  ({doc['total_s']:.0f} s)", flush=True)
+              f"{r['p_vs_uniform']}  {r['recall@2']:.3f} (partial {r['partial_recall@2']:.3f}, random "
+              f"{r['random_partial_recall@2']:.3f})  {r['recovery']}  ({doc['total_s']:.0f} s)", flush=True)
     folder = a.work / "sweeps"
     folder.mkdir(parents=True, exist_ok=True)
     title = f"{a.sweep} (n={a.n or 'full'}, {a.seeds} seeds)"

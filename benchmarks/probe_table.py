@@ -46,7 +46,7 @@ def train_learned(root: Path, work: Path) -> dict[str, str]:
 
     out = {"linear": str(work / "probe-linear.pt"), "transfer": str(work / "probe-transfer.pt")}
     t0 = time.process_time()
-    train_probe(TrainProbeConfig(root=str(root), limit={"train": 10**6, "val": 0, "test": 0}), out["linear"])
+    train_probe(TrainProbeConfig(root=str(root), limit={"train": 10**6, "val": 1, "test": 1}), out["linear"])
     t1 = time.process_time()
     ds = dataset(root)
     train_transfer([c.path for c in ds.available("train")], out["transfer"], TransferTrainConfig())
