@@ -1,6 +1,7 @@
 """The probe table: anchor Recall@K of every probe on SynthAVE across SNR and with silent events, and its cost.
 
     python benchmarks/probe_table.py --n 600 --work bench-eval
+    python benchmarks/probe_table.py --probes energy,energy+ignore-speech --out probe_table_speech.json
 
 For each setting a SynthAVE folder is made (or reused: the same folders as `eval_protocol.py --sweep`). The
 learned probes are trained once, on the train split of the default (10 dB) folder: ``linear`` (labelled seconds)
@@ -69,8 +70,11 @@ def evaluate(root: Path, weights: dict[str, str], k: int, probes: tuple[str, ...
             if p == "random":
                 top = np.random.default_rng(i).permutation(len(c.labels))[:k]
             else:
-                kw = {"weights": weights[p]} if p in weights else {}
-                tl = earmark.index(c.path, probe=p, jobs=1, **kw)
+                name, _, variant = p.partition("+")  # e.g. energy+ignore-speech: the VAD removes speech windows
+                kw = {"weights": weights[name]} if name in weights else {}
+                if variant == "ignore-speech":
+                    kw["ignore_speech"] = True
+                tl = earmark.index(c.path, probe=name, jobs=1, **kw)
                 top = np.argsort(-tl.scores, kind="stable")[:k]
             if len(ev):
                 hits["all"].append(recall_at_k(top, ev, 0))
@@ -89,17 +93,19 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=600)
     ap.add_argument("--k", type=int, default=2)
     ap.add_argument("--work", type=Path, default=Path("bench-eval"))
-    ap.add_argument("--probes", default=",".join(PROBES))
+    ap.add_argument("--probes", default=",".join(PROBES), help="NAME or NAME+ignore-speech, comma-separated")
+    ap.add_argument("--out", default="probe_table.json", help="file name of the table (in --work)")
     a = ap.parse_args()
     probes = tuple(p for p in a.probes.split(",") if p)
     a.work.mkdir(parents=True, exist_ok=True)
-    weights = train_learned(folder(a.work, a.n, "snr_db", 10.0), a.work)
+    learned = {p.partition("+")[0] for p in probes} & {"linear", "transfer"}
+    weights = train_learned(folder(a.work, a.n, "snr_db", 10.0), a.work) if learned else {}
     table: dict[str, dict] = {}
     for field, value in SETTINGS:
         name = f"{field}={value:g}"
         table[name] = evaluate(folder(a.work, a.n, field, value), weights, a.k, probes)
         print(name, json.dumps({p: round(r["partial_recall"], 3) for p, r in table[name].items()}), flush=True)
-    (a.work / "probe_table.json").write_text(json.dumps(table, indent=1))
+    (a.work / a.out).write_text(json.dumps(table, indent=1))
     names = list(table)
     print("\n| probe | " + " | ".join(names) + " | CPU s / hour |")
     print("|---|" + "---|" * (len(names) + 1))
