@@ -408,3 +408,20 @@ def test_train_transfer_teaches_a_visual_scorer_that_needs_no_audio(capsys, tmp_
         earmark.index(held_out, probe="transfer", weights=str(other))
     with pytest.raises(ConfigError, match="needs weights"):
         earmark.index(held_out, probe="transfer")
+
+
+def test_more_bad_input_is_one_clear_line(capsys, tmp_path, visual_video, events_mp4):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = run(capsys, "train-transfer", empty, "--out", tmp_path / "s.pt")
+    assert code == 1 and f"{empty}: no videos" in err
+    mute = tmp_path / "mute"
+    mute.mkdir()
+    (mute / "v.mp4").symlink_to(visual_video)
+    code, _, err = run(capsys, "train-transfer", mute, "--out", tmp_path / "s.pt")
+    assert code == 1 and "no usable video in the corpus" in err and "needs both audio and picture" in err
+    assert not (tmp_path / "s.pt").exists() and len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, "index", events_mp4, "--probe-option", "no-equals-sign")
+    assert code == 1 and "--probe-option 'no-equals-sign': expected KEY=VALUE" in err
+    code, _, err = run(capsys, "index", events_mp4, "--probe", "hybrid", "--probe-option", "colour=1")
+    assert code == 1 and "probe 'hybrid'" in err and "its settings are" in err
