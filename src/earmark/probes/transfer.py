@@ -26,7 +26,7 @@ from ..errors import ConfigError
 from ..types import VideoInfo
 from .base import ProbeConfig, register_probe, window_grid
 from .learned import missing, read_checkpoint
-from .visual import CutProbe, MotionProbe, NoveltyProbe, VisualConfig, VisualProbe, thumbnails
+from .visual import CutProbe, MotionProbe, NoveltyProbe, VisualConfig, VisualProbe, thumbnails, window_slices
 
 TRANSFER_FORMAT = "earmark.transfer-probe"
 VISUAL_FEATURES = ("motion_max", "motion_mean", "cut_max", "cut_mean", "novelty_max", "novelty_mean",
@@ -52,12 +52,9 @@ def visual_window_features(vi: VideoInfo, hop_s: float = 1.0, window_s: float = 
         v[0, :3] = v[1, :3]
     t = np.asarray(times)
     grid = window_grid(vi.duration_s, hop_s, window_s)
-    starts = grid.starts()
     out = np.zeros((grid.n, len(VISUAL_FEATURES)))
-    lo = np.searchsorted(t, starts, "left")
-    hi = np.searchsorted(t, starts + window_s, "left")
-    for i, (a, b) in enumerate(zip(lo, hi)):
-        seg = v[a:b] if b > a else v[[int(np.argmin(np.abs(t - (starts[i] + window_s / 2))))]]
+    for i, sl in enumerate(window_slices(t, grid.starts(), window_s)):
+        seg = v[sl]
         out[i] = [seg[:, 0].max(), seg[:, 0].mean(), seg[:, 1].max(), seg[:, 1].mean(), seg[:, 2].max(),
                   seg[:, 2].mean(), seg[:, 3].mean(), seg[:, 4].mean(), seg[:, 5].mean()]
     prev = np.vstack([out[:1], out[:-1]])

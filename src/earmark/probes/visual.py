@@ -113,17 +113,23 @@ class VisualProbe(Probe):
                         norm_scale=float(np.float32(norm.scale)), audio_stream=None, sample_rate=0)
 
 
-def window_max(times: np.ndarray, values: np.ndarray, starts: np.ndarray, window_s: float) -> np.ndarray:
-    """Largest value whose time lies in each window ``[s, s + window)``; a window with none takes the nearest."""
-    out = np.empty(len(starts))
+def window_slices(times: np.ndarray, starts: np.ndarray, window_s: float) -> list[slice]:
+    """Per window ``[s, s + window)``, the slice of (sorted) ``times`` inside it; a window with none gets the
+    sample nearest its centre."""
     lo = np.searchsorted(times, starts, "left")
     hi = np.searchsorted(times, starts + window_s, "left")
-    for i, (a, b) in enumerate(zip(lo, hi)):
-        if b > a:
-            out[i] = values[a:b].max()
-        else:
-            out[i] = values[int(np.argmin(np.abs(times - (starts[i] + window_s / 2))))]
+    out = []
+    for s, a, b in zip(starts, lo, hi):
+        if b <= a:
+            a = int(np.argmin(np.abs(times - (s + window_s / 2))))
+            b = a + 1
+        out.append(slice(int(a), int(b)))
     return out
+
+
+def window_max(times: np.ndarray, values: np.ndarray, starts: np.ndarray, window_s: float) -> np.ndarray:
+    """Largest value whose time lies in each window ``[s, s + window)``; a window with none takes the nearest."""
+    return np.array([values[sl].max() for sl in window_slices(times, starts, window_s)], dtype=np.float64)
 
 
 def _grey(img: np.ndarray) -> np.ndarray:
@@ -274,11 +280,9 @@ class HybridProbe(Probe):
 
 def _relabel(tl: Timeline, prb: Probe, scores: np.ndarray, conf: np.ndarray, raw: np.ndarray,
              notes: tuple[str, ...] = (), audio_stream: int | None = None) -> Timeline:
-    return Timeline(video=tl.video, fingerprint=tl.fingerprint, duration_s=tl.duration_s, hop_s=tl.hop_s,
-                    window_s=tl.window_s, probe=prb.name, probe_config=prb.config.to_dict(),
-                    raw_unit=prb.raw_unit, raw=raw, scores=scores, confidence=conf, coverage=tl.coverage,
-                    norm_center=0.0, norm_scale=1.0, audio_stream=audio_stream, sample_rate=tl.sample_rate,
-                    labels=tl.labels, notes=tuple(tl.notes) + tuple(notes))
+    return dataclasses.replace(tl, probe=prb.name, probe_config=prb.config.to_dict(), raw_unit=prb.raw_unit,
+                               raw=raw, scores=scores, confidence=conf, norm_center=0.0, norm_scale=1.0,
+                               audio_stream=audio_stream, notes=(*tl.notes, *notes))
 
 
 def visual_fallback(vi: VideoInfo, fallback: str, audio_probe: str, hop_s: float, window_s: float,
