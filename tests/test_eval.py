@@ -66,6 +66,43 @@ def test_segment_softmax_and_gates():
     assert gradient_importance(head, b).shape == (len(b.tokens),)
 
 
+def test_dense_size_groups_compute_the_ragged_heads_function():
+    """The protocol batches seconds grouped by token count (dense pooling, half the per-token work); the output,
+    the gates and the gradients must equal the ragged (scatter) path's on the same packed clips."""
+    from earmark.eval.protocol import SplitData, _batch
+
+    rng = np.random.default_rng(3)
+    T, D, clips = 10, 28, 6
+    lens = np.full((clips, T), 16)
+    for row in lens:
+        row[rng.choice(T, 2, replace=False)] = 256  # two anchors at 448 px, eight seconds at 112 px
+    lens[0] = 64  # a uniform clip among anchored ones: three sizes in one batch
+    data = SplitData(torch.from_numpy(rng.normal(size=(int(lens.sum()), D)).astype(np.float32)),
+                     np.concatenate([[0], np.cumsum(lens.reshape(-1))]),
+                     torch.from_numpy(rng.normal(size=(clips, T, D)).astype(np.float32)),
+                     torch.zeros(clips, T, 4), torch.from_numpy(rng.integers(0, 29, (clips, T))))
+    b = _batch(data, np.array([4, 0, 2, 5]), audio=False)
+    assert b.groups is not None and [g.length for g in b.groups] == [16, 64, 256]
+    assert [g.count for g in b.groups] == [24, 10, 6] and len(b.tokens) == 24 * 16 + 640 + 6 * 256
+    # every token sits in the second `seg` names, and the second's tokens are the clip's own rows
+    g = b.groups[2]
+    second = int(g.seconds[0])
+    clip, s = [4, 0, 2, 5][second // T], second % T
+    start = data.sec_start[clip * T + s]
+    assert torch.equal(b.tokens[g.start:g.start + 256], data.tokens[start:start + 256])
+    assert (b.seg[g.start:g.start + 256] == second).all()
+    for kind in ("ave", "gated"):
+        torch.manual_seed(0)
+        head = Head(kind, D, 29, hidden=32).eval()
+        ragged = Batch(b.tokens, b.seg, b.cls, None, b.y)
+        with torch.no_grad():
+            assert torch.allclose(head(b), head(ragged), atol=1e-5)
+        gi, gr = head.importance(b), head.importance(ragged)
+        for x, y in zip(gi, gr):
+            assert torch.allclose(x, y, atol=1e-6)
+        assert torch.allclose(gradient_importance(head, b), gradient_importance(head, ragged), atol=1e-4)
+
+
 def fit(head: Head, train: Batch, steps: int, lr: float = 1e-2) -> None:
     """Full-batch AdamW on a toy batch, then eval mode."""
     opt = torch.optim.AdamW(head.parameters(), lr=lr)

@@ -56,8 +56,8 @@ def _protocol_options(f):
         click.option("--lr", type=float, default=_E.lr, show_default=True),
         click.option("--weight-decay", type=float, default=_E.weight_decay, show_default=True),
         click.option("--batch-size", type=int, default=_E.batch_size, show_default=True),
-        click.option("--patience", type=int, default=None,
-                     help="Early stopping on val accuracy (default: fixed epochs)."),
+        click.option("--patience", type=click.IntRange(min=0), default=_E.patience, show_default=True,
+                     help="Early stopping: epochs without a better val accuracy (0: train all --epochs)."),
         click.option("--curve-budgets", default=",".join(map(str, _E.curve_budgets)), show_default=True,
                      help="Budgets of the accuracy–token curve."),
         click.option("--curve-seeds", type=int, default=_E.curve_seeds, show_default=True),
@@ -92,7 +92,7 @@ def _config(dataset: str, root: str | None, synth: dict, kw: dict) -> EvalConfig
     names = {f.name for f in fields(EvalConfig)}
     cfg = {k: v for k, v in kw.items() if k in names}
     cfg.update(probes=_csv(kw["probes"]), strategies=_csv(kw["strategies"]),
-               curve_budgets=_csv(kw["curve_budgets"], int), limit=limit)
+               curve_budgets=_csv(kw["curve_budgets"], int), limit=limit, patience=kw["patience"] or None)
     return EvalConfig(dataset=dataset, root=root, synth=synth, **cfg)
 
 

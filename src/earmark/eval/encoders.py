@@ -26,6 +26,7 @@ import numpy as np
 from ..errors import ConfigError, EarmarkError
 
 GABOR_CELL = 28
+GABOR_BATCH_PIXELS = 2 * 448 * 448
 BUILTIN = ("gabor", "efficientnet-lite0")
 
 
@@ -96,7 +97,7 @@ class GaborEncoder(Encoder):
     name = "gabor"
     octaves = 3
     orientations = 8
-    version = 1
+    version = 2  # 2: cell means by exact average pooling (float rounding differs from v1's features)
 
     def __init__(self) -> None:
         torch = _torch()
@@ -112,11 +113,26 @@ class GaborEncoder(Encoder):
         return max(1, size // GABOR_CELL)
 
     def encode(self, images: np.ndarray) -> Encoded:
+        images = np.asarray(images)
+        # A few pictures at a time: a 448 px batch of ten spills the cache (measured: 9.7 vs 7.7 ms a picture).
+        step = max(1, GABOR_BATCH_PIXELS // max(1, images.shape[1] * images.shape[2]))
+        parts = [self._encode(images[i:i + step]) for i in range(0, len(images), step)]
+        if len(parts) == 1:
+            return parts[0]
+        return Encoded(np.concatenate([p.cls for p in parts]), np.concatenate([p.tokens for p in parts]))
+
+    def _encode(self, images: np.ndarray) -> Encoded:
         torch = _torch()
         import torch.nn.functional as F
 
+        def cells(m):  # mean over each 28 px cell (an exact grid is a plain average pool: same numbers, faster)
+            h, w = m.shape[-2:]
+            if h % gh == 0 and w % gw == 0:
+                return F.avg_pool2d(m, (h // gh, w // gw))
+            return F.adaptive_avg_pool2d(m, (gh, gw))
+
         with torch.no_grad():
-            x = torch.tensor(np.asarray(images)).permute(0, 3, 1, 2).float() / 255.0
+            x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().mul_(1.0 / 255.0)
             gh, gw = self.grid(x.shape[2]), self.grid(x.shape[3])
             luma = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
             maps, level = [], luma
@@ -127,14 +143,14 @@ class GaborEncoder(Encoder):
                 # Quadrature energy is smooth (it follows the envelope, not the carrier), and it is pooled to
                 # 28 px cells next, so computing it at stride 2 loses nothing that survives the pooling.
                 r = F.conv2d(F.pad(level, (pad,) * 4, mode="replicate"), self.kernels, stride=2)
-                maps.append((r[:, 0::2] ** 2 + r[:, 1::2] ** 2).sqrt())
-            pooled = [F.adaptive_avg_pool2d(m, (gh, gw)) for m in maps]
-            mean = F.adaptive_avg_pool2d(x, (gh, gw))
-            sq = F.adaptive_avg_pool2d(luma**2, (gh, gw)) - F.adaptive_avg_pool2d(luma, (gh, gw)) ** 2
-            cells = torch.cat([*(torch.log1p(40.0 * p) for p in pooled), mean, sq.clamp_min(0).sqrt()], 1)
-            tokens = cells.flatten(2).transpose(1, 2)
+                r = r * r
+                maps.append((r[:, 0::2] + r[:, 1::2]).sqrt_())
+            mean_luma = cells(luma)
+            sq = cells(luma * luma) - mean_luma * mean_luma
+            feats = torch.cat([*(torch.log1p(40.0 * cells(m)) for m in maps), cells(x), sq.clamp_min(0).sqrt()], 1)
+            tokens = feats.flatten(2).transpose(1, 2)
             cls = tokens.mean(1)
-        return Encoded(cls.numpy(), tokens.numpy())
+        return Encoded(cls.numpy(), np.ascontiguousarray(tokens.numpy()))
 
     def flops(self, width: int, height: int) -> float:
         k = self.kernels.shape[-1]

@@ -45,6 +45,19 @@ def segment_softmax(scores: torch.Tensor, seg: torch.Tensor, n: int) -> torch.Te
     return e / segment_sum(e, seg, n)[seg].clamp_min(1e-12)
 
 
+@dataclass(frozen=True)
+class Group:
+    """``count`` consecutive seconds of a batch that all have ``length`` tokens, stored contiguously from token
+    row ``start``; ``seconds`` (count,) names them in [0, B*T). Seconds encoded at one picture size have one
+    token count, so a batch has a group per size (at most three in the protocol) and the pooling over a group is
+    dense (``(count, length, D)`` views and plain reductions) instead of scatter/gather over ragged segments."""
+
+    start: int
+    count: int
+    length: int
+    seconds: torch.Tensor
+
+
 @dataclass
 class Batch:
     """Packed features of B clips × T seconds."""
@@ -54,6 +67,9 @@ class Batch:
     cls: torch.Tensor  # (B*T, D)
     audio: torch.Tensor | None  # (B*T, A)
     y: torch.Tensor  # (B, T)
+    groups: tuple[Group, ...] | None = None
+    """When set, tokens are ordered group after group (see :class:`Group`) and the heads take the dense path;
+    the result equals the ragged path's up to float rounding."""
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -80,8 +96,10 @@ class GatedPooling(nn.Module):
         self.out = nn.Linear(hidden, hidden)
         self.scale = 1.0 / math.sqrt(hidden)
 
-    def forward(self, tokens: torch.Tensor, seg: torch.Tensor, cls: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, tokens: torch.Tensor, seg: torch.Tensor, cls: torch.Tensor,
+                groups: tuple[Group, ...] | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if groups is not None:
+            return self._dense(tokens, cls, groups)
         n, h = cls.shape[0], self.hidden
         tf, tk, tv = self.tok_kv(tokens).split(h, -1)
         cf, cq = self.cls_cq(cls).split(h, -1)
@@ -94,6 +112,39 @@ class GatedPooling(nn.Module):
         if self.max_branch is not None:
             pooled = pooled + segment_max(self.max_branch(tokens), seg, n)
         return pooled, initial, w
+
+    def _dense(self, tokens: torch.Tensor, cls: torch.Tensor, groups: tuple[Group, ...]
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The same function over size groups (every second of a group has the same token count), computed with
+        half the per-token work: keys and values are linear in the token, so the attention score is the token
+        times the query mapped back through the key matrix (the key bias is constant within a second and cancels
+        in the softmax), and the value projection is applied once to the weighted mean token (weights sum to 1).
+        """
+        h = self.hidden
+        wf, wk, wv = self.tok_kv.weight.split(h, 0)
+        bf, _, bv = self.tok_kv.bias.split(h, 0)
+        fuse = F.linear(tokens, wf, bf)  # the only hidden-width projections per token: fusion and the max branch
+        big = self.max_branch(tokens) if self.max_branch is not None else None
+        cf_all, cq_all = self.cls_cq(cls).split(h, -1)
+        pooled, initial, weights = [], [], []
+        for g in groups:
+            rows = slice(g.start, g.start + g.count * g.length)
+            x = tokens[rows].view(g.count, g.length, -1)
+            cf, cq = cf_all[g.seconds], cq_all[g.seconds]
+            ini = torch.sigmoid(self.gate(F.gelu(fuse[rows].view(g.count, g.length, h) + cf[:, None, :])))
+            ini = ini.squeeze(-1)  # (count, length)
+            attn = torch.softmax(torch.bmm(x, (cq @ wk)[:, :, None]).squeeze(-1) * self.scale, -1)
+            w = ini * attn
+            w = w / w.sum(-1, keepdim=True).clamp_min(1e-12)
+            p = self.out(self.norm(F.linear(torch.bmm(w[:, None, :], x).squeeze(1), wv, bv)))
+            if big is not None:
+                p = p + big[rows].view(g.count, g.length, h).amax(1)
+            pooled.append(p)
+            initial.append(ini.reshape(-1))
+            weights.append(w.reshape(-1))
+        order = torch.cat([g.seconds for g in groups])
+        out = torch.cat(pooled)[torch.argsort(order)]  # back to second order (every second is in one group)
+        return out, torch.cat(initial), torch.cat(weights)
 
 
 class Head(nn.Module):
@@ -131,7 +182,7 @@ class Head(nn.Module):
         bsz, t = b.shape
         cls = self.in_norm(b.cls)
         if self.pool is not None:
-            e, initial, refined = self.pool(self.in_norm(b.tokens), b.seg, cls)
+            e, initial, refined = self.pool(self.in_norm(b.tokens), b.seg, cls, b.groups)
             self.last_gates = (initial, refined)
         else:
             e = self.embed(cls)
@@ -175,7 +226,7 @@ class Head(nn.Module):
 def gradient_importance(head: Head, b: Batch) -> torch.Tensor:
     """|gradient × input| per token of the predicted class's logit, summed over features (for comparison)."""
     tokens = b.tokens.clone().requires_grad_(True)
-    logits = head(Batch(tokens, b.seg, b.cls, b.audio, b.y))
+    logits = head(Batch(tokens, b.seg, b.cls, b.audio, b.y, b.groups))
     chosen = logits.argmax(-1, keepdim=True)
     logits.gather(-1, chosen).sum().backward()
     return (tokens.grad * tokens).abs().sum(-1).detach()

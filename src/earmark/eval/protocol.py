@@ -58,11 +58,13 @@ class EvalConfig:
     weight_decay: float = 0.01
     batch_size: int = 16
     hidden: int = 64
-    patience: int | None = None
-    """Early stopping: stop after this many epochs without a better val accuracy (None: fixed epochs)."""
+    patience: int | None = 3
+    """Early stopping on val accuracy: stop after this many epochs without a better one and keep the best
+    epoch's weights (``epochs`` is then the cap); None: fixed epochs."""
     curve_budgets: tuple[int, ...] = (490, 1000, 1960)
     """Budgets of the accuracy–token curve (uniform also gets the all-448 point from the resolution table)."""
-    curve_seeds: int = 3
+    curve_seeds: int = 1
+    """Seeds of the curve-only runs (budgets between the main ones, and uniform-448); more give error bars."""
     anchor_offset_s: float = 0.0
     dilate_s: float = 0.0
     low_size: int = 112
@@ -90,6 +92,8 @@ class EvalConfig:
                 raise ConfigError(f"unknown strategy {s!r}: use any of {', '.join(MAIN_STRATEGIES)}")
         if "uniform" not in self.strategies:
             raise ConfigError("the strategies must include uniform (every comparison is against it)")
+        if self.patience is not None and self.patience < 1:
+            raise ConfigError(f"patience must be >= 1 (or None: fixed epochs), got {self.patience}")
         if self.seeds < 1 or self.epochs < 1 or self.k < 1:
             raise ConfigError(f"seeds, epochs and k must be >= 1, got {self.seeds}, {self.epochs}, {self.k}")
         cost_model(self.model)  # unknown model names fail here
@@ -97,7 +101,7 @@ class EvalConfig:
 
 def quick_config(cfg: EvalConfig) -> EvalConfig:
     """``--quick``: a tiny subset and one seed (what the tests and CI run)."""
-    return replace(cfg, seeds=1, epochs=min(cfg.epochs, 12), curve_seeds=1, curve_budgets=(490, 1960),
+    return replace(cfg, seeds=1, epochs=min(cfg.epochs, 12), patience=None, curve_seeds=1, curve_budgets=(490, 1960),
                    batch_size=8, synth={**cfg.synth, "n": cfg.synth.get("n") or 90})
 
 
@@ -219,9 +223,8 @@ def load_dataset(cfg: EvalConfig, work: Path, progress: ProgressFn | None = None
 class SplitData:
     """Packed features of one split for one plan choice: ready to batch without per-second Python work."""
 
-    tokens: Any  # torch (N, D) float32 patch tokens, clip after clip
-    clip_start: np.ndarray  # (clips + 1,) token offsets per clip
-    tok_second: np.ndarray  # (N,) the second (0..T-1) each token belongs to, within its clip
+    tokens: Any  # torch (N, D) float32 patch tokens, clip after clip, second after second
+    sec_start: np.ndarray  # (clips * T + 1,) token offset of every second
     cls: Any  # torch (clips, T, D)
     audio: Any  # torch (clips, T, A)
     y: Any  # torch (clips, T) int64
@@ -233,37 +236,45 @@ class SplitData:
 def pack(clips: Sequence[Clip], results: dict[str, ClipResult], plan_key: str) -> SplitData:
     import torch
 
-    toks, cls, secs, starts, n = [], [], [], [0], 0
+    toks, cls, lens = [], [], []
     for c in clips:
         r = results[c.video_id]
-        for s, f in enumerate(r.plans[plan_key].frames):
+        for f in r.plans[plan_key].frames:
             c_, t_ = r.features[(time_key(f.time_s), f.width, f.height)]
             toks.append(t_)
             cls.append(c_)
-            secs.append(np.full(len(t_), s, np.int64))
-            n += len(t_)
-        starts.append(n)
+            lens.append(len(t_))
     T = clips[0].labels.shape[0]
-    return SplitData(torch.from_numpy(np.concatenate(toks).astype(np.float32)), np.asarray(starts, np.int64),
-                     np.concatenate(secs),
+    return SplitData(torch.from_numpy(np.concatenate(toks).astype(np.float32)),
+                     np.concatenate([[0], np.cumsum(lens)]).astype(np.int64),
                      torch.from_numpy(np.stack(cls).astype(np.float32).reshape(len(clips), T, -1)),
                      torch.from_numpy(np.stack([results[c.video_id].audio for c in clips])),
                      torch.from_numpy(np.stack([c.labels for c in clips])))
 
 
 def _batch(data: SplitData, idx: np.ndarray, audio: bool):
+    """Clips ``idx`` as a :class:`~earmark.eval.heads.Batch` whose tokens are grouped by token count."""
     import torch
 
-    from .heads import Batch
+    from .heads import Batch, Group
 
     T = int(data.y.shape[1])
-    a, b = data.clip_start[idx], data.clip_start[idx + 1]
-    rows = np.concatenate([np.arange(x, y) for x, y in zip(a, b)])
-    seg = np.repeat(np.arange(len(idx)) * T, b - a) + data.tok_second[rows]
+    secs = (idx[:, None] * T + np.arange(T)).reshape(-1)  # the batch's seconds, in order
+    starts, lens = data.sec_start[secs], data.sec_start[secs + 1] - data.sec_start[secs]
+    order = np.argsort(lens, kind="stable")  # seconds of one size together
+    n = int(lens.sum())
+    offsets = np.concatenate([[0], np.cumsum(lens[order])[:-1]])
+    rows = np.repeat(starts[order] - offsets, lens[order]) + np.arange(n)
+    seg = np.repeat(order, lens[order])
+    groups, i = [], 0
+    for length, count in zip(*np.unique(lens[order], return_counts=True)):
+        groups.append(Group(int(offsets[i]), int(count), int(length), torch.from_numpy(order[i:i + count])))
+        i += count
     ti = torch.from_numpy(idx)
     return Batch(tokens=data.tokens[torch.from_numpy(rows)], seg=torch.from_numpy(seg),
                  cls=data.cls[ti].reshape(len(idx) * T, -1),
-                 audio=data.audio[ti].reshape(len(idx) * T, -1) if audio else None, y=data.y[ti])
+                 audio=data.audio[ti].reshape(len(idx) * T, -1) if audio else None, y=data.y[ti],
+                 groups=tuple(groups) if lens.min() > 0 else None)
 
 
 @dataclass
