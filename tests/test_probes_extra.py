@@ -351,7 +351,7 @@ def test_ast_bad_weights_are_clear_errors(events_mp4, tmp_path, tiny_ast):
     vit = tmp_path / "vit"
     ViTModel(ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
                        image_size=32, patch_size=16)).save_pretrained(vit)
-    with pytest.raises(ConfigError, match="holds a 'vit' model, expected an audio-spectrogram-transformer"):
+    with pytest.raises(ConfigError, match="holds a 'vit' model, expected an AST"):
         earmark.index(events_mp4, probe="ast", weights=str(vit))
     (tmp_path / "file.bin").write_bytes(b"x")
     with pytest.raises(ConfigError, match="expected a transformers folder"):

@@ -390,7 +390,8 @@ def demo_cmd(out_dir: Path, quiet: bool) -> None:
 @click.option("--root", required=True, type=click.Path(path_type=str),
               help="The AVE folder, or a SynthAVE folder (`earmark eval synth --make DIR`).")
 @click.option("--embed", default="logmel-stats", show_default=True,
-              help="Frozen audio embedding the probe reads (log-mel statistics per window).")
+              help="Frozen audio embedding the probe reads: logmel-stats (per window), or a tagger's embedding "
+                   "TAGGER:PATH with TAGGER ast, clap (folders), panns (.pth) or yamnet (.onnx).")
 @click.option("--hidden", type=int, default=32, show_default=True, help="Hidden units (0: logistic regression).")
 @click.option("--epochs", type=int, default=40, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)

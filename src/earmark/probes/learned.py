@@ -155,6 +155,9 @@ class LinearConfig(ProbeConfig):
     weights: str | None = None
     """A probe from ``earmark train-probe`` (torch, loaded with weights_only=True)."""
     n_mels: int = 32
+    embed: str | None = None
+    """``TAGGER:PATH`` when the classifier reads a tagger's embedding (set from the checkpoint; give it to point
+    at the tagger's weights elsewhere, e.g. ``panns:/models/Cnn14.pth``); None: log-mel statistics."""
     min_scale: float = 0.5
     """Logit units."""
 
@@ -238,14 +241,37 @@ class LinearProbe(Probe):
         self._clf = None
         if self.config.weights:  # a bad file fails before any decoding
             self._clf, ck = load_linear(self.config.weights)
-            if int(ck["n_mels"]) != self.config.n_mels:  # the checkpoint says what front end it was trained on
+            # The checkpoint says what front end it was trained on.
+            embed = ck.get("embed", "logmel-stats")
+            if embed != "logmel-stats" and not self.config.embed:
+                self.config = dataclasses.replace(self.config, embed=str(embed))
+            elif embed == "logmel-stats" and self.config.embed:
+                raise ConfigError(f"{self.config.weights}: trained on log-mel statistics, not on {self.config.embed}")
+            if int(ck["n_mels"]) != self.config.n_mels:
                 self.config = dataclasses.replace(self.config, n_mels=int(ck["n_mels"]))
             self._norm = (np.asarray(ck["mean"], np.float32), np.asarray(ck["std"], np.float32))
+        self._tagger = None
+        if self.config.embed:
+            from .base import get_probe
+            from .train import parse_embed
+
+            kind, path = parse_embed(self.config.embed)
+            self._tagger = get_probe(kind, weights=path)
+            self.frame_length = self._tagger.frame_length  # the tagger reads samples, not log-mel frames
+        if self._clf is not None:
+            n_in = int(ck["n_in"])
+            if self._tagger is None and n_in != 2 * self.config.n_mels:
+                raise ConfigError(f"{self.config.weights}: expects {n_in} inputs, log-mel statistics give "
+                                  f"{2 * self.config.n_mels}")
 
     def frame_values(self, frames: np.ndarray) -> np.ndarray:
+        if self._tagger is not None:
+            return self._tagger.frame_values(frames)
         return logmel_frames(frames, self.config.n_mels)
 
     def features(self, frame_values: np.ndarray, grid: WindowGrid) -> np.ndarray:
+        if self._tagger is not None:
+            return self._tagger.embeddings(frame_values, grid)
         return logmel_stats(super().window_values(frame_values, grid))
 
     def window_values(self, frame_values: np.ndarray, grid: WindowGrid) -> np.ndarray:
@@ -254,5 +280,8 @@ class LinearProbe(Probe):
         if self._clf is None:
             weights_file(None, "linear", "--probe-weights PATH (make one with `earmark train-probe`)")
         x = (self.features(frame_values, grid) - self._norm[0]) / self._norm[1]
+        if x.shape[1] != len(self._norm[0]):
+            raise ConfigError(f"{self.config.weights}: trained on {len(self._norm[0])} features, "
+                              f"{self.config.embed or 'log-mel statistics'} gives {x.shape[1]}")
         with torch.no_grad():
             return self._clf(torch.from_numpy(x)).squeeze(-1).double().numpy()

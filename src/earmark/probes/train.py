@@ -38,24 +38,36 @@ class TrainProbeConfig:
     workers: int | None = None
 
 
-EMBEDDINGS = ("logmel-stats",)
+EMBEDDINGS = ("logmel-stats", "ast:FOLDER", "clap:FOLDER", "panns:FILE", "yamnet:FILE")
+TAGGER_EMBEDDINGS = ("ast", "clap", "panns", "yamnet")
 
 
-def clip_features(path: str, segments: int, n_mels: int = 32) -> np.ndarray:
-    """(segments, 2 * n_mels) log-mel statistics of a clip's one-second windows (the linear probe's input)."""
+def parse_embed(spec: str) -> tuple[str, str | None]:
+    """``logmel-stats`` or ``TAGGER:PATH`` -> (kind, weights); clear errors for anything else."""
+    if spec == "logmel-stats":
+        return spec, None
+    kind, _, path = spec.partition(":")
+    if kind not in TAGGER_EMBEDDINGS or not path:
+        raise ConfigError(f"unknown embedding {spec!r}: use {', '.join(EMBEDDINGS)}")
+    return kind, path
+
+
+def clip_features(path: str, segments: int, n_mels: int = 32, embed: str = "logmel-stats") -> np.ndarray:
+    """(segments, features) for a clip's one-second windows, the linear probe's input: log-mel statistics
+    (2 * n_mels), or a tagger's per-window embedding (``embed="panns:Cnn14.pth"`` etc.)."""
     from ..index import frame_values
     from ..media.audio import select_audio_stream
     from ..media.probe import info
     from .learned import LinearProbe
 
     vi = info(path)
-    prb = LinearProbe(n_mels=n_mels)
+    prb = LinearProbe(n_mels=n_mels, embed=None if embed == "logmel-stats" else embed)
     grid = window_grid(float(segments), 1.0, 1.0)
     values, _, _ = frame_values(vi, select_audio_stream(vi, None), prb, grid, jobs=1)
     return prb.features(values, grid)
 
 
-def _clip_job(args: tuple[str, int, int]) -> np.ndarray:
+def _clip_job(args: tuple[str, int, int, str]) -> np.ndarray:
     return clip_features(*args)
 
 
@@ -81,9 +93,14 @@ def train_probe(cfg: TrainProbeConfig, out: str | Path,
     from ..eval.datasets import load_ave
     from .learned import LINEAR_FORMAT, build_classifier
 
-    if cfg.embed not in EMBEDDINGS:
-        raise ConfigError(f"unknown embedding {cfg.embed!r}: use {', '.join(EMBEDDINGS)} (tagger embeddings "
-                          "need a tagger probe, not installed here)")
+    kind, weights = parse_embed(cfg.embed)
+    if weights is not None:  # a bad tagger path fails before any decoding; the file records where it is
+        from dataclasses import replace
+
+        from .base import get_probe
+
+        get_probe(kind, weights=weights)
+        cfg = replace(cfg, embed=f"{kind}:{Path(weights).resolve()}")
     if cfg.dataset not in ("ave", "synth"):
         raise ConfigError(f"unknown dataset {cfg.dataset!r}: use ave or synth")
     if not cfg.root:
@@ -103,7 +120,7 @@ def train_probe(cfg: TrainProbeConfig, out: str | Path,
         clips = ds.available(split)
         if not clips:
             continue
-        jobs = [(str(c.path), ds.segments, cfg.n_mels) for c in clips]
+        jobs = [(str(c.path), ds.segments, cfg.n_mels, cfg.embed) for c in clips]
         if workers > 1 and len(jobs) > 4:
             with ProcessPoolExecutor(workers) as pool:
                 xs = list(pool.map(_clip_job, jobs, chunksize=8))
