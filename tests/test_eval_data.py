@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from earmark.errors import ConfigError
 from earmark.eval.datasets import DatasetError, load_ave, parse_rows, read_rows
 from earmark.eval.encoders import GaborEncoder
 from earmark.eval.synthave import (
@@ -140,3 +141,30 @@ def test_resolution_matters_for_the_glyph():
     gap = {s: np.abs(tokens(0, s) - tokens(3, s))[texture].max() for s in (112, 448)}
     assert gap[448] > 0.5 and gap[112] < 0.25 * gap[448], gap
     assert STRIPE_PERIOD * 112 / 448 < 2  # below two pixels per period at 112 px: past the Nyquist limit
+
+
+def test_event_motion_variant_makes_events_visible_to_the_motion_probe(tmp_path):
+    """``event_motion`` adds a large moving disc in event seconds only (own random stream: default frames are
+    unchanged), and the cheap visual probe then finds silent events it cannot find without it."""
+    cfg = SynthConfig(n=100, distractor_rate=0.0)
+    moving = SynthConfig(n=100, distractor_rate=0.0, event_motion=0.25)
+    spec, i = next((s, i) for s, i in plan_clips(cfg) if s.start_s >= 2 and s.end_s <= 8)
+    plain, visible = clip_frames(cfg, spec, i), clip_frames(moving, spec, i)
+    inside, before = float(spec.start_s) + 0.5, float(spec.start_s) - 0.5
+    assert np.array_equal(plain(0, before), visible(0, before))
+    changed = np.abs(plain(0, inside).astype(int) - visible(0, inside)).max(2) > 20
+    assert changed.mean() > 0.03  # a disc a quarter of the frame wide (~5 % of the pixels)
+    assert plan_clips(moving)[0][0] == plan_clips(cfg)[0][0]  # same label structure
+    with pytest.raises(ConfigError, match="event_motion must be in"):
+        SynthConfig(event_motion=0.9).check()
+    import earmark
+
+    root = make_synthave(tmp_path / "m", SynthConfig(n=8, size=224, silent_event_fraction=1.0, event_motion=0.25,
+                                                     distractor_rate=0.0), workers=1)
+    ds = load_ave(root, segments=10)
+    found = []
+    for c in (c for s in ("train", "val", "test") for c in ds.split(s)):
+        if 0 < c.row.end_s - c.row.start_s <= 6:
+            tl = earmark.index(c.path, probe="motion")
+            found.append(c.row.start_s <= int(np.argmax(tl.scores)) < c.row.end_s)
+    assert found and np.mean(found) >= 0.75, found

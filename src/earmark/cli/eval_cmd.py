@@ -134,16 +134,19 @@ def eval_group() -> None:
               help="Picture minus sound time of events, seconds.")
 @click.option("--silent-event-fraction", type=float, default=_S.silent_event_fraction, show_default=True)
 @click.option("--distractor-rate", type=float, default=_S.distractor_rate, show_default=True)
+@click.option("--event-motion", type=float, default=_S.event_motion, show_default=True,
+              help="Also show a large moving disc (this fraction of the frame) in event seconds: events cheap "
+                   "visual probes can see (tests hybrid/transfer).")
 @click.option("--duration", "duration_s", type=int, default=_S.duration_s, show_default=True,
               help="Clip length (60 or 300: sparse long-video variants).")
 @click.option("--synth-seed", type=int, default=_S.seed, show_default=True)
 @_protocol_options
 def synth_cmd(make_dir: Path | None, root: str | None, n: int | None, snr_db: float,
-              av_offset_s: float, silent_event_fraction: float, distractor_rate: float, duration_s: int,
-              synth_seed: int, **kw) -> None:
+              av_offset_s: float, silent_event_fraction: float, distractor_rate: float, event_motion: float,
+              duration_s: int, synth_seed: int, **kw) -> None:
     """Generate SynthAVE (AVE-shaped clips whose glyphs need resolution) and run the protocol on it."""
     synth = dict(n=n, snr_db=snr_db, av_offset_s=av_offset_s, silent_event_fraction=silent_event_fraction,
-                 distractor_rate=distractor_rate, duration_s=duration_s, seed=synth_seed)
+                 distractor_rate=distractor_rate, event_motion=event_motion, duration_s=duration_s, seed=synth_seed)
     if make_dir is not None:
         from ..eval.synthave import make_synthave
 

@@ -62,6 +62,10 @@ class SynthConfig:
     """Fraction of clips whose event is visible but makes no sound."""
     distractor_rate: float = 0.3
     """Per background second: chance of a distractor disc; half of it: chance of a distractor sound."""
+    event_motion: float = 0.0
+    """> 0: every event second also shows a large moving disc this fraction of the frame wide (class-blind: it
+    says *that* something happens, not what), so cheap visual probes can find events, silent ones included —
+    the variant that tests the hybrid and transfer probes. 0 (default): events are visible only as small glyphs."""
     duration_s: int = 10
     """Clip length; 60 or 300 make sparse long-video variants (the AVE event placed at a random second)."""
     n: int | None = None
@@ -76,6 +80,8 @@ class SynthConfig:
             raise ConfigError(f"silent_event_fraction must be in [0, 1], got {self.silent_event_fraction}")
         if not 0.0 <= self.distractor_rate <= 1.0:
             raise ConfigError(f"distractor_rate must be in [0, 1], got {self.distractor_rate}")
+        if not 0.0 <= self.event_motion <= 0.5:
+            raise ConfigError(f"event_motion must be in [0, 0.5], got {self.event_motion}")
         if self.duration_s < 10:
             raise ConfigError(f"duration_s must be >= 10 (AVE clips are 10 s), got {self.duration_s}")
         if abs(self.av_offset_s) >= self.duration_s:
@@ -363,6 +369,16 @@ def clip_frames(cfg: SynthConfig, spec: ClipSpec, i: int) -> Callable[[int, floa
     distractors = {s: (distractor(d, rng, scale), rng.uniform(margin, S - margin), rng.uniform(margin, S - margin))
                    for s in spec.distractor_seconds}
     dur = cfg.duration_s
+    mover = None
+    if cfg.event_motion > 0:  # its own random stream: the default clips stay byte-identical
+        mrng = np.random.default_rng([cfg.seed, SPLITS.index(spec.split), i, 5])
+        md = max(8, int(round(cfg.event_motion * S)))
+        yy, xx = np.mgrid[:md, :md] - (md - 1) / 2
+        mask = np.clip(md / 2 - np.hypot(xx, yy), 0, 1)[..., None]
+        shade = np.broadcast_to(mrng.uniform(30, 225, 3), (md, md, 3))
+        start = mrng.uniform(md / 2, S - md / 2, 2)
+        speed = mrng.uniform(0.3, 0.6) * S * np.array([np.cos(a := mrng.uniform(0, 2 * np.pi)), np.sin(a)])
+        mover = (shade, mask, md, start, speed)
 
     def frame(_: int, t: float) -> np.ndarray:
         u = t / dur
@@ -380,6 +396,12 @@ def clip_frames(cfg: SynthConfig, spec: ClipSpec, i: int) -> Callable[[int, floa
             _paste(img, dimg, dmask, x + drift[0], y + drift[1])
         if spec.start_s <= t < spec.end_s:
             _paste(img, g_img, g_alpha, gpos[0] + drift[0], gpos[1] + drift[1])
+            if mover is not None:
+                shade, mask, md, start, speed = mover
+                lo, span = md / 2, S - md
+                pos = (start - lo + speed * (t - spec.start_s)) % (2 * span)  # bounce off the frame's edges
+                pos = lo + np.where(pos > span, 2 * span - pos, pos)
+                _paste(img, shade, mask, pos[0], pos[1])
         return np.clip(img, 0, 255).astype(np.uint8)
 
     return frame
@@ -424,7 +446,8 @@ def make_synthave(out_dir: str | Path, config: SynthConfig | None = None, *, wor
     manifest_path = root / MANIFEST
     if manifest_path.exists():
         old = json.loads(manifest_path.read_text())
-        if old.get("config") != asdict(cfg):
+        # A folder made before a setting existed was made with its default (settings are added switched off).
+        if {**asdict(SynthConfig()), **(old.get("config") or {})} != asdict(cfg):
             raise DatasetError(f"{root}: holds SynthAVE made with other settings ({old.get('config')}); "
                                f"use another folder")
     elif root.exists() and any(root.iterdir()):
