@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ._io import one_blas_thread
 from .errors import ConfigError, EarmarkWarning
 from .media.audio import select_audio_stream, stream_audio
 from .media.probe import info as probe_info
@@ -57,8 +58,9 @@ def _segment_values(vi: VideoInfo, stream_index: int, prb: Probe, f0: int, f1: i
                     end_s: float | None) -> _SegmentResult:
     """Frame values ``[f0, f1)`` of one segment, decoding from ``preroll`` frames earlier."""
     fa = max(0, f0 - preroll)
-    chunks = stream_audio(vi, stream_index, SAMPLE_RATE, start_s=fa * FRAME_HOP_S, end_s=end_s)
-    values = prb.frame_values_stream(chunks, f1 - fa)[f0 - fa:]
+    with one_blas_thread():
+        chunks = stream_audio(vi, stream_index, SAMPLE_RATE, start_s=fa * FRAME_HOP_S, end_s=end_s)
+        values = prb.frame_values_stream(chunks, f1 - fa)[f0 - fa:]
     return _SegmentResult(values, chunks.audio_start_s, chunks.audio_end_s)
 
 

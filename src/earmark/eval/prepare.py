@@ -124,6 +124,13 @@ def _feature_name(key: tuple[int, int, int]) -> str:
 
 def run_clip(job: ClipJob) -> ClipResult:
     """Everything the protocol needs from one clip (see the module docstring)."""
+    from .._io import one_blas_thread
+
+    with one_blas_thread():
+        return _run_clip(job)
+
+
+def _run_clip(job: ClipJob) -> ClipResult:
     import torch
 
     torch.set_num_threads(1)

@@ -414,9 +414,12 @@ def _train_key(job: tuple[str, list[tuple[str, int, bool]]]) -> list[tuple[str, 
     assert _SHARED is not None
     cfg, splits, results, n_classes = _SHARED
     key, todo = job
-    tr, va, te = (pack(splits[s], results, key) if splits[s] else None for s in ("train", "val", "test"))
-    va = va if va is not None else te
-    return [(name, seed, train_and_test(cfg, tr, va, te, n_classes, seed, audio)) for name, seed, audio in todo]
+    from .._io import one_blas_thread
+
+    with one_blas_thread():
+        tr, va, te = (pack(splits[s], results, key) if splits[s] else None for s in ("train", "val", "test"))
+        va = va if va is not None else te
+        return [(name, seed, train_and_test(cfg, tr, va, te, n_classes, seed, audio)) for name, seed, audio in todo]
 
 
 def run_eval(cfg: EvalConfig, out_dir: str | Path, progress: ProgressFn | None = None) -> dict[str, Any]:

@@ -411,14 +411,16 @@ def clip_frames(cfg: SynthConfig, spec: ClipSpec, i: int) -> Callable[[int, floa
 
 
 def _write_clip(args: tuple[SynthConfig, ClipSpec, int, str]) -> str:
+    from .._io import one_blas_thread
     from ..media.write import VideoSpec, write_media
 
     cfg, spec, i, folder = args
     path = Path(folder) / f"{spec.video_id}.mp4"
     if not path.exists():
-        write_media(path, float(cfg.duration_s), clip_audio(cfg, spec, i), sample_rate=SAMPLE_RATE,
-                    video=VideoSpec(width=cfg.size, height=cfg.size, fps=cfg.fps, crf=cfg.crf),
-                    frame_fn=clip_frames(cfg, spec, i))
+        with one_blas_thread():
+            write_media(path, float(cfg.duration_s), clip_audio(cfg, spec, i), sample_rate=SAMPLE_RATE,
+                        video=VideoSpec(width=cfg.size, height=cfg.size, fps=cfg.fps, crf=cfg.crf),
+                        frame_fn=clip_frames(cfg, spec, i))
     return spec.video_id
 
 
