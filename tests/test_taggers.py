@@ -253,3 +253,21 @@ def test_train_probe_on_a_taggers_embedding(capsys, tmp_path, tiny_panns):
     assert len(tl) == 10 and np.isfinite(tl.raw).all() and tl.probe_config["embed"] == ck["embed"]
     code, _, err = run(capsys, "train-probe", "--root", str(root), "--embed", "vggish:/x", "--out", str(out))
     assert code != 0 and "unknown embedding 'vggish:/x'" in err
+
+
+def test_eval_anchors_with_a_model_probe(capsys, tmp_path, tiny_panns):
+    """`earmark eval synth --probes energy,panns --probe-weights panns=FILE` trains Anchored(panns) beside energy."""
+    out = tmp_path / "res"
+    code, _, err = run(capsys, "eval", "synth", "--quick", "--n", "30", "--probes", "energy,panns",
+                       "--probe-weights", f"panns={tiny_panns}", "--strategies", "uniform,anchored",
+                       "--curve-budgets", "1960", "--out", out, "-q")
+    assert code == 0, err
+    doc = json.loads((out / "results.json").read_text())
+    assert {"anchored-energy", "anchored-panns"} <= set(doc["strategies"])
+    assert doc["config"]["probe_weights"]["panns"].endswith("Cnn14_16k_tiny.pth")
+    assert "anchored-panns" in doc["recall"]["all"] and "anchored-energy" in doc["recall"]["all"]
+    code, _, err = run(capsys, "eval", "synth", "--quick", "--probes", "energy,panns", "--out", tmp_path / "r2")
+    assert code != 0 and "probe 'panns' needs weights" in err and not (tmp_path / "r2" / "results.json").exists()
+    code, _, err = run(capsys, "eval", "synth", "--quick", "--probe-weights", f"ast={tiny_panns}",
+                       "--out", tmp_path / "r3")
+    assert code != 0 and "--probe-weights names 'ast', which is not among the probes" in err

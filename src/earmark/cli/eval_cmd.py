@@ -10,6 +10,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from ..errors import ConfigError
 from ..eval.heads import HEADS
 from ..eval.protocol import MAIN_STRATEGIES, EvalConfig
 from ..eval.synthave import SynthConfig
@@ -49,6 +50,8 @@ def _protocol_options(f):
         click.option("--k", type=int, default=_E.k, show_default=True, help="Anchors per clip."),
         click.option("--ratio", type=float, default=_E.ratio, show_default=True, help="Anchor/context side ratio."),
         click.option("--probes", default=",".join(_E.probes), show_default=True, help="Probes for anchored plans."),
+        click.option("--probe-weights", "probe_weights", multiple=True, metavar="PROBE=PATH",
+                     help="Weights of a model probe among --probes (e.g. panns=Cnn14_16k.pth); repeatable."),
         click.option("--strategies", default=",".join(_E.strategies), show_default=True,
                      help=f"Any of {', '.join(MAIN_STRATEGIES)} (uniform-448 always runs, for the resolution table)."),
         click.option("--seeds", type=int, default=_E.seeds, show_default=True, help="Training seeds (paired)."),
@@ -91,6 +94,13 @@ def _config(dataset: str, root: str | None, synth: dict, kw: dict) -> EvalConfig
     limit = parse_limit(kw.pop("limit"))
     names = {f.name for f in fields(EvalConfig)}
     cfg = {k: v for k, v in kw.items() if k in names}
+    weights = {}
+    for item in kw.pop("probe_weights", ()):
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ConfigError(f"--probe-weights takes PROBE=PATH, got {item!r}")
+        weights[name] = str(Path(path).resolve())
+    cfg.update(probe_weights=weights)
     cfg.update(probes=_csv(kw["probes"]), strategies=_csv(kw["strategies"]),
                curve_budgets=_csv(kw["curve_budgets"], int), limit=limit, patience=kw["patience"] or None)
     return EvalConfig(dataset=dataset, root=root, synth=synth, **cfg)

@@ -55,6 +55,8 @@ class ClipJob:
     anchor: AnchorConfig
     encoder: str
     cache: str
+    probe_weights: tuple[tuple[str, str], ...] = ()
+    """(probe, weights path) for model probes (panns, ast, linear, ...)."""
 
 
 @dataclass
@@ -138,8 +140,10 @@ def _run_clip(job: ClipJob) -> ClipResult:
     t0 = time.perf_counter()
     vi = probe_info(job.path)
     indexes = {}
+    weights = dict(job.probe_weights)
     for probe in job.probes:
-        tl = index_audio(job.path, probe=probe, video_info=vi, jobs=1)
+        kw = {"weights": weights[probe]} if probe in weights else {}
+        tl = index_audio(job.path, probe=probe, video_info=vi, jobs=1, **kw)
         indexes[probe] = IndexResult(vi, tl, tuple(anchors(tl, config=replace(job.anchor, k=job.k))),
                                      job.anchor.to_dict())
     seconds["index"] = time.perf_counter() - t0

@@ -51,6 +51,8 @@ class EvalConfig:
     k: int = 2
     ratio: float = 4.0
     probes: tuple[str, ...] = ("energy", "flux", "onset")
+    probe_weights: dict[str, str] = field(default_factory=dict)
+    """Weights of model probes among ``probes`` (e.g. ``{"panns": "Cnn14_16k.pth"}``)."""
     strategies: tuple[str, ...] = MAIN_STRATEGIES
     seeds: int = 5
     epochs: int = 20
@@ -87,6 +89,16 @@ class EvalConfig:
         for p in self.probes:
             if p not in probe_names():
                 raise ConfigError(f"unknown probe {p!r}: use one of {', '.join(probe_names())}")
+        for p in self.probe_weights:
+            if p not in self.probes:
+                raise ConfigError(f"--probe-weights names {p!r}, which is not among the probes "
+                                  f"({', '.join(self.probes)})")
+        from ..probes import get_probe, probe_classes
+
+        for p in self.probes:  # a model probe without weights, or with bad ones, fails before any clip is prepared
+            if probe_classes()[p].kind == "audio":
+                kw = {"weights": self.probe_weights[p]} if p in self.probe_weights else {}
+                get_probe(p, **kw)
         for s in self.strategies:
             if s not in MAIN_STRATEGIES:
                 raise ConfigError(f"unknown strategy {s!r}: use any of {', '.join(MAIN_STRATEGIES)}")
@@ -378,7 +390,8 @@ def prepare_all(cfg: EvalConfig, ds: Dataset, cache: Path, requests: list[PlanRe
     anchor = AnchorConfig(k=cfg.k, dilate_s=cfg.dilate_s, offset_s=cfg.anchor_offset_s)
     clips = [c for s in ("train", "val", "test") for c in ds.available(s)]
     jobs = [ClipJob(c.video_id, str(c.path), tuple(c.truth), ds.segments, tuple(requests), tuple(cfg.probes),
-                    cfg.model, cfg.k, cfg.ratio, anchor, cfg.encoder, str(cache)) for c in clips]
+                    cfg.model, cfg.k, cfg.ratio, anchor, cfg.encoder, str(cache),
+                    tuple(sorted(cfg.probe_weights.items()))) for c in clips]
     workers = cfg.workers or min(2, os.cpu_count() or 1)
     results: dict[str, ClipResult] = {}
     errors: list[str] = []
