@@ -132,7 +132,9 @@ class GaborEncoder(Encoder):
             return F.adaptive_avg_pool2d(m, (gh, gw))
 
         with torch.no_grad():
-            x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().mul_(1.0 / 255.0)
+            arr = np.ascontiguousarray(images)
+            arr = arr if arr.flags.writeable else arr.copy()  # torch refuses to wrap read-only memory silently
+            x = torch.from_numpy(arr).permute(0, 3, 1, 2).float().mul_(1.0 / 255.0)
             gh, gw = self.grid(x.shape[2]), self.grid(x.shape[3])
             luma = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
             maps, level = [], luma
