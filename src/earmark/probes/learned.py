@@ -62,17 +62,23 @@ def _silero_default() -> str | None:
     return str(p) if p.exists() else None
 
 
-@lru_cache(maxsize=4)
-def _vad_session(path: str):
+def onnx_session(path: str):
+    """An onnxruntime CPU session on one thread (probes run inside process-parallel work); a clear error naming the
+    file when onnxruntime cannot load it."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
     try:
-        sess = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own exception types for unreadable models
         raise ConfigError(f"{path}: not an ONNX model onnxruntime can load ({str(e).splitlines()[0][:120]})") from None
+
+
+@lru_cache(maxsize=4)
+def _vad_session(path: str):
+    sess = onnx_session(path)
     names = sorted(i.name for i in sess.get_inputs())
     if names != ["input", "sr", "state"]:
         raise ConfigError(f"{path}: expected a Silero VAD v5/v6 ONNX model (inputs input, state, sr); "

@@ -393,15 +393,9 @@ YAMNET_FRAME = 15_360  # 0.96 s at 16 kHz: YAMNet's analysis frame
 @lru_cache(maxsize=2)
 def load_yamnet(path: str) -> tuple[Any, str, str, str | None]:
     """(session, input name, scores output, embeddings output or None) of a YAMNet-like ONNX model."""
-    import onnxruntime as ort
+    from .learned import onnx_session
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    try:
-        sess = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
-    except Exception as e:  # onnxruntime raises its own exception types for unreadable models
-        raise ConfigError(f"{path}: not an ONNX model onnxruntime can load ({str(e).splitlines()[0][:120]})") from None
+    sess = onnx_session(path)
     ins = sess.get_inputs()
     if len(ins) != 1 or "float" not in ins[0].type or len(ins[0].shape) not in (1, 2):
         got = ", ".join(f"{i.name} {i.type} {i.shape}" for i in ins)
