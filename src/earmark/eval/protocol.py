@@ -71,6 +71,9 @@ class EvalConfig:
     """Seeds of the curve-only runs (budgets between the main ones, and uniform-448); more give error bars."""
     anchor_offset_s: float = 0.0
     dilate_s: float = 0.0
+    min_score: float = AnchorConfig.min_score
+    """Anchors fall back to evenly spaced ones when no window's z-score reaches this (``earmark index
+    --min-score``); 0 never falls back: the top-K windows are always the anchors."""
     low_size: int = 112
     high_size: int = 448
     workers: int | None = None
@@ -389,7 +392,7 @@ def _versions() -> dict[str, str]:
 
 def prepare_all(cfg: EvalConfig, ds: Dataset, cache: Path, requests: list[PlanRequest],
                 progress: ProgressFn | None = None) -> tuple[dict[str, ClipResult], list[str]]:
-    anchor = AnchorConfig(k=cfg.k, dilate_s=cfg.dilate_s, offset_s=cfg.anchor_offset_s)
+    anchor = AnchorConfig(k=cfg.k, dilate_s=cfg.dilate_s, offset_s=cfg.anchor_offset_s, min_score=cfg.min_score)
     clips = [c for s in ("train", "val", "test") for c in ds.available(s)]
     jobs = [ClipJob(c.video_id, str(c.path), tuple(c.truth), ds.segments, tuple(requests), tuple(cfg.probes),
                     cfg.model, cfg.k, cfg.ratio, anchor, cfg.encoder, str(cache),

@@ -122,7 +122,12 @@ def train_probe(cfg: TrainProbeConfig, out: str | Path,
             continue
         jobs = [(str(c.path), ds.segments, cfg.n_mels, cfg.embed) for c in clips]
         if workers > 1 and len(jobs) > 4:
-            with ProcessPoolExecutor(workers) as pool:
+            # A tagger runs torch in the workers: fork after torch has started its OpenMP pool is not safe
+            # (a forked worker crashed in CI), so those workers start fresh.
+            import multiprocessing as mp
+
+            ctx = mp.get_context("spawn") if weights is not None else None
+            with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
                 xs = list(pool.map(_clip_job, jobs, chunksize=8))
         else:
             xs = [_clip_job(j) for j in jobs]
