@@ -68,6 +68,8 @@ def _protocol_options(f):
         click.option("--offset", "anchor_offset_s", type=float, default=_E.anchor_offset_s, show_default=True,
                      help="Anchor AV-offset correction (picture minus sound, seconds)."),
         click.option("--dilate", "dilate_s", type=float, default=_E.dilate_s, show_default=True),
+        click.option("--min-gap", "min_gap_s", type=float, default=_E.min_gap_s, show_default=True,
+                     help="Two anchors at least this many seconds apart."),
         click.option("--min-score", type=float, default=_E.min_score, show_default=True,
                      help="Fall back to evenly spaced anchors when no window's z-score reaches this (0: never)."),
         click.option("--workers", type=int, default=None, help="Processes for the per-clip work (default: up to 2)."),

@@ -72,6 +72,8 @@ class EvalConfig:
     anchor_offset_s: float = 0.0
     dilate_s: float = 0.0
     min_score: float = AnchorConfig.min_score
+    min_gap_s: float = AnchorConfig.min_gap_s
+    """Two anchors at least this far apart (``earmark index --min-gap``)."""
     """Anchors fall back to evenly spaced ones when no window's z-score reaches this (``earmark index
     --min-score``); 0 never falls back: the top-K windows are always the anchors."""
     low_size: int = 112
@@ -392,7 +394,8 @@ def _versions() -> dict[str, str]:
 
 def prepare_all(cfg: EvalConfig, ds: Dataset, cache: Path, requests: list[PlanRequest],
                 progress: ProgressFn | None = None) -> tuple[dict[str, ClipResult], list[str]]:
-    anchor = AnchorConfig(k=cfg.k, dilate_s=cfg.dilate_s, offset_s=cfg.anchor_offset_s, min_score=cfg.min_score)
+    anchor = AnchorConfig(k=cfg.k, dilate_s=cfg.dilate_s, offset_s=cfg.anchor_offset_s, min_score=cfg.min_score,
+                          min_gap_s=cfg.min_gap_s)
     clips = [c for s in ("train", "val", "test") for c in ds.available(s)]
     jobs = [ClipJob(c.video_id, str(c.path), tuple(c.truth), ds.segments, tuple(requests), tuple(cfg.probes),
                     cfg.model, cfg.k, cfg.ratio, anchor, cfg.encoder, str(cache),
