@@ -303,3 +303,25 @@ def test_eval_page_in_chromium(quick_run, page):
     page.goto((quick_run / href).as_uri())
     assert page.locator("g.strategy").count() == 9 and page.locator("rect.cell").count() == 9 * 10
     assert page.problems == []
+
+
+def test_eval_config_checks_and_cli_mapping():
+    from earmark.anchors import AnchorConfig
+    from earmark.errors import ConfigError
+    from earmark.eval.protocol import EvalConfig
+
+    with pytest.raises(ConfigError, match="patience must be >= 1"):
+        EvalConfig(patience=0).check()
+    with pytest.raises(ConfigError, match="not among the probes"):
+        EvalConfig(probe_weights={"panns": "x.pth"}).check()
+    with pytest.raises(ConfigError, match="probe 'panns' needs weights"):
+        EvalConfig(probes=("energy", "panns")).check()
+    cfg = EvalConfig()
+    assert cfg.patience is None and cfg.min_score == AnchorConfig.min_score and cfg.min_gap_s == AnchorConfig.min_gap_s
+    from earmark.cli.eval_cmd import _config
+
+    kw = {o: getattr(cfg, o) for o in ("epochs", "seeds", "k")}
+    made = _config("synth", None, {}, {**kw, "limit": None, "probes": "energy", "strategies": "uniform,anchored",
+                                        "curve_budgets": "1960", "patience": 0, "min_score": 0.0, "min_gap_s": 3.0,
+                                        "probe_weights": ()})
+    assert made.patience is None and made.min_score == 0.0 and made.min_gap_s == 3.0  # --patience 0: fixed epochs
