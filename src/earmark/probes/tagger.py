@@ -90,6 +90,12 @@ class TaggerProbe(Probe):
     frame_length = FRAME_HOP
     default_activation: ClassVar[str] = "sigmoid"
     weights_help: ClassVar[str] = ""
+    requires: ClassVar[tuple[tuple[str, str], ...]] = ()
+    """(package, extra) pairs the model family needs."""
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        return next((why for pkg, extra in cls.requires if (why := missing(pkg, extra))), None)
 
     def __init__(self, config: ProbeConfig | None = None, **overrides: Any) -> None:
         for key in ("ignore_labels", "labels"):
@@ -252,9 +258,6 @@ def load_ast(path: str) -> tuple[Any, Any]:
     return fe, model
 
 
-load_tagger = load_ast  # the name earlier releases exported
-
-
 @register_probe
 class AstProbe(TaggerProbe):
     name = "ast"
@@ -262,9 +265,7 @@ class AstProbe(TaggerProbe):
     needs = "extra 'eval' (torch, transformers) and --probe-weights FOLDER (an AST model)"
     weights_help = "FOLDER (a local AST model folder)"
 
-    @classmethod
-    def unavailable(cls) -> str | None:
-        return missing("transformers", "eval") or missing("torch", "eval")
+    requires = (("transformers", "eval"), ("torch", "eval"))
 
     def load(self) -> Any:
         return load_ast(str(self.config.weights))
@@ -314,9 +315,7 @@ class ClapProbe(TaggerProbe):
     needs = "extra 'eval' (torch, transformers) and --probe-weights FOLDER (a CLAP model)"
     weights_help = "FOLDER (a local CLAP model folder, e.g. laion/clap-htsat-unfused)"
 
-    @classmethod
-    def unavailable(cls) -> str | None:
-        return missing("transformers", "eval") or missing("torch", "eval")
+    requires = (("transformers", "eval"), ("torch", "eval"))
 
     def load(self) -> Any:
         import torch
@@ -356,9 +355,7 @@ class PannsProbe(TaggerProbe):
     needs = "extra 'eval' (torch) and --probe-weights FILE (a PANNs Cnn14*.pth)"
     weights_help = "FILE (a PANNs Cnn14_mAP=0.431.pth or Cnn14_16k_mAP=0.438.pth)"
 
-    @classmethod
-    def unavailable(cls) -> str | None:
-        return missing("torch", "eval")
+    requires = (("torch", "eval"),)
 
     def load(self) -> Any:
         from .panns import load_cnn14
@@ -413,9 +410,7 @@ class YamnetProbe(TaggerProbe):
     needs = "extra 'probes' (onnxruntime) and --probe-weights FILE (yamnet.onnx + its class map CSV)"
     weights_help = "FILE (a YAMNet .onnx: 16 kHz waveform in, scores and embeddings out)"
 
-    @classmethod
-    def unavailable(cls) -> str | None:
-        return missing("onnxruntime", "probes")
+    requires = (("onnxruntime", "probes"),)
 
     def load(self) -> Any:
         path = str(weights_file(self.config.weights, "yamnet", self.weights_help))
