@@ -59,6 +59,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=None)
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--probes", default=None, help="Comma-separated probes for anchored strategies (default: "
+                    "EvalConfig's)")
     ap.add_argument("--sweep", choices=sorted(SWEEPS), default=None)
     ap.add_argument("--work", type=Path, default=Path("bench-eval"))
     ap.add_argument("--limit", default=None, help="TRAIN,VAL,TEST clips taken from a full-size folder")
@@ -68,7 +70,8 @@ def main() -> None:
     limit = dict(zip(("train", "val", "test"), map(int, a.limit.split(",")))) if a.limit else None
     if a.sweep is None:
         out = a.work / ("limited" if limit else "default")
-        doc = run(a.n, a.seeds, out, {}, limit=limit)
+        over = {"probes": tuple(a.probes.split(","))} if a.probes else {}
+        doc = run(a.n, a.seeds, out, {}, limit=limit, **over)
         doc["out"] = str(out)
         show(doc)
         return

@@ -14,7 +14,9 @@ from earmark.anchors import (
     above_threshold,
     check_anchor_config,
     choose_anchors,
+    event_regions,
     merge_regions,
+    spread,
     top_k,
     uniform_indices,
 )
@@ -48,6 +50,25 @@ def test_threshold_mode_and_cap():
     assert [a.index for a in out] == [1, 3, 5]
 
 
+def test_spread_mode_covers_event_regions_instead_of_their_loudest_seconds():
+    starts = np.arange(10.0)
+    long_event = np.array([0, 0, 4, 5, 6, 5, 4, 0, 0, 0], dtype=float)  # one 5 s event, loudest in the middle
+    assert event_regions(long_event, 3.0) == [(2, 7)]
+    assert top_k(long_event, starts, 2, 1.0) == [3, 4]  # top-K: two adjacent seconds beside the peak
+    assert spread(long_event, starts, 2, 3.0, 1.0) == [3, 5]  # centres of the event's two halves
+    assert spread(long_event, starts, 3, 3.0, 1.0) == [2, 4, 6]
+    assert spread(long_event, starts, 2, 3.0, 3.0) == [2, 6]  # centres 2 s apart: edge to edge instead
+    assert spread(long_event, starts, 2, 3.0, 5.0) == [4, 9]  # cannot fit twice: the best other window fills up
+    two = np.array([0, 0, 9, 0, 0, 0, 4, 4, 4, 4], dtype=float)  # a short loud event, a long quieter one
+    assert spread(two, starts, 1, 3.0, 1.0) == [2]  # the strongest region first
+    assert spread(two, starts, 2, 3.0, 1.0) == [2, 8]  # one per region
+    assert spread(two, starts, 3, 3.0, 1.0) == [2, 7, 9]  # the extra anchor goes to the longer region
+    out = pick(long_event, AnchorConfig(k=2, mode="spread"))
+    assert [a.index for a in out] == [3, 5] and {a.source for a in out} == {"audio"}
+    flat = pick(np.zeros(10), AnchorConfig(k=2, mode="spread"))  # nothing stands out: the usual fallback
+    assert [a.index for a in flat] == uniform_indices(10, 2) and flat[0].source == "fallback"
+
+
 def test_dilation_offset_and_clipping():
     out = pick([0, 0, 10, 0, 0, 0, 0, 0, 0, 10], AnchorConfig(k=2, dilate_s=1.0, offset_s=0.5))
     assert [(a.start_s, a.end_s) for a in out] == [(1.5, 4.5), (8.5, 10.0)]
@@ -76,6 +97,10 @@ def test_fallback_when_nothing_stands_out():
 def test_config_checks():
     with pytest.raises(ConfigError, match=r"clip.mp4: k=11 is larger than the number of windows \(10\)"):
         check_anchor_config(AnchorConfig(k=11), 10, 10.0, "clip.mp4")
+    with pytest.raises(ConfigError, match="anchor mode must be one of topk, threshold, spread, got 'peaks'"):
+        check_anchor_config(AnchorConfig(mode="peaks"), 10, 10.0)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="spread anchors need k"):
+        check_anchor_config(AnchorConfig(k=None, mode="spread"), 10, 10.0)
     with pytest.raises(ConfigError, match="k must be >= 1, got 0"):
         check_anchor_config(AnchorConfig(k=0), 10, 10.0)
     with pytest.raises(ConfigError, match="min-gap must be >= 0, got -1"):
@@ -100,7 +125,7 @@ def anchor_cases(draw):
     conf = draw(st.lists(st.floats(0, 1), min_size=n, max_size=n))
     k = draw(st.integers(1, n))
     duration = (n - 1) * hop + window * draw(st.sampled_from([0.6, 1.0]))
-    cfg = AnchorConfig(k=k, mode=draw(st.sampled_from(["topk", "threshold"])),
+    cfg = AnchorConfig(k=k, mode=draw(st.sampled_from(["topk", "threshold", "spread"])),
                        min_gap_s=draw(st.sampled_from([0.0, 0.5, 1.0, 3.0])),
                        dilate_s=draw(st.sampled_from([0.0, 0.5, 1.0])),
                        offset_s=draw(st.floats(-0.9, 0.9) if duration > 1 else st.just(0.0)))

@@ -46,6 +46,16 @@ def test_index_json_stdout_is_machine_readable(capsys, events_mp4):
     assert docs[0]["timeline"]["probe"] == "onset"
 
 
+def test_index_spread_mode_from_the_cli(capsys, events_mp4):
+    code, out, err = run(capsys, "index", events_mp4, "--mode", "spread", "--k", "3", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert [a["index"] for a in doc["anchors"]] == EVENT_SECONDS  # three short events: one anchor in each
+    assert doc["anchor_config"]["mode"] == "spread"
+    code, _, err = run(capsys, "index", events_mp4, "--mode", "peaks")
+    assert code != 0 and "peaks" in err
+
+
 def test_index_writes_json_csv_parquet(capsys, events_mp4, tmp_path):
     for name in ("one.json", "all.csv", "all.parquet"):
         code, _, err = run(capsys, "index", events_mp4, "--k", "3", "--out", tmp_path / name, "--quiet")

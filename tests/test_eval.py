@@ -224,7 +224,7 @@ def test_encoder_errors(tmp_path):
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("eval") / "results"
-    assert main(["eval", "synth", "--quick", "--out", str(out), "-q"]) == 0
+    assert main(["eval", "synth", "--quick", "--probes", "energy,flux,onset", "--out", str(out), "-q"]) == 0
     return out
 
 

@@ -1,4 +1,5 @@
-"""Scores -> anchors: pure functions (top-K with non-maximum suppression, threshold, dilation, offset, fallback).
+"""Scores -> anchors: pure functions (top-K with non-maximum suppression, threshold, spread over event regions,
+dilation, offset, fallback).
 
 Times are seconds on the picture's timeline; regions are half-open ``[start, end)``. The AV offset
 says how far the picture lags the sound: an event heard at audio time t is looked for at
@@ -18,7 +19,8 @@ from .types import Anchor, Timeline
 
 _EPS = 1e-9
 
-AnchorMode = Literal["topk", "threshold"]
+AnchorMode = Literal["topk", "threshold", "spread"]
+ANCHOR_MODES = ("topk", "threshold", "spread")
 
 
 @dataclass(frozen=True)
@@ -26,10 +28,15 @@ class AnchorConfig:
     """How anchors are chosen from a Timeline (``earmark index --k --min-gap --dilate --offset``)."""
 
     k: int | None = 2
-    """At most this many anchors (required in ``topk`` mode; ``None`` = no cap in ``threshold`` mode)."""
+    """At most this many anchors (required in ``topk`` and ``spread`` modes; ``None`` = no cap in ``threshold``
+    mode)."""
     mode: AnchorMode = "topk"
+    """``topk``: the K best windows (NMS); ``threshold``: every window reaching ``threshold`` (NMS, at most K);
+    ``spread``: K anchors spread over the *regions* that reach ``threshold`` (runs of consecutive windows) — one
+    per region, strongest region first, then the rest shared by region length and placed evenly inside each
+    region, so a long event gets anchors across it instead of two beside its loudest second."""
     threshold: float = 3.0
-    """``threshold`` mode: keep windows whose robust z-score is at least this."""
+    """``threshold`` / ``spread`` modes: windows whose robust z-score is at least this stand out."""
     min_gap_s: float = 1.0
     """Two anchors start at least this far apart (non-maximum suppression)."""
     dilate_s: float = 0.0
@@ -84,6 +91,62 @@ def uniform_indices(n: int, k: int) -> list[int]:
     return sorted({int(np.floor((i + 0.5) * n / k)) for i in range(k)})
 
 
+def event_regions(scores: np.ndarray, threshold: float) -> list[tuple[int, int]]:
+    """Runs ``[i, j)`` of consecutive windows scoring at least ``threshold``, in time order."""
+    on = np.concatenate([[False], np.asarray(scores) >= threshold, [False]])
+    edges = np.flatnonzero(on[1:] != on[:-1])
+    return [(int(a), int(b)) for a, b in zip(edges[0::2], edges[1::2])]
+
+
+def spread(scores: np.ndarray, starts: np.ndarray, k: int, threshold: float, min_gap_s: float) -> list[int]:
+    """``k`` window indices spread over the regions that reach ``threshold`` (see ``AnchorConfig.mode``).
+
+    Each region first gets one anchor at its centre (regions by peak score, best first, while anchors last); the
+    remaining anchors go one at a time to the region with the most windows per anchor (ties: the stronger
+    region), whose anchors then sit at the centres of equal parts (or from edge to edge, if the centres would be
+    closer than ``min_gap_s``). Anchors stay ``min_gap_s`` apart (a region that cannot take one more that far
+    from the others gets none). If fewer than ``k`` fit, the best other
+    windows fill up (non-maximum suppression against the chosen ones). Returns indices in time order.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    regions = event_regions(scores, threshold)
+    size = [b - a for a, b in regions]
+    peak = [float(scores[a:b].max()) for a, b in regions]
+
+    def apart(idx: list[int]) -> bool:
+        t = np.sort(starts[idx])
+        return bool(np.all(np.diff(t) >= min_gap_s - _EPS))
+
+    def inside(r: int, m: int) -> list[int]:  # centres of m equal parts; from edge to edge if those are too close
+        idx = [regions[r][0] + i for i in uniform_indices(size[r], m)]
+        if m > 1 and not apart(idx):
+            idx = [regions[r][0] + int(round(i)) for i in np.linspace(0, size[r] - 1, m)]
+        return idx
+
+    def place(count: dict[int, int]) -> list[int]:
+        return [i for r, m in count.items() for i in inside(r, m)]
+
+    count: dict[int, int] = {}
+    for r in sorted(range(len(regions)), key=lambda r: (-peak[r], regions[r][0])):
+        if len(count) < k and apart(place({**count, r: 1})):
+            count[r] = 1
+    while sum(count.values()) < k:
+        room = [r for r in count if count[r] < size[r] and apart(place({**count, r: count[r] + 1}))]
+        if not room:
+            break
+        best = max(room, key=lambda r: (size[r] / (count[r] + 1), peak[r], -regions[r][0]))
+        count[best] += 1
+    picks = place(count)
+    if len(picks) < k:  # too few windows stand out: the best of the others, kept apart from the chosen ones
+        rest = np.setdiff1d(np.arange(len(scores)), picks)
+        for i in rest[np.lexsort((rest, -scores[rest]))]:  # best first, ties: earliest
+            if len(picks) >= k:
+                break
+            if apart([*picks, int(i)]):
+                picks.append(int(i))
+    return sorted(picks)
+
+
 def region(start_s: float, window_s: float, duration_s: float, dilate_s: float, offset_s: float,
            extra_s: float = 0.0) -> tuple[float, float]:
     """The window ``[start, start + window)`` dilated, widened and shifted, clipped to ``[0, duration)``."""
@@ -105,13 +168,13 @@ def merge_regions(regions: list[tuple[float, float]]) -> list[tuple[float, float
 
 def check_anchor_config(cfg: AnchorConfig, n_windows: int, duration_s: float, video: str = "") -> None:
     where = f"{video}: " if video else ""
-    if cfg.mode not in ("topk", "threshold"):
-        raise ConfigError(f"anchor mode must be 'topk' or 'threshold', got {cfg.mode!r}")
-    if cfg.mode == "topk" and cfg.k is None:
-        raise ConfigError("top-K anchors need k")
+    if cfg.mode not in ANCHOR_MODES:
+        raise ConfigError(f"anchor mode must be one of {', '.join(ANCHOR_MODES)}, got {cfg.mode!r}")
+    if cfg.mode in ("topk", "spread") and cfg.k is None:
+        raise ConfigError(f"{cfg.mode} anchors need k")
     if cfg.k is not None and cfg.k < 1:
         raise ConfigError(f"k must be >= 1, got {cfg.k}")
-    if cfg.k is not None and cfg.mode == "topk" and cfg.k > n_windows:
+    if cfg.k is not None and cfg.mode in ("topk", "spread") and cfg.k > n_windows:
         raise ConfigError(f"{where}k={cfg.k} is larger than the number of windows ({n_windows}); "
                           f"use k <= {n_windows} or a smaller hop")
     for name in ("min_gap_s", "dilate_s"):
@@ -140,6 +203,9 @@ def choose_anchors(scores: np.ndarray, confidence: np.ndarray, coverage: np.ndar
         source = "audio"
         if not picks:  # threshold above every score: the best window still stands out (>= min_score)
             picks = top_k(usable, starts, 1, cfg.min_gap_s)
+    elif cfg.mode == "spread":
+        picks = spread(usable, starts, int(cfg.k or 1), cfg.threshold, cfg.min_gap_s)
+        source = "audio"
     else:
         picks = top_k(usable, starts, int(cfg.k or 1), cfg.min_gap_s)
         source = "audio"

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .. import __version__
 from .._io import dumps_json, write_json_atomic
-from ..anchors import AnchorConfig, anchors, check_anchor_config
+from ..anchors import ANCHOR_MODES, AnchorConfig, anchors, check_anchor_config
 from ..budget.costs import cost_model, cost_model_names
 from ..budget.planner import ASPECTS, DEFAULT_MAX_FRAMES, FITS, SHAPES, STRATEGIES, PlanConfig, plan
 from ..errors import ConfigError, EarmarkError
@@ -132,10 +132,11 @@ def probes_cmd(as_json: bool) -> None:
 @click.option("--hop", "hop_s", type=float, default=1.0, show_default=True, help="Seconds between window starts.")
 @click.option("--window", "window_s", type=float, default=1.0, show_default=True, help="Window length in seconds.")
 @click.option("--k", type=int, default=_A.k, show_default=True, help="Number of anchors (top-K).")
-@click.option("--mode", type=click.Choice(["topk", "threshold"]), default=_A.mode, show_default=True,
-              help="Top-K anchors, or every window over --threshold (capped by --k).")
+@click.option("--mode", type=click.Choice(list(ANCHOR_MODES)), default=_A.mode, show_default=True,
+              help="Top-K anchors; every window over --threshold (capped by --k); or K anchors spread over the "
+                   "regions over --threshold (one per region, the rest across long regions).")
 @click.option("--threshold", type=float, default=_A.threshold, show_default=True,
-              help="Robust z-score for --mode threshold.")
+              help="Robust z-score for --mode threshold / spread.")
 @click.option("--min-gap", "min_gap_s", type=float, default=_A.min_gap_s, show_default=True,
               help="Minimum seconds between anchor starts (non-maximum suppression).")
 @click.option("--dilate", "dilate_s", type=float, default=_A.dilate_s, show_default=True,

@@ -10,6 +10,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from ..anchors import ANCHOR_MODES
 from ..errors import ConfigError
 from ..eval.heads import HEADS
 from ..eval.protocol import MAIN_STRATEGIES, EvalConfig
@@ -72,6 +73,10 @@ def _protocol_options(f):
                      help="Two anchors at least this many seconds apart."),
         click.option("--min-score", type=float, default=_E.min_score, show_default=True,
                      help="Fall back to evenly spaced anchors when no window's z-score reaches this (0: never)."),
+        click.option("--anchor-mode", type=click.Choice(list(ANCHOR_MODES)), default=_E.anchor_mode,
+                     show_default=True, help="How anchors are chosen (as `earmark index --mode`)."),
+        click.option("--anchor-threshold", type=float, default=_E.anchor_threshold, show_default=True,
+                     help="z-score for --anchor-mode threshold / spread."),
         click.option("--workers", type=int, default=None, help="Processes for the per-clip work (default: up to 2)."),
         click.option("--cache", type=click.Path(path_type=str), default=None,
                      help="Feature/SynthAVE cache folder (default: OUT/cache)."),

@@ -96,10 +96,13 @@ class GatedPooling(nn.Module):
         self.out = nn.Linear(hidden, hidden)
         self.scale = 1.0 / math.sqrt(hidden)
 
-    def forward(self, tokens: torch.Tensor, seg: torch.Tensor, cls: torch.Tensor,
+    def forward(self, tokens: torch.Tensor, seg: torch.Tensor, cls: torch.Tensor, norm: nn.LayerNorm,
                 groups: tuple[Group, ...] | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Pool each second's ``tokens`` (raw features; ``norm`` is the head's input LayerNorm) given its ``cls``
+        (already normalised) -> (pooled (B*T, hidden), initial gates (N,), refined weights (N,))."""
         if groups is not None:
-            return self._dense(tokens, cls, groups)
+            return self._dense(tokens, cls, norm, groups)
+        tokens = norm(tokens)
         n, h = cls.shape[0], self.hidden
         tf, tk, tv = self.tok_kv(tokens).split(h, -1)
         cf, cq = self.cls_cq(cls).split(h, -1)
@@ -113,32 +116,41 @@ class GatedPooling(nn.Module):
             pooled = pooled + segment_max(self.max_branch(tokens), seg, n)
         return pooled, initial, w
 
-    def _dense(self, tokens: torch.Tensor, cls: torch.Tensor, groups: tuple[Group, ...]
+    def _dense(self, tokens: torch.Tensor, cls: torch.Tensor, norm: nn.LayerNorm, groups: tuple[Group, ...]
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The same function over size groups (every second of a group has the same token count), computed with
-        half the per-token work: keys and values are linear in the token, so the attention score is the token
-        times the query mapped back through the key matrix (the key bias is constant within a second and cancels
-        in the softmax), and the value projection is applied once to the weighted mean token (weights sum to 1).
+        """The same function over size groups (every second of a group has the same token count), with less
+        per-token work than the ragged path:
+
+        - the input LayerNorm's affine is folded into the token projections (they are linear): only the
+          parameter-free standardisation touches every token, and it needs no gradient;
+        - keys and values are linear in the token, so the attention score is the token times the query mapped
+          back through the key matrix (the key bias is constant within a second and cancels in the softmax), and
+          the value projection is applied once to the weighted mean token (the weights sum to 1);
+        - the per-token projections (fusion, max branch) are computed group by group, so the backward pass never
+          scatters a group's gradient into a zero-filled batch-sized tensor.
         """
         h = self.hidden
-        wf, wk, wv = self.tok_kv.weight.split(h, 0)
-        bf, _, bv = self.tok_kv.bias.split(h, 0)
-        fuse = F.linear(tokens, wf, bf)  # the only hidden-width projections per token: fusion and the max branch
-        big = self.max_branch(tokens) if self.max_branch is not None else None
+        x_all = F.layer_norm(tokens, norm.normalized_shape, eps=norm.eps)
+        gamma, beta = norm.weight, norm.bias
+        wt = self.tok_kv.weight * gamma  # (3h, D): W·diag(γ), applied to standardised tokens
+        bt = self.tok_kv.bias + self.tok_kv.weight @ beta
+        wf, wk, wv = wt.split(h, 0)
+        bf, _, bv = bt.split(h, 0)
+        if self.max_branch is not None:
+            lin = self.max_branch[0]
+            wm, bm = lin.weight * gamma, lin.bias + lin.weight @ beta
         cf_all, cq_all = self.cls_cq(cls).split(h, -1)
         pooled, initial, weights = [], [], []
         for g in groups:
-            rows = slice(g.start, g.start + g.count * g.length)
-            x = tokens[rows].view(g.count, g.length, -1)
+            x = x_all[g.start:g.start + g.count * g.length].view(g.count, g.length, -1)
             cf, cq = cf_all[g.seconds], cq_all[g.seconds]
-            ini = torch.sigmoid(self.gate(F.gelu(fuse[rows].view(g.count, g.length, h) + cf[:, None, :])))
-            ini = ini.squeeze(-1)  # (count, length)
+            ini = torch.sigmoid(self.gate(F.gelu(F.linear(x, wf, bf) + cf[:, None, :]))).squeeze(-1)
             attn = torch.softmax(torch.bmm(x, (cq @ wk)[:, :, None]).squeeze(-1) * self.scale, -1)
             w = ini * attn
             w = w / w.sum(-1, keepdim=True).clamp_min(1e-12)
             p = self.out(self.norm(F.linear(torch.bmm(w[:, None, :], x).squeeze(1), wv, bv)))
-            if big is not None:
-                p = p + big[rows].view(g.count, g.length, h).amax(1)
+            if self.max_branch is not None:
+                p = p + F.gelu(F.linear(x, wm, bm)).amax(1)
             pooled.append(p)
             initial.append(ini.reshape(-1))
             weights.append(w.reshape(-1))
@@ -182,7 +194,7 @@ class Head(nn.Module):
         bsz, t = b.shape
         cls = self.in_norm(b.cls)
         if self.pool is not None:
-            e, initial, refined = self.pool(self.in_norm(b.tokens), b.seg, cls, b.groups)
+            e, initial, refined = self.pool(b.tokens, b.seg, cls, self.in_norm, b.groups)
             self.last_gates = (initial, refined)
         else:
             e = self.embed(cls)
