@@ -3,6 +3,7 @@
     python benchmarks/eval_protocol.py                       # default `earmark eval synth` (full AVE split sizes)
     python benchmarks/eval_protocol.py --n 600 --seeds 2     # a smaller run
     python benchmarks/eval_protocol.py --n 600 --sweep snr   # SNR -5..20 dB (one SynthAVE folder per value)
+    python benchmarks/eval_protocol.py --n 600 --seeds 3 --long 60   # 60 s clips: sparse events
 
 Prints the main table, stage wall-clock times and the ratio of the protocol's total time to the 20-minute
 target, and the encoder cost of each strategy relative to Uniform (measured in the same run).
@@ -16,6 +17,7 @@ import shutil
 import time
 from pathlib import Path
 
+from earmark.budget.costs import cost_model
 from earmark.eval.protocol import EvalConfig, run_eval
 from earmark.eval.report import sweep_csv, sweep_png, sweep_row
 from earmark.eval.synthave import SynthConfig
@@ -59,6 +61,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=None)
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--long", type=int, default=None, metavar="SECONDS",
+                    help="Long-video variant: SECONDS-long clips with the AVE event at a random place; Uniform-224 "
+                         "budget for every second and K = SECONDS/5 anchors (the 10 s protocol's 2×448 + 8×112 "
+                         "shape, scaled); uniform / anchored / random / oracle, no curve")
+    ap.add_argument("--anchor-mode", default=None, help="topk | threshold | spread (default: EvalConfig's)")
     ap.add_argument("--probes", default=None, help="Comma-separated probes for anchored strategies (default: "
                     "EvalConfig's)")
     ap.add_argument("--sweep", choices=sorted(SWEEPS), default=None)
@@ -69,9 +76,20 @@ def main() -> None:
     a = ap.parse_args()
     limit = dict(zip(("train", "val", "test"), map(int, a.limit.split(",")))) if a.limit else None
     if a.sweep is None:
-        out = a.work / ("limited" if limit else "default")
-        over = {"probes": tuple(a.probes.split(","))} if a.probes else {}
-        doc = run(a.n, a.seeds, out, {}, limit=limit, **over)
+        over: dict = {"probes": tuple(a.probes.split(","))} if a.probes else {}
+        if a.anchor_mode:
+            over["anchor_mode"] = a.anchor_mode
+        synth: dict = {}
+        name = "limited" if limit else "default"
+        if a.long:
+            synth = {"duration_s": a.long}
+            over.update(strategies=SWEEP_STRATEGIES, curve_budgets=(), k=a.long // 5,
+                        budget=a.long * cost_model("vit-p16").tokens(224, 224))
+            name = f"long{a.long}"
+        if a.anchor_mode:
+            name += f"-{a.anchor_mode}"
+        out = a.work / name
+        doc = run(a.n, a.seeds, out, synth, limit=limit, **over)
         doc["out"] = str(out)
         show(doc)
         return
