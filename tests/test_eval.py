@@ -258,6 +258,27 @@ def test_quick_eval_writes_an_equal_token_results_folder(quick_run):
     assert not list(quick_run.glob(".results.*"))  # no temporary folder left behind
 
 
+def test_long_video_variant_scales_the_equal_token_shape(tmp_path):
+    """60 s SynthAVE clips (one AVE event at a random place): Uniform-224 for all 60 seconds against 12×448 +
+    48×112 at the same tokens; the audio anchors land in the sparse event, random ones mostly do not."""
+    out = tmp_path / "res"
+    assert main(["eval", "synth", "--quick", "--n", "24", "--duration", "60", "--budget", "11760", "--k", "12",
+                 "--strategies", "uniform,anchored,random,oracle", "--curve-budgets", "11760", "--epochs", "2",
+                 "--out", str(out), "-q"]) == 0
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["segments"] == 60
+    table = doc["strategies"]
+    for name in ("uniform", "anchored-energy", "random", "oracle"):
+        assert table[name]["tokens"] == 11760, name
+    assert table["uniform"]["shape"] == "60×224" and table["anchored-energy"]["shape"] == "12×448 + 48×112"
+    rec = doc["recall"]["all"]
+    assert rec["anchored-energy"]["recall@12,d0"] == 1.0  # every clip's event is found
+    # Precision: the share of the 12 anchors inside the event (≤ 10 of 60 seconds are event seconds).
+    assert rec["anchored-energy"]["precision"] > 0.4 > 0.25 > rec["random"]["precision"]
+    video = json.loads(sorted((out / "videos").glob("*.json"))[0].read_text())
+    assert len(video["labels"]) == 60 and len(video["plans"]["uniform"]["frames"]) == 60
+
+
 def test_eval_bad_input(tmp_path, capsys):
     assert main(["eval", "ave", "--root", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 1
     assert "dataset root not found" in capsys.readouterr().err

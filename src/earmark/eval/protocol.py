@@ -413,7 +413,12 @@ def prepare_all(cfg: EvalConfig, ds: Dataset, cache: Path, requests: list[PlanRe
     results: dict[str, ClipResult] = {}
     errors: list[str] = []
     if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        import multiprocessing as mp
+
+        # Model probes were loaded in this process by check(): their workers start fresh (spawn) rather than fork a
+        # process whose torch may hold thread-pool state (a forked worker running torch crashed in train-probe).
+        ctx = mp.get_context("spawn" if cfg.probe_weights else "fork")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             it = pool.map(run_clip_safe, jobs, chunksize=4)
             for i, r in enumerate(it):
                 results[r.video_id] = r
