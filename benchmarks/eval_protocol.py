@@ -17,7 +17,6 @@ import shutil
 import time
 from pathlib import Path
 
-from earmark.budget.costs import cost_model
 from earmark.eval.protocol import EvalConfig, run_eval
 from earmark.eval.report import sweep_csv, sweep_png, sweep_row
 from earmark.eval.synthave import SynthConfig
@@ -83,8 +82,7 @@ def main() -> None:
         name = "limited" if limit else "default"
         if a.long:
             synth = {"duration_s": a.long}
-            over.update(strategies=SWEEP_STRATEGIES, curve_budgets=(), k=a.long // 5,
-                        budget=a.long * cost_model("vit-p16").tokens(224, 224))
+            over.update(strategies=SWEEP_STRATEGIES, curve_budgets=())  # budget and K scale with the clip
             name = f"long{a.long}"
         if a.anchor_mode:
             name += f"-{a.anchor_mode}"

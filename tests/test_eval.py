@@ -262,11 +262,12 @@ def test_long_video_variant_scales_the_equal_token_shape(tmp_path):
     """60 s SynthAVE clips (one AVE event at a random place): Uniform-224 for all 60 seconds against 12×448 +
     48×112 at the same tokens; the audio anchors land in the sparse event, random ones mostly do not."""
     out = tmp_path / "res"
-    assert main(["eval", "synth", "--quick", "--n", "24", "--duration", "60", "--budget", "11760", "--k", "12",
-                 "--strategies", "uniform,anchored,random,oracle", "--curve-budgets", "11760", "--epochs", "2",
-                 "--out", str(out), "-q"]) == 0
+    assert main(["eval", "synth", "--quick", "--n", "24", "--duration", "60", "--strategies",
+                 "uniform,anchored,random,oracle", "--epochs", "2", "--out", str(out), "-q"]) == 0
     doc = json.loads((out / "results.json").read_text())
-    assert doc["segments"] == 60
+    # The defaults scale with the clip: Uniform-224 for every second, one anchor per 5 s, the curve's budgets.
+    assert doc["segments"] == 60 and doc["config"]["budget"] == 11760 and doc["config"]["k"] == 12
+    assert doc["config"]["curve_budgets"] == [2940, 11760]
     table = doc["strategies"]
     for name in ("uniform", "anchored-energy", "random", "oracle"):
         assert table[name]["tokens"] == 11760, name

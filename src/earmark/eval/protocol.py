@@ -13,6 +13,7 @@ write the results folder.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import platform
 import time
@@ -47,8 +48,11 @@ class EvalConfig:
     encoder: str = "gabor"
     head: str = "ave"
     model: str = "vit-p16"
-    budget: int = 1960
-    k: int = 2
+    budget: int | None = None
+    """Visual tokens per clip for every main strategy; None: Uniform-224 for every second (1960 at ``vit-p16`` for
+    AVE's 10 s; 11760 for a 60 s clip)."""
+    k: int | None = None
+    """Anchors per clip; None: one per 5 seconds (2 for AVE's 10 s: the 2×448 + 8×112 shape; 12 for 60 s)."""
     ratio: float = 4.0
     probes: tuple[str, ...] = ("energy",)
     """One Anchored-Top2 strategy (5 more training runs) and one Recall@K row per probe. The default run trains
@@ -68,8 +72,10 @@ class EvalConfig:
     epoch's weights (``epochs`` is then the cap); None (default): fixed epochs. Measured on full SynthAVE with
     patience 3: seeds that stopped at epoch 10 lost 15-20 points to those that ran 20, and the harder strategies
     (Uniform-112) stopped at epoch 4 on the trivial solution, so fixed epochs are the default."""
-    curve_budgets: tuple[int, ...] = (490, 1000, 1960)
-    """Budgets of the accuracy–token curve (uniform also gets the all-448 point from the resolution table)."""
+    curve_budgets: tuple[int, ...] | None = None
+    """Budgets of the accuracy–token curve (uniform also gets the all-448 point from the resolution table); None:
+    Uniform-112's, 1000 per 10 s and the main budget (490, 1000, 1960 for AVE's 10 s; ``--quick``: the first and
+    last)."""
     curve_seeds: int = 1
     """Seeds of the curve-only runs (budgets between the main ones, and uniform-448); more give error bars."""
     anchor_offset_s: float = 0.0
@@ -120,17 +126,29 @@ class EvalConfig:
             raise ConfigError("the strategies must include uniform (every comparison is against it)")
         if self.patience is not None and self.patience < 1:
             raise ConfigError(f"patience must be >= 1 (or None: fixed epochs), got {self.patience}")
-        if self.seeds < 1 or self.epochs < 1 or self.k < 1:
+        if self.seeds < 1 or self.epochs < 1 or (self.k is not None and self.k < 1):
             raise ConfigError(f"seeds, epochs and k must be >= 1, got {self.seeds}, {self.epochs}, {self.k}")
-        check_anchor_config(AnchorConfig(k=self.k, mode=self.anchor_mode, min_gap_s=self.min_gap_s,  # type: ignore[arg-type]
+        check_anchor_config(AnchorConfig(k=self.k or 1, mode=self.anchor_mode, min_gap_s=self.min_gap_s,  # type: ignore[arg-type]
                                          dilate_s=self.dilate_s), 10**6, float("inf"))
         cost_model(self.model)  # unknown model names fail here
 
 
 def quick_config(cfg: EvalConfig) -> EvalConfig:
     """``--quick``: a tiny subset and one seed (what the tests and CI run)."""
-    return replace(cfg, seeds=1, epochs=min(cfg.epochs, 12), patience=None, curve_seeds=1, curve_budgets=(490, 1960),
-                   batch_size=8, synth={**cfg.synth, "n": cfg.synth.get("n") or 90})
+    return replace(cfg, seeds=1, epochs=min(cfg.epochs, 12), patience=None, curve_seeds=1, batch_size=8,
+                   synth={**cfg.synth, "n": cfg.synth.get("n") or 90})
+
+
+def for_segments(cfg: EvalConfig, segments: int) -> EvalConfig:
+    """``cfg`` with the clip-length defaults filled in (budget, k, curve budgets; see :class:`EvalConfig`)."""
+    uniform_size = int(round(math.sqrt(cfg.low_size * cfg.high_size)))  # 224 between 112 and 448
+    budget = cfg.budget if cfg.budget is not None else uniform_budget(cfg.model, uniform_size, segments)
+    k = cfg.k if cfg.k is not None else max(1, int(round(segments / 5)))
+    curve = cfg.curve_budgets
+    if curve is None:
+        low = uniform_budget(cfg.model, cfg.low_size, segments)
+        curve = (low, budget) if cfg.quick else (low, int(round(100 * segments)), budget)
+    return replace(cfg, budget=budget, k=k, curve_budgets=tuple(dict.fromkeys(curve)))
 
 
 # ------------------------------------------------------------------------------------------- plans
@@ -475,9 +493,11 @@ def run_eval(cfg: EvalConfig, out_dir: str | Path, progress: ProgressFn | None =
 
         scfg = SynthConfig.from_dict(cfg.synth)
         scfg.check()
+        cfg = for_segments(cfg, scfg.duration_s)
         check_budget(cfg, scfg.size, scfg.size, scfg.duration_s)
     t0 = time.perf_counter()
     ds, ds_meta = load_dataset(cfg, work, progress)
+    cfg = for_segments(cfg, ds.segments)  # AVE: known once the labels are read (fields already set stay)
     timing["dataset"] = time.perf_counter() - t0
     first = ds.available("train")[0]
     from ..media.probe import info as probe_info
