@@ -94,31 +94,36 @@ def main() -> None:
     field, values, opts = SWEEPS[a.sweep]
     # A sweep point trains only what the sweep plots (energy anchors; no curve), with the protocol's defaults.
     over = {"probes": ("energy",), "strategies": SWEEP_STRATEGIES, "curve_budgets": (), "curve_seeds": 1}
-    print(f"sweep {field}: value, uniform, anchored-energy, random, oracle, p vs uniform, Recall@2, recovery")
+    base = {"duration_s": a.long} if a.long else {}
+    prefix = f"long{a.long}-" if a.long else ""
+    print(f"sweep {field}: value, uniform, anchored-energy, random, oracle, p vs uniform, Recall@K, recovery")
     rows = []
     for v in values:
-        out = a.work / f"{a.sweep}-{v}"
+        out = a.work / f"{prefix}{a.sweep}-{v}"
         if a.replot:  # rebuild the sweep's table and plot from the points' results.json
             doc = {**json.loads((out / "results.json").read_text()), "total_s": 0.0}
         else:
-            doc = run(a.n, a.seeds, out, {field: v}, offset=v if opts.get("correct") else 0.0, limit=limit, **over)
+            doc = run(a.n, a.seeds, out, {**base, field: v}, offset=v if opts.get("correct") else 0.0, limit=limit,
+                      **over)
         r = sweep_row(v, doc)
         rows.append(r)
         print(f"{v:6.2f}  {r['uniform']:.3f}  {r['anchored']:.3f}  {r['random']:.3f}  {r['oracle']:.3f}  "
-              f"{r['p_vs_uniform']}  {r['recall@2']:.3f} (partial {r['partial_recall@2']:.3f}, random "
-              f"{r['random_partial_recall@2']:.3f})  {r['recovery']}  ({doc['total_s']:.0f} s)", flush=True)
+              f"{r['p_vs_uniform']}  {r['recall@K']:.3f} (partial {r['partial_recall@K']:.3f}, random "
+              f"{r['random_partial_recall@K']:.3f}; precision {r['precision']:.2f}, random {r['random_precision']:.2f})"
+              f"  {r['recovery']}  ({doc['total_s']:.0f} s)", flush=True)
     folder = a.work / "sweeps"
     folder.mkdir(parents=True, exist_ok=True)
-    title = f"{a.sweep} (n={a.n or 'full'}, {a.seeds} seeds)"
-    (folder / f"{a.sweep}.csv").write_text(sweep_csv(rows))
-    (folder / f"{a.sweep}.json").write_text(json.dumps(rows, indent=1))
-    sweep_png(rows, field, title, folder / f"{a.sweep}.png")
-    print(f"wrote {folder}/{a.sweep}.csv, .json, .png")
+    name = f"{prefix}{a.sweep}"
+    title = f"{name} (n={a.n or 'full'}, {a.seeds} seeds)"
+    (folder / f"{name}.csv").write_text(sweep_csv(rows))
+    (folder / f"{name}.json").write_text(json.dumps(rows, indent=1))
+    sweep_png(rows, field, title, folder / f"{name}.png")
+    print(f"wrote {folder}/{name}.csv, .json, .png")
     if a.attach:  # the eval page of that results folder shows the sweep (earmark report DIR)
         dest = a.attach / "sweeps"
         dest.mkdir(parents=True, exist_ok=True)
         for ext in ("csv", "png"):
-            shutil.copy(folder / f"{a.sweep}.{ext}", dest / f"{a.sweep}.{ext}")
+            shutil.copy(folder / f"{name}.{ext}", dest / f"{name}.{ext}")
         print(f"attached to {dest}")
 
 if __name__ == "__main__":

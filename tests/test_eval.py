@@ -303,7 +303,8 @@ def test_eval_page_in_chromium(quick_run, page):
     doc = json.loads((quick_run / "results.json").read_text())
     rows = [sweep_row(v, doc) for v in (0.0, 10.0)]  # a two-point "sweep" made of this run's numbers
     assert rows[0]["uniform"] == doc["strategies"]["uniform"]["accuracy_mean"]
-    assert rows[0]["recall@2"] == doc["recall"]["test"]["anchored-energy"]["recall@2,d0"]
+    assert rows[0]["recall@K"] == doc["recall"]["test"]["anchored-energy"]["recall@2,d0"]
+    assert rows[0]["precision"] == doc["recall"]["test"]["anchored-energy"]["precision"]
     (quick_run / "sweeps").mkdir(exist_ok=True)
     (quick_run / "sweeps" / "snr.csv").write_text(sweep_csv(rows))
     sweep_png(rows, "snr_db", "snr", quick_run / "sweeps" / "snr.png")

@@ -103,11 +103,15 @@ def curve_png(doc: dict[str, Any], path: Path) -> None:
 SWEEP_FIELDS = {"snr_db": "SNR of the event sounds (dB)", "av_offset_s": "AV offset (s)",
                 "silent_event_fraction": "fraction of silent events", "distractor_rate": "distractor rate"}
 SWEEP_COLUMNS = ("value", "uniform", "uniform_std", "anchored", "anchored_std", "random", "random_std", "oracle",
-                 "oracle_std", "p_vs_uniform", "recall@2", "partial_recall@2", "random_partial_recall@2", "recovery")
+                 "oracle_std", "p_vs_uniform", "recall@K", "partial_recall@K", "random_partial_recall@K", "precision",
+                 "random_precision", "recovery")
+"""A sweep point's columns; ``recall@K`` is Recall@K (K = the run's anchors per clip) at Δ = 0, ``precision`` the
+share of anchors inside the event."""
 
 
 def sweep_row(value: float, doc: dict[str, Any], probe: str = "energy") -> dict[str, Any]:
-    """One point of a sweep: accuracy (mean, std) per strategy, p vs uniform, Recall@2 and recovery (probe's)."""
+    """One point of a sweep: accuracy (mean, std) per strategy, p vs uniform, anchor Recall@K and precision (the
+    probe's and random's), and the recovery ratio."""
     s = doc["strategies"]
     a = s.get(f"anchored-{probe}", {})
     row: dict[str, Any] = {"value": value}
@@ -116,12 +120,14 @@ def sweep_row(value: float, doc: dict[str, Any], probe: str = "energy") -> dict[
         if key in s:
             row[name], row[f"{name}_std"] = s[key]["accuracy_mean"], s[key]["accuracy_std"]
     row["p_vs_uniform"] = (a.get("vs_uniform") or {}).get("p")
-    rec = doc["recall"]["test"]
-    row["recall@2"] = rec.get(f"anchored-{probe}", {}).get("recall@2,d0")
+    rec, k = doc["recall"]["test"], doc["config"]["k"]
+    mine, rnd = rec.get(f"anchored-{probe}", {}), rec.get("random", {})
+    row["recall@K"] = mine.get(f"recall@{k},d0")
     # Clips whose event does not fill the clip: where an index has something to find (AVE's full-length events
     # make any second an event second).
-    row["partial_recall@2"] = rec.get(f"anchored-{probe}", {}).get("partial_recall@2,d0")
-    row["random_partial_recall@2"] = rec.get("random", {}).get("partial_recall@2,d0")
+    row["partial_recall@K"] = mine.get(f"partial_recall@{k},d0")
+    row["random_partial_recall@K"] = rnd.get(f"partial_recall@{k},d0")
+    row["precision"], row["random_precision"] = mine.get("precision"), rnd.get("precision")
     row["recovery"] = a.get("recovery_ratio")
     return row
 
@@ -134,7 +140,7 @@ def sweep_csv(rows: list[dict[str, Any]]) -> str:
 
 
 def sweep_png(rows: list[dict[str, Any]], field: str, title: str, path: Path) -> None:
-    """Accuracy of each strategy against the swept setting (error bars: std over seeds), Recall@2 beside it."""
+    """Accuracy of each strategy against the swept setting (error bars: std over seeds), Recall@K beside it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -152,13 +158,13 @@ def sweep_png(rows: list[dict[str, Any]], field: str, title: str, path: Path) ->
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    for key, style, label in (("recall@2", "o-", "all clips"), ("partial_recall@2", "s--", "partial-event clips"),
-                              ("random_partial_recall@2", "^:", "random, partial clips")):
+    for key, style, label in (("recall@K", "o-", "all clips"), ("partial_recall@K", "s--", "partial-event clips"),
+                              ("random_partial_recall@K", "^:", "random, partial clips")):
         ax2.plot(x, [r.get(key) or 0 for r in rows], style, color="#1f77b4" if "random" in key else "#d62728",
                  label=label)
     ax2.set_ylim(0, 1.02)
     ax2.set_xlabel(SWEEP_FIELDS.get(field, field))
-    ax2.set_ylabel("anchor Recall@2")
+    ax2.set_ylabel("anchor Recall@K")
     ax2.legend(fontsize=7)
     ax2.grid(alpha=0.3)
     fig.tight_layout()
