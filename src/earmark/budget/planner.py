@@ -303,11 +303,11 @@ def nearest_total(options: Sequence[Sequence[tuple[int, int]]], target: int) -> 
         for k, (tok, dev) in enumerate(opts):
             if tok > target:
                 continue
-            cand = np.full(target + 1, inf, dtype=np.int64)
-            cand[tok:] = dp[:target + 1 - tok] + dev
-            better = cand < new
-            new[better] = cand[better]
-            back[i, better] = k
+            cand = dp[:target + 1 - tok] + dev  # totals tok..target reached with this option
+            tail = new[tok:]
+            better = cand < tail
+            tail[better] = cand[better]
+            back[i, tok:][better] = k
         dp = new
     spent = int(np.nonzero(dp < inf)[0].max())
     picks, t = [], spent
