@@ -29,6 +29,10 @@ def test_stats_against_hand_values():
     assert stats.recovery_ratio(0.7, 0.5, 0.8) == pytest.approx(2 / 3)
     assert stats.recovery_ratio(0.7, 0.5, 0.5) is None
     assert stats.anchor_seconds([0.5, 9.99, 12.0], 10) == [0, 9, 9]
+    # Background = 28: two event seconds (one right), three background seconds (two right).
+    assert stats.split_accuracy(np.array([[3, 5, 28, 28, 3]]), np.array([[3, 3, 28, 28, 28]]), 28) == (
+        pytest.approx(1 / 2), pytest.approx(2 / 3))
+    assert stats.split_accuracy(np.array([[28, 1]]), np.array([[28, 28]]), 28) == (None, 0.5)
 
 
 def _toy_batch(n_clips: int, rng: np.random.Generator, T: int = 4, D: int = 8):
@@ -251,6 +255,15 @@ def test_quick_eval_writes_an_equal_token_results_folder(quick_run):
     assert sorted(f[1] for f in rec["plans"]["anchored-energy"]["frames"]) == [112] * 8 + [448] * 2
     assert len(rec["strategies"]["uniform"]["predictions"]) == 10 == len(rec["index"]["energy"]["scores"])
     assert "| Anchored-Top2 (energy) | 2×448 + 8×112 | 1960 |" in (quick_run / "table.md").read_text()
+    # Event- and background-second accuracy, recomputed from the per-video records (one seed: its predictions).
+    recs = [json.loads(v.read_text()) for v in videos]
+    bg = len(recs[0]["label_names"]) - 1
+    for name in ("uniform", "anchored-energy", "oracle"):
+        pred = np.array([r["strategies"][name]["predictions"] for r in recs])
+        truth = np.array([r["labels"] for r in recs])
+        ev = truth != bg
+        assert table[name]["event_accuracy_mean"] == pytest.approx((pred[ev] == truth[ev]).mean()), name
+        assert table[name]["background_accuracy_mean"] == pytest.approx((pred[~ev] == truth[~ev]).mean()), name
     curve = (quick_run / "curve.csv").read_text().splitlines()
     assert curve[0] == "strategy,budget,tokens,accuracy_mean,accuracy_std,seeds" and len(curve) == 6
     assert "uniform,7840,7840," in curve[-1]  # the all-448 point, from the resolution table
@@ -312,6 +325,11 @@ def test_eval_page_in_chromium(quick_run, page):
     n_test = doc["dataset"]["clips"]["test"]
     page.goto((quick_run / "index.html").as_uri())
     assert page.locator("#main tr").count() == 1 + 9  # header + every non-curve strategy
+    cells = page.eval_on_selector_all("#main tr", "rs => rs.map(r => [...r.children].map(c => c.innerText))")
+    uniform_row = next(r for r in cells if r[0] == "Uniform")
+    assert cells[0][8:] == ["event s %", "background s %"]
+    assert uniform_row[8] == f"{doc['strategies']['uniform']['event_accuracy_mean'] * 100:.1f}"
+    assert uniform_row[9] == f"{doc['strategies']['uniform']['background_accuracy_mean'] * 100:.1f}"
     assert page.locator("#recall tr").count() == 1 + 4
     assert page.locator("#videos tbody tr").count() == n_test
     assert page.evaluate("() => document.getElementById('curve').naturalWidth") > 300

@@ -32,13 +32,17 @@ def _p(d: dict | None) -> str:
     return f"{p:.1e}" if p < 1e-3 else f"{p:.3f}"
 
 
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{v * 100:.1f}"
+
+
 def table_md(doc: dict[str, Any]) -> str:
     k = doc["config"]["k"]
     lines = [f"# earmark eval — {doc['dataset']['name']}, encoder {doc['encoder']['name']}, head "
              f"{doc['config']['head']}, {doc['config']['model']} budget {doc['config']['budget']}", "",
              "| strategy | frames | tokens | accuracy (mean ± std) | seeds | Δ vs uniform | p vs uniform "
-             "(seeds / clips) | p vs random (seeds / clips) | recovery |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "(seeds / clips) | p vs random (seeds / clips) | recovery | event seconds | background seconds |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, r in doc["strategies"].items():
         if r["group"] == "curve":
             continue
@@ -48,7 +52,8 @@ def table_md(doc: dict[str, Any]) -> str:
         lines.append(f"| {display_name(name, k)} | {r['shape']} | {r['tokens']:.0f} | "
                      f"{r['accuracy_mean'] * 100:.1f} ± {r['accuracy_std'] * 100:.1f} | {r['seeds']} | {diff} | "
                      f"{_p(vs_u)} / {_p(r.get('vs_uniform_clips'))} | {_p(vs_r)} / {_p(r.get('vs_random_clips'))} | "
-                     f"{'–' if rec is None else f'{rec:.2f}'} |")
+                     f"{'–' if rec is None else f'{rec:.2f}'} | {_pct(r.get('event_accuracy_mean'))} | "
+                     f"{_pct(r.get('background_accuracy_mean'))} |")
     lines += ["", f"Anchor recall on the test split (K = {k}; 'partial' = clips whose event does not fill the clip):",
               "", "| anchors | R@K | R@K,Δ1 | R@K,Δ2 | partial R@K | partial R@K,Δ1 | precision |",
               "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]

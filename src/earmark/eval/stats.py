@@ -24,6 +24,18 @@ def segment_accuracy(pred: np.ndarray, truth: np.ndarray) -> float:
     return float((pred == truth).mean())
 
 
+def split_accuracy(pred: np.ndarray, truth: np.ndarray, background: int) -> tuple[float | None, float | None]:
+    """Accuracy on the event seconds (label ≠ ``background``) and on the background seconds, each None when the
+    labels have none. With sparse events (long clips) the segment accuracy is mostly background; these two say
+    whether a strategy finds the events at all."""
+    pred, truth = np.asarray(pred), np.asarray(truth)
+    if pred.shape != truth.shape:
+        raise ValueError(f"predictions {pred.shape} and labels {truth.shape} must have one shape")
+    ev = truth != background
+    return (float((pred[ev] == truth[ev]).mean()) if ev.any() else None,
+            float((pred[~ev] == truth[~ev]).mean()) if (~ev).any() else None)
+
+
 def paired_t(a: Sequence[float], b: Sequence[float]) -> dict[str, float | None]:
     """Paired t-test of ``a`` against ``b`` (scipy ``ttest_rel``): mean difference, t and two-sided p."""
     from scipy.stats import ttest_rel
@@ -105,11 +117,14 @@ def summarise(cfg, ds, splits, results, strategies, runs, encoder) -> dict[str, 
     uni = [r.accuracy for r in runs["uniform"]]
     rnd = [r.accuracy for r in runs["random"]] if "random" in runs else None
     uni_clip = np.mean([r.per_clip for r in runs["uniform"]], 0)
+    truth = np.stack([c.labels for c in test])
+    background = len(ds.classes)
     rnd_clip = np.mean([r.per_clip for r in runs["random"]], 0) if "random" in runs else None
     for name, spec in strategies.items():
         rs = runs[name]
         acc = [r.accuracy for r in rs]
         m, s = mean_std(acc)
+        ev_acc, bg_acc = zip(*(split_accuracy(r.predictions, truth, background) for r in rs))
         plan0 = results[test[0].video_id].plans[spec["plans"][0]]
         tokens = float(np.mean([results[c.video_id].plans[spec["plans"][0]].total_tokens for c in test]))
         sizes = sorted({f.width for f in plan0.frames})
@@ -119,6 +134,8 @@ def summarise(cfg, ds, splits, results, strategies, runs, encoder) -> dict[str, 
                                         for f in results[c.video_id].plans[spec["plans"][0]].frames) for c in test]))
         row: dict[str, Any] = {
             "group": spec["group"], "accuracy": acc, "accuracy_mean": m, "accuracy_std": s,
+            "event_accuracy": list(ev_acc), "event_accuracy_mean": _rate(list(ev_acc)),
+            "background_accuracy_mean": _rate(list(bg_acc)),
             "tokens": tokens, "encoder_tokens": enc_tokens, "encoder_gflops": flops / 1e9,
             "sizes": sizes, "shape": _shape(plan0), "audio_features": spec["audio"], "seeds": len(rs),
             "epochs": [r.epochs for r in rs], "train_seconds": float(sum(r.seconds for r in rs)),

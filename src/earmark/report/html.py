@@ -180,7 +180,8 @@ def eval_view(results_dir: str | Path) -> dict[str, Any]:
         rows.append({"name": display_name(name, k), "shape": r["shape"], "tokens": r["tokens"],
                      "acc": r["accuracy_mean"] * 100, "std": r["accuracy_std"] * 100, "seeds": r["seeds"],
                      "p_u": (r.get("vs_uniform") or {}).get("p"), "p_r": (r.get("vs_random") or {}).get("p"),
-                     "recovery": r.get("recovery_ratio")})
+                     "recovery": r.get("recovery_ratio"), "ev": r.get("event_accuracy_mean"),
+                     "bg": r.get("background_accuracy_mean")})
     recall = [{"source": s, **{kk.replace(",", "_"): v for kk, v in r.items()}}
               for s, r in doc["recall"]["test"].items()]
     videos = []
