@@ -4,6 +4,7 @@
     python benchmarks/eval_protocol.py --n 600 --seeds 2     # a smaller run
     python benchmarks/eval_protocol.py --n 600 --sweep snr   # SNR -5..20 dB (one SynthAVE folder per value)
     python benchmarks/eval_protocol.py --n 600 --seeds 3 --long 60   # 60 s clips: sparse events
+    python benchmarks/eval_protocol.py --n 600 --seeds 3 --long 60 --class-weight balanced
 
 Prints the main table, stage wall-clock times and the ratio of the protocol's total time to the 20-minute
 target, and the encoder cost of each strategy relative to Uniform (measured in the same run).
@@ -67,6 +68,8 @@ def main() -> None:
     ap.add_argument("--anchor-mode", default=None, help="topk | threshold | spread (default: EvalConfig's)")
     ap.add_argument("--probes", default=None, help="Comma-separated probes for anchored strategies (default: "
                     "EvalConfig's)")
+    ap.add_argument("--class-weight", choices=("none", "balanced"), default="none",
+                    help="Loss weighting per label (balanced: for the sparse events of --long)")
     ap.add_argument("--sweep", choices=sorted(SWEEPS), default=None)
     ap.add_argument("--work", type=Path, default=Path("bench-eval"))
     ap.add_argument("--limit", default=None, help="TRAIN,VAL,TEST clips taken from a full-size folder")
@@ -86,6 +89,9 @@ def main() -> None:
             name = f"long{a.long}"
         if a.anchor_mode:
             name += f"-{a.anchor_mode}"
+        if a.class_weight != "none":
+            over["class_weight"] = a.class_weight
+            name += f"-{a.class_weight}"
         out = a.work / name
         doc = run(a.n, a.seeds, out, synth, limit=limit, **over)
         doc["out"] = str(out)
@@ -96,6 +102,9 @@ def main() -> None:
     over = {"probes": ("energy",), "strategies": SWEEP_STRATEGIES, "curve_budgets": (), "curve_seeds": 1}
     base = {"duration_s": a.long} if a.long else {}
     prefix = f"long{a.long}-" if a.long else ""
+    if a.class_weight != "none":
+        over["class_weight"] = a.class_weight
+        prefix += f"{a.class_weight}-"
     print(f"sweep {field}: value, uniform, anchored-energy, random, oracle, p vs uniform, Recall@K, recovery")
     rows = []
     for v in values:

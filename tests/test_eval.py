@@ -35,6 +35,17 @@ def test_stats_against_hand_values():
     assert stats.split_accuracy(np.array([[28, 1]]), np.array([[28, 28]]), 28) == (None, 0.5)
 
 
+def test_balanced_class_weights():
+    from earmark.eval.protocol import balanced_weights
+
+    # 8 labels: background (3) × 6, class 0 × 2; class 1, 2 absent. Weights n / (2 × count), absent: 1.
+    w = balanced_weights(np.array([[3, 3, 3, 0], [3, 0, 3, 3]]), 4)
+    assert w.dtype == np.float32 and w.tolist() == pytest.approx([2.0, 1.0, 1.0, 8 / 12])
+    # The weighted mean weights every present class equally: sum over samples of w[y] is the same per class.
+    y = np.array([3, 3, 3, 0, 3, 0, 3, 3])
+    assert (w[y][y == 0]).sum() == pytest.approx((w[y][y == 3]).sum())
+
+
 def _toy_batch(n_clips: int, rng: np.random.Generator, T: int = 4, D: int = 8):
     """Each second has 3..12 noise tokens; its label is in the one token carrying a marker, and a decoy token
     (no marker) names another class, so the mean over tokens (the CLS feature) cannot tell them apart."""
@@ -276,11 +287,12 @@ def test_long_video_variant_scales_the_equal_token_shape(tmp_path):
     48×112 at the same tokens; the audio anchors land in the sparse event, random ones mostly do not."""
     out = tmp_path / "res"
     assert main(["eval", "synth", "--quick", "--n", "24", "--duration", "60", "--strategies",
-                 "uniform,anchored,random,oracle", "--epochs", "2", "--out", str(out), "-q"]) == 0
+                 "uniform,anchored,random,oracle", "--epochs", "2", "--class-weight", "balanced",
+                 "--out", str(out), "-q"]) == 0
     doc = json.loads((out / "results.json").read_text())
     # The defaults scale with the clip: Uniform-224 for every second, one anchor per 5 s, the curve's budgets.
     assert doc["segments"] == 60 and doc["config"]["budget"] == 11760 and doc["config"]["k"] == 12
-    assert doc["config"]["curve_budgets"] == [2940, 11760]
+    assert doc["config"]["curve_budgets"] == [2940, 11760] and doc["config"]["class_weight"] == "balanced"
     table = doc["strategies"]
     for name in ("uniform", "anchored-energy", "random", "oracle"):
         assert table[name]["tokens"] == 11760, name
@@ -303,7 +315,8 @@ def test_eval_bad_input(tmp_path, capsys):
     for args, msg in ((["--encoder", str(tmp_path / "nope")], "encoder folder not found"),
                       (["--model", "gpt-9"], "gpt-9"),
                       (["--budget", "100"], "cannot be met equally"),
-                      (["--head", "lstm"], "lstm")):
+                      (["--head", "lstm"], "lstm"),
+                      (["--class-weight", "inverse"], "inverse")):
         rc = main(["eval", "synth", "--quick", "--root", str(tmp_path / "s"), "--out", str(tmp_path / "o"), *args])
         assert rc in (1, 2), args
         assert msg in capsys.readouterr().err, args

@@ -64,6 +64,8 @@ def _protocol_options(f):
         click.option("--weight-decay", type=float, default=_E.weight_decay, show_default=True),
         click.option("--batch-size", type=int, default=_E.batch_size, show_default=True),
         click.option("--hidden", type=int, default=_E.hidden, show_default=True, help="Width of the trained head."),
+        click.option("--class-weight", type=click.Choice(["none", "balanced"]), default=_E.class_weight,
+                     show_default=True, help="Loss weighting per label; balanced for sparse events (long clips)."),
         click.option("--patience", type=click.IntRange(min=0), default=0, show_default=True,
                      help="Early stopping: epochs without a better val accuracy (0: train all --epochs)."),
         click.option("--curve-budgets", default=None,
