@@ -71,7 +71,9 @@ class EvalConfig:
     class_weight: str = "none"
     """``none`` or ``balanced``: weight the training loss per label by n / (classes present × count), as
     scikit-learn's ``class_weight="balanced"``. For long clips with sparse events, where the background label
-    dominates (86 % of 60 s SynthAVE seconds) and an unweighted head learns to call nothing."""
+    dominates (86 % of 60 s SynthAVE seconds) and an unweighted head learns to call few events. Measured there
+    (benchmarks/README.md) it hurts: the heads then call events on background seconds (Uniform 86.5 -> 5.3 %)
+    without calling more of the real ones; more training clips helped instead. Kept for experiments."""
     patience: int | None = None
     """Early stopping on val accuracy: stop after this many epochs without a better one and keep the best
     epoch's weights (``epochs`` is then the cap); None (default): fixed epochs. Measured on full SynthAVE with
