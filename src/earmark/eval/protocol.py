@@ -58,7 +58,8 @@ class EvalConfig:
     probes: tuple[str, ...] = ("energy",)
     """One Anchored-Top2 strategy (5 more training runs) and one Recall@K row per probe. The default run trains
     energy's (the full-size default run then takes 17 min from nothing on two cores, measured);
-    ``--probes energy,flux,onset`` adds the other DSP probes (10 more runs and two more indexes: ≈ +3 min)."""
+    ``--probes energy,flux,onset`` adds the other DSP probes (10 more runs and two more indexes:
+    +2 min measured, 18.7 min in all)."""
     probe_weights: dict[str, str] = field(default_factory=dict)
     """Weights of model probes among ``probes`` (e.g. ``{"panns": "Cnn14_16k.pth"}``)."""
     strategies: tuple[str, ...] = MAIN_STRATEGIES
