@@ -46,6 +46,29 @@ def test_balanced_class_weights():
     assert (w[y][y == 0]).sum() == pytest.approx((w[y][y == 3]).sum())
 
 
+
+def test_balanced_weighting_reaches_the_training_loss():
+    """On uninformative features with 90 % background labels an unweighted head answers background everywhere;
+    the balanced loss makes the same head (same seed, same data) call the rare classes."""
+    from earmark.eval.protocol import EvalConfig, SplitData, train_and_test
+
+    rng = np.random.default_rng(0)
+    clips, T, D, per = 48, 10, 8, 4
+
+    def split(n: int) -> SplitData:
+        y = np.where(rng.random((n, T)) < 0.9, 2, rng.integers(0, 2, (n, T)))
+        return SplitData(torch.from_numpy(rng.normal(size=(n * T * per, D)).astype(np.float32)),
+                         np.arange(0, n * T * per + 1, per),
+                         torch.from_numpy(rng.normal(size=(n, T, D)).astype(np.float32)),
+                         torch.zeros(n, T, 4), torch.from_numpy(y))
+
+    train, test = split(clips), split(16)
+    called = {}
+    for cw in ("none", "balanced"):
+        r = train_and_test(EvalConfig(head="mlp", epochs=20, lr=1e-2, class_weight=cw), train, test, test, 3, 0, False)
+        called[cw] = float((r.predictions != 2).mean())
+    assert called["none"] < 0.05 and called["balanced"] > 0.3, called
+
 def _toy_batch(n_clips: int, rng: np.random.Generator, T: int = 4, D: int = 8):
     """Each second has 3..12 noise tokens; its label is in the one token carrying a marker, and a decoy token
     (no marker) names another class, so the mean over tokens (the CLS feature) cannot tell them apart."""
@@ -255,6 +278,7 @@ def test_quick_eval_writes_an_equal_token_results_folder(quick_run):
     assert table["uniform-112"]["tokens"] == 490 and table["uniform-448"]["tokens"] == 7840
     for row in table.values():
         assert 0.0 <= row["accuracy_mean"] <= 1.0 and len(row["accuracy"]) == row["seeds"] == 1
+        assert len(row["event_accuracy"]) == len(row["background_accuracy"]) == row["seeds"]
     assert doc["config"]["seeds"] == 1 and doc["dataset"]["clips"]["test"] >= 8
     assert set(doc["recall"]["test"]) == {"anchored-energy", "anchored-flux", "anchored-onset", "random"}
     assert doc["recall"]["test"]["anchored-energy"]["recall@2,d0"] >= 0.8  # 10 dB events: the loud seconds

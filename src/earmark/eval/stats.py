@@ -135,7 +135,7 @@ def summarise(cfg, ds, splits, results, strategies, runs, encoder) -> dict[str, 
         row: dict[str, Any] = {
             "group": spec["group"], "accuracy": acc, "accuracy_mean": m, "accuracy_std": s,
             "event_accuracy": list(ev_acc), "event_accuracy_mean": _rate(list(ev_acc)),
-            "background_accuracy_mean": _rate(list(bg_acc)),
+            "background_accuracy": list(bg_acc), "background_accuracy_mean": _rate(list(bg_acc)),
             "tokens": tokens, "encoder_tokens": enc_tokens, "encoder_gflops": flops / 1e9,
             "sizes": sizes, "shape": _shape(plan0), "audio_features": spec["audio"], "seeds": len(rs),
             "epochs": [r.epochs for r in rs], "train_seconds": float(sum(r.seconds for r in rs)),
