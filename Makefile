@@ -1,28 +1,57 @@
 # The two commands the README promises: `make demo` (install + run the demo) and `make test`.
+# Both work with Debian's own python3 (PEP 668): everything installs into a project virtual environment, .venv/.
 PYTHON ?= python3
-PIP := $(PYTHON) -m pip
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+PIP := $(PY) -m pip
 
-.PHONY: install demo test sysdeps lint bench
+.PHONY: venv install demo test test-fast sysdeps lint bench shell core-check clean-venv
 
-install:
+# Debian's python3 makes venvs only with python3-venv installed (ensurepip); install it once when missing.
+$(PY):
+	@$(PYTHON) -m venv $(VENV) >/dev/null 2>&1 || { \
+	  rm -rf $(VENV); echo "installing python3-venv (apt-get) to create $(VENV)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null && \
+	  $(PYTHON) -m venv $(VENV); }
+	@$(PIP) install -q --upgrade pip >/dev/null 2>&1 || true
+
+venv: $(PY)
+
+# The core only: index, anchors, plan, extract, prompt, report, demo (no torch).
+install: $(PY)
 	$(PIP) install -q -e .
+
+demo: install
+	$(BIN)/earmark demo
+	@echo "earmark is installed in $(VENV)/: run $(BIN)/earmark, or 'source $(BIN)/activate' first"
 
 # ffmpeg's CLI is the reference the golden tests compare against (PyAV bundles its own FFmpeg).
 # Debian's chromium is the real browser the HTML report tests drive (headless, through playwright).
+# tuxpaint-stamps-default holds the real photographs and recordings of RealStamp-AVE (read from the package).
 sysdeps:
 	@{ command -v ffmpeg && command -v chromium; } >/dev/null 2>&1 || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg chromium; }
 
-demo: install
-	$(PYTHON) -m earmark demo
-
-test: sysdeps
+test: sysdeps $(PY)
 	$(PIP) install -q -e ".[test,vlm,eval,probes]"
-	$(PYTHON) -m pytest -q
+	$(PY) -m pytest -q
 
-lint:
-	$(PYTHON) -m ruff check src tests benchmarks
+# A developer's quick loop: everything but the tests marked slow.
+test-fast: $(PY)
+	$(PY) -m pytest -q -m "not slow"
+
+# Prints the line that puts `earmark` on PATH in this shell.
+shell: install
+	@echo "source $(BIN)/activate"
+
+lint: $(PY)
+	$(PY) -m ruff check src tests benchmarks
 
 bench: install sysdeps
-	$(PYTHON) benchmarks/index_speed.py
-	$(PYTHON) benchmarks/extract.py
+	$(PY) benchmarks/startup.py
+	$(PY) benchmarks/index_speed.py
+	$(PY) benchmarks/extract.py
+
+clean-venv:
+	rm -rf $(VENV)

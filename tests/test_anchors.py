@@ -14,6 +14,7 @@ from earmark.anchors import (
     above_threshold,
     check_anchor_config,
     choose_anchors,
+    distinct_events,
     event_regions,
     merge_regions,
     spread,
@@ -97,7 +98,7 @@ def test_fallback_when_nothing_stands_out():
 def test_config_checks():
     with pytest.raises(ConfigError, match=r"clip.mp4: k=11 is larger than the number of windows \(10\)"):
         check_anchor_config(AnchorConfig(k=11), 10, 10.0, "clip.mp4")
-    with pytest.raises(ConfigError, match="anchor mode must be one of topk, threshold, spread, got 'peaks'"):
+    with pytest.raises(ConfigError, match="anchor mode must be one of events, topk, threshold, spread, got 'peaks'"):
         check_anchor_config(AnchorConfig(mode="peaks"), 10, 10.0)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="spread anchors need k"):
         check_anchor_config(AnchorConfig(k=None, mode="spread"), 10, 10.0)
@@ -163,3 +164,49 @@ def test_uniform_indices_spread(n, k):
     idx = uniform_indices(n, k)
     assert len(idx) == min(n, k)
     assert idx == sorted(set(idx)) and idx[0] >= 0 and idx[-1] < n
+
+
+def test_default_anchors_are_distinct_events_not_two_seconds_of_one_sound():
+    # A 1.5 s phone ring loud over windows 31 and 32, and four quieter real sounds elsewhere (the clip).
+    z = np.zeros(60)
+    z[[31, 32]] = [30.7, 29.0]
+    z[[5, 18, 44, 52]] = [6.0, 4.0, 8.0, 2.5]
+    old = pick(z, AnchorConfig(k=2, mode="topk", min_gap_s=1.0))
+    assert [a.index for a in old] == [31, 32]  # what top-K with a 1 s gap did: both anchors on one ring
+    new = pick(z)
+    assert [a.index for a in new] == [31, 44]  # one anchor per event, the two strongest events
+    assert {a.source for a in new} == {"audio"}
+    assert [a.index for a in pick(z, AnchorConfig(k=5))] == [5, 18, 31, 44, 52]
+
+
+def test_distinct_events_fill_up_outside_the_chosen_events_and_keep_the_gap():
+    starts = np.arange(10.0)
+    s = np.array([0, 0, 5, 6, 5, 0, 0.5, 0, 0.8, 0], dtype=float)  # one event over windows 2-4
+    assert distinct_events(s, starts, 1, 1.0, 2.0) == [3]  # its peak
+    assert distinct_events(s, starts, 2, 1.0, 2.0) == [3, 8]  # then the best window outside it
+    assert distinct_events(s, starts, 3, 1.0, 2.0) == [3, 6, 8]  # 6 is exactly 2 s from 8: kept (gap 2)
+    assert distinct_events(s, starts, 3, 1.0, 2.5) == [0, 3, 8]  # a 2.5 s gap refuses 6: the next best, 0
+    flat_top = np.array([0, 4, 4, 4, 4, 0], dtype=float)
+    assert distinct_events(flat_top, np.arange(6.0), 1, 1.0, 2.0) == [3]  # equal peaks: the one nearest the centre
+
+
+def test_default_gap_is_two_hops():
+    z = np.array([0, 9, 8.5, 0.2, 0, 0, 0, 0], dtype=float)
+    assert [a.index for a in pick(z, AnchorConfig(k=2, mode="topk"))] == [1, 3]  # 2 is one hop from 1
+    assert [a.index for a in pick(z, AnchorConfig(k=2, mode="topk"), hop=0.5, window=0.5)] == [1, 3]
+
+
+def test_quiet_real_events_are_anchored_and_only_flat_audio_falls_back():
+    z = np.zeros(20)
+    z[[4, 13]] = [2.2, 1.8]  # quieter than z = 3: the old default replaced them with evenly spaced anchors
+    assert [a.source for a in pick(z, AnchorConfig(k=2, min_score=3.0))] == ["fallback", "fallback"]
+    got = pick(z)
+    assert [(a.index, a.source) for a in got] == [(4, "audio"), (13, "audio")]
+    flat = np.random.default_rng(0).normal(0, 0.3, 20)  # robust z of flat audio: no window near 1.5
+    assert [a.source for a in pick(flat)] == ["fallback", "fallback"]
+
+
+def test_spread_puts_a_single_anchor_on_the_region_peak():
+    starts = np.arange(8.0)
+    s = np.array([0, 0, 0, 30.7, 19.9, 0, 0, 0], dtype=float)
+    assert spread(s, starts, 1, 3.0, 1.0) == [3]  # not the later, weaker window 4

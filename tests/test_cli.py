@@ -183,7 +183,8 @@ def test_debug_shows_the_traceback(bad_files):
 
 
 def test_console_script_and_module_agree(events_mp4):
-    a = subprocess.run(["earmark", "index", str(events_mp4), "--json"], capture_output=True, text=True, check=True)
+    script = Path(sys.executable).with_name("earmark")  # the venv's console script (the venv need not be on PATH)
+    a = subprocess.run([str(script), "index", str(events_mp4), "--json"], capture_output=True, text=True, check=True)
     b = subprocess.run([sys.executable, "-m", "earmark", "index", str(events_mp4), "--json"], capture_output=True,
                        text=True, check=True)
     assert a.stdout == b.stdout and json.loads(a.stdout)["kind"] == "earmark.index"

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import butter, sosfilt
 
 
 def _t(dur_s: float, sr: int) -> np.ndarray:
@@ -26,6 +25,8 @@ def _env(n: int, sr: int, attack_s: float = 0.01, release_s: float = 0.05) -> np
 
 
 def _band(x: np.ndarray, sr: int, lo: float, hi: float) -> np.ndarray:
+    from scipy.signal import butter, sosfilt  # imported when media is generated, not at CLI start
+
     sos = butter(4, [lo / (sr / 2), min(hi, sr / 2 * 0.95) / (sr / 2)], btype="band", output="sos")
     return sosfilt(sos, x)
 

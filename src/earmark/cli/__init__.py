@@ -11,6 +11,7 @@ import warnings
 
 import click
 
+from .._extras import extra_for_module, install_hint
 from ..errors import EarmarkError, EarmarkWarning
 from .commands import cli
 
@@ -45,6 +46,13 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         click.echo(f"earmark: error: {e}", err=True)
+        return 1
+    except ModuleNotFoundError as e:  # an optional package a command reached for: name the extra that brings it
+        extra = extra_for_module(e.name)
+        if debug or extra is None:
+            raise
+        click.echo(f"earmark: error: this needs the {e.name} package, from the [{extra}] extra: "
+                   f"{install_hint(extra)}", err=True)
         return 1
     except KeyboardInterrupt:
         click.echo("earmark: interrupted", err=True)

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .. import __version__
+from .._extras import require_extra
 from .._io import dumps_json, write_json_atomic
 from ..anchors import ANCHOR_MODES, AnchorConfig, anchors, check_anchor_config
 from ..budget.costs import cost_model, cost_model_names
@@ -401,6 +402,7 @@ def demo_cmd(out_dir: Path, quiet: bool) -> None:
 def train_probe_cmd(dataset: str, root: str, embed: str, hidden: int, epochs: int, seed: int, limit: str | None,
                     out: str) -> None:
     """Train the `linear` probe on labelled seconds; use it with --probe linear --probe-weights probe.pt."""
+    require_extra("earmark train-probe", "eval", ("torch",))
     from ..probes.train import TrainProbeConfig, train_probe
     from .eval_cmd import parse_limit
 
@@ -426,6 +428,7 @@ def train_probe_cmd(dataset: str, root: str, embed: str, hidden: int, epochs: in
 def train_transfer_cmd(corpus: str, epochs: int, contrastive: float, seed: int, out: str) -> None:
     """Train a visual-only scorer on CORPUS (videos with sound) to predict audio eventness; use it with
     --probe transfer --probe-weights scorer.pt on videos with or without sound."""
+    require_extra("earmark train-transfer", "eval", ("torch",))
     from ..probes.transfer import TransferTrainConfig, train_transfer
 
     s = train_transfer(corpus, out, TransferTrainConfig(epochs=epochs, contrastive=contrastive, seed=seed))

@@ -10,10 +10,10 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from .._extras import require_extra
 from ..anchors import ANCHOR_MODES
 from ..errors import ConfigError
-from ..eval.heads import HEADS
-from ..eval.protocol import MAIN_STRATEGIES, EvalConfig
+from ..eval.config import HEADS, MAIN_STRATEGIES, EvalConfig
 from ..eval.synthave import SynthConfig
 
 _E = EvalConfig()
@@ -170,6 +170,7 @@ def synth_cmd(make_dir: Path | None, root: str | None, n: int | None, snr_db: fl
               av_offset_s: float, silent_event_fraction: float, distractor_rate: float, event_motion: float,
               duration_s: int, synth_seed: int, **kw) -> None:
     """Generate SynthAVE (AVE-shaped clips whose glyphs need resolution) and run the protocol on it."""
+    require_extra("earmark eval", "eval")
     synth = dict(n=n, snr_db=snr_db, av_offset_s=av_offset_s, silent_event_fraction=silent_event_fraction,
                  distractor_rate=distractor_rate, event_motion=event_motion, duration_s=duration_s, seed=synth_seed)
     if make_dir is not None:
@@ -195,6 +196,7 @@ def synth_cmd(make_dir: Path | None, root: str | None, n: int | None, snr_db: fl
 @_protocol_options
 def ave_cmd(root: str, **kw) -> None:
     """Run the protocol on the AVE dataset in its official layout."""
+    require_extra("earmark eval", "eval")
     quiet, out = kw.pop("quiet"), kw.pop("out")
     if out is None:
         raise click.UsageError("--out is required")

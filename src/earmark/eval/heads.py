@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-HEADS = ("mlp", "temporal", "transformer", "gated", "ave")
+from .config import HEADS
 
 
 def segment_sum(values: torch.Tensor, seg: torch.Tensor, n: int) -> torch.Tensor:

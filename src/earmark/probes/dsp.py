@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy.ndimage import maximum_filter1d
 
 from .base import SAMPLE_RATE, Probe, ProbeConfig, register_probe
 
@@ -161,6 +160,8 @@ class OnsetProbe(_LogMelProbe):
     def frame_values(self, frames: np.ndarray) -> np.ndarray:
         c = self.config
         s = self.log_mel(frames)
+        from scipy.ndimage import maximum_filter1d  # scipy costs 0.2 s at import: only when onset runs
+
         ref = maximum_filter1d(s, size=c.max_size, axis=1, mode="nearest")
         hist = self._history if len(self._history) else np.repeat(ref[:1], c.lag, axis=0)
         refs = np.concatenate([hist, ref])

@@ -18,18 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from .._extras import missing
 from ..errors import ConfigError
 from .base import SAMPLE_RATE, Probe, ProbeConfig, WindowGrid, register_probe
 from .dsp import _hann, mel_filterbank
 
 LINEAR_FORMAT = "earmark.linear-probe"
-
-
-def missing(package: str, extra: str) -> str | None:
-    """None when ``package`` imports; else what to install."""
-    if importlib.util.find_spec(package) is None:
-        return f"needs the {package} package: pip install \"earmark[{extra}]\""
-    return None
 
 
 def weights_file(path: str | None, probe: str, how: str) -> Path:

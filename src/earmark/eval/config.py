@@ -1,0 +1,151 @@
+"""What an eval run is: its config (every CLI option maps to a field), the names it accepts, and the
+clip-length defaults. Imports no torch, so the CLI can show and check these without the [eval] extra."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..anchors import AnchorConfig, check_anchor_config
+from ..budget.costs import cost_model
+from ..errors import ConfigError
+
+HEADS = ("mlp", "temporal", "transformer", "gated", "ave")
+"""Heads ``earmark.eval.heads`` builds (``--head``)."""
+
+MAIN_STRATEGIES = ("uniform", "anchored", "random", "oracle", "uniform-112", "audio-concat")
+"""What ``--strategies`` names; ``anchored`` expands to one ``anchored-<probe>`` per probe. ``uniform-448``
+(all seconds at 4× the tokens) is run too, for the resolution table."""
+ProgressFn = Callable[[str, int, int], None]
+CLASS_WEIGHTS = ("none", "balanced")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """A whole eval run (saved in ``results.json``); every CLI option maps to a field."""
+
+    dataset: str = "synth"
+    root: str | None = None
+    encoder: str = "gabor"
+    head: str = "ave"
+    model: str = "vit-p16"
+    budget: int | None = None
+    """Visual tokens per clip for every main strategy; None: Uniform-224 for every second (1960 at ``vit-p16`` for
+    AVE's 10 s; 11760 for a 60 s clip)."""
+    k: int | None = None
+    """Anchors per clip; None: one per 5 seconds (2 for AVE's 10 s: the 2×448 + 8×112 shape; 12 for 60 s)."""
+    ratio: float = 4.0
+    probes: tuple[str, ...] = ("energy",)
+    """One Anchored-Top2 strategy (5 more training runs) and one Recall@K row per probe. The default run trains
+    energy's (the full-size default run then takes 17 min from nothing on two cores, measured);
+    ``--probes energy,flux,onset`` adds the other DSP probes (10 more runs and two more indexes:
+    +2 min measured, 18.7 min in all)."""
+    probe_weights: dict[str, str] = field(default_factory=dict)
+    """Weights of model probes among ``probes`` (e.g. ``{"panns": "Cnn14_16k.pth"}``)."""
+    strategies: tuple[str, ...] = MAIN_STRATEGIES
+    seeds: int = 5
+    epochs: int = 20
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    batch_size: int = 32
+    hidden: int = 32
+    class_weight: str = "none"
+    """``none`` or ``balanced``: weight the training loss per label by n / (classes present × count), as
+    scikit-learn's ``class_weight="balanced"``. For long clips with sparse events, where the background label
+    dominates (86 % of 60 s SynthAVE seconds) and an unweighted head learns to call few events. Measured there
+    (benchmarks/README.md) it hurts: the heads then call events on background seconds (Uniform 86.5 -> 5.3 %)
+    without calling more of the real ones; more training clips helped instead. Kept for experiments."""
+    patience: int | None = None
+    """Early stopping on val accuracy: stop after this many epochs without a better one and keep the best
+    epoch's weights (``epochs`` is then the cap); None (default): fixed epochs. Measured on full SynthAVE with
+    patience 3: seeds that stopped at epoch 10 lost 15-20 points to those that ran 20, and the harder strategies
+    (Uniform-112) stopped at epoch 4 on the trivial solution, so fixed epochs are the default."""
+    curve_budgets: tuple[int, ...] | None = None
+    """Budgets of the accuracy–token curve (uniform also gets the all-448 point from the resolution table); None:
+    Uniform-112's, 1000 per 10 s and the main budget (490, 1000, 1960 for AVE's 10 s; ``--quick``: the first and
+    last)."""
+    curve_seeds: int = 1
+    """Seeds of the curve-only runs (budgets between the main ones, and uniform-448); more give error bars."""
+    anchor_offset_s: float = 0.0
+    dilate_s: float = 0.0
+    min_score: float = 3.0
+    """Anchors fall back to evenly spaced ones when no window's z-score reaches this (``earmark index
+    --min-score``); 0 never falls back: the top-K windows are always the anchors."""
+    min_gap_s: float = 1.0
+    """Two anchors at least this far apart (``earmark index --min-gap``)."""
+    anchor_mode: str = "topk"
+    """``topk``, ``threshold``, ``spread`` or ``events`` (``earmark index --mode``). The eval keeps the settings its
+    published numbers were measured with (topk, gap 1 s, min-score 3), not the index's defaults."""
+    anchor_threshold: float = 3.0
+    """z-score a window must reach in the ``threshold`` and ``spread`` modes (``earmark index --threshold``)."""
+    low_size: int = 112
+    high_size: int = 448
+    workers: int | None = None
+    quick: bool = False
+    limit: dict[str, int] | None = None
+    cache: str | None = None
+    strict: bool = False
+    synth: dict[str, Any] = field(default_factory=dict)
+    """SynthAVE settings (:class:`earmark.eval.synthave.SynthConfig` fields) for ``dataset="synth"``."""
+
+    def check(self) -> None:
+        from ..probes import probe_names
+
+        if self.dataset not in ("synth", "ave"):
+            raise ConfigError(f"unknown dataset {self.dataset!r}: use synth or ave")
+        if self.head not in HEADS:
+            raise ConfigError(f"unknown head {self.head!r}: use one of {', '.join(HEADS)}")
+        for p in self.probes:
+            if p not in probe_names():
+                raise ConfigError(f"unknown probe {p!r}: use one of {', '.join(probe_names())}")
+        for p in self.probe_weights:
+            if p not in self.probes:
+                raise ConfigError(f"--probe-weights names {p!r}, which is not among the probes "
+                                  f"({', '.join(self.probes)})")
+        from ..probes import get_probe, probe_classes
+
+        for p in self.probes:  # a model probe without weights, or with bad ones, fails before any clip is prepared
+            if probe_classes()[p].kind == "audio":
+                kw = {"weights": self.probe_weights[p]} if p in self.probe_weights else {}
+                get_probe(p, **kw)
+        for s in self.strategies:
+            if s not in MAIN_STRATEGIES:
+                raise ConfigError(f"unknown strategy {s!r}: use any of {', '.join(MAIN_STRATEGIES)}")
+        if "uniform" not in self.strategies:
+            raise ConfigError("the strategies must include uniform (every comparison is against it)")
+        if self.class_weight not in CLASS_WEIGHTS:
+            raise ConfigError(f"unknown class weighting {self.class_weight!r}: use {' or '.join(CLASS_WEIGHTS)}")
+        if self.patience is not None and self.patience < 1:
+            raise ConfigError(f"patience must be >= 1 (or None: fixed epochs), got {self.patience}")
+        if self.seeds < 1 or self.epochs < 1 or (self.k is not None and self.k < 1):
+            raise ConfigError(f"seeds, epochs and k must be >= 1, got {self.seeds}, {self.epochs}, {self.k}")
+        check_anchor_config(AnchorConfig(k=self.k or 1, mode=self.anchor_mode, min_gap_s=self.min_gap_s,  # type: ignore[arg-type]
+                                         dilate_s=self.dilate_s), 10**6, float("inf"))
+        cost_model(self.model)  # unknown model names fail here
+
+
+def quick_config(cfg: EvalConfig) -> EvalConfig:
+    """``--quick``: a tiny subset and one seed (what the tests and CI run)."""
+    return replace(cfg, seeds=1, epochs=min(cfg.epochs, 12), patience=None, curve_seeds=1, batch_size=8,
+                   synth={**cfg.synth, "n": cfg.synth.get("n") or 90})
+
+
+def for_segments(cfg: EvalConfig, segments: int) -> EvalConfig:
+    """``cfg`` with the clip-length defaults filled in (budget, k, curve budgets; see :class:`EvalConfig`)."""
+    uniform_size = int(round(math.sqrt(cfg.low_size * cfg.high_size)))  # 224 between 112 and 448
+    budget = cfg.budget if cfg.budget is not None else uniform_budget(cfg.model, uniform_size, segments)
+    k = cfg.k if cfg.k is not None else max(1, int(round(segments / 5)))
+    curve = cfg.curve_budgets
+    if curve is None:
+        low = uniform_budget(cfg.model, cfg.low_size, segments)
+        curve = (low, budget) if cfg.quick else (low, int(round(100 * segments)), budget)
+    return replace(cfg, budget=budget, k=k, curve_budgets=tuple(dict.fromkeys(curve)))
+
+
+
+
+def uniform_budget(model: str, size: int, segments: int) -> int:
+    cm = cost_model(model)
+    return segments * cm.tokens(*cm.legal_size(size, size))
