@@ -34,9 +34,10 @@ class AnchorConfig:
     """``events`` (default): K *distinct* events — runs of consecutive windows reaching ``event_level`` are one
     event each, anchored at its peak, events by peak score; with fewer events than K, the best windows outside
     them fill up. ``topk``: the K best windows (NMS); ``threshold``: every window reaching ``threshold`` (NMS, at
-    most K); ``spread``: K anchors spread over the *regions* that reach ``threshold`` (runs of consecutive windows) — one
-    per region, strongest region first, then the rest shared by region length and placed evenly inside each
-    region, so a long event gets anchors across it instead of two beside its loudest second."""
+    most K); ``spread``: K anchors spread over the *regions* that reach ``threshold`` (runs of consecutive
+    windows) — one per region at its peak, strongest region first, then the rest shared by region length and
+    placed evenly inside each region, so a long event gets anchors across it instead of two beside its loudest
+    second."""
     threshold: float = 3.0
     """``threshold`` / ``spread`` modes: windows whose robust z-score is at least this stand out."""
     event_level: float = 1.0
