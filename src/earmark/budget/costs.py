@@ -4,15 +4,21 @@ Small pure functions (like qwen-vl-utils' ``smart_resize``), so the arithmetic o
 be read and tested alone. Each model answers: what size will the model actually see for a requested
 size (``legal_size``), and how many tokens does that cost (``tokens``). Video-mode Qwen models share
 one temporal patch between two consecutive frames, so their cost is per *pair* of frames.
+
+Qwen models read their numbers (patch, merge, temporal patch, min/max pixels) from :class:`QwenLimits`: by
+default the released processor configs, or the ``preprocessor_config.json`` / ``video_preprocessor_config.json``
+of a local folder (``cost_model("qwen3-vl", processor_dir=PATH)``).
 """
 
 from __future__ import annotations
 
 import ast
+import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
 
 from ..errors import ConfigError, unknown_name
 
@@ -23,6 +29,11 @@ QWEN_IMAGE_MAX_PIXELS = 16384 * 28 * 28
 QWEN_VIDEO_MIN_PIXELS = 128 * 28 * 28
 QWEN_VIDEO_MAX_PIXELS = 768 * 28 * 28
 QWEN_FRAME_FACTOR = 2
+# The same limits in tokens (qwen-vl-utils 0.0.14 names them so: pixels = tokens * (patch * merge) ** 2).
+QWEN_IMAGE_MIN_TOKENS = 4
+QWEN_IMAGE_MAX_TOKENS = 16384
+QWEN_VIDEO_MIN_TOKENS = 128
+QWEN_VIDEO_MAX_TOKENS = 768
 
 
 def round_by_factor(x: float, factor: int) -> int:
@@ -143,32 +154,226 @@ class ViTCost:
 
 
 @dataclass(frozen=True)
+class QwenLimits:
+    """What a Qwen-VL processor resizes and patchifies by: the numbers of one model's processor configs.
+
+    ``min_pixels`` / ``max_pixels`` bound the area of one image: the image processor's ``size.shortest_edge`` /
+    ``size.longest_edge`` (pixel *areas*, despite the names; older configs say ``min_pixels`` / ``max_pixels``).
+    ``video_min_pixels`` / ``video_max_pixels`` are the video processor's ``size``: Qwen2-VL's video processor
+    bounds each frame by them, Qwen3-VL's the whole clip, frames x height x width (``video_per_clip``).
+
+    The defaults are the released Qwen2-VL / Qwen2.5-VL ``preprocessor_config.json`` (patch 14, merge 2,
+    temporal patch 2, 3136 to 12845056 pixels; those releases ship no video config, and transformers' video
+    processor then reads the same file). :data:`QWEN3_VL_LIMITS` holds the released Qwen3-VL configs.
+    """
+
+    patch_size: int = 14
+    merge_size: int = 2
+    temporal_patch_size: int = 2
+    min_pixels: int = 3136
+    max_pixels: int = 12845056
+    video_min_pixels: int = 3136
+    video_max_pixels: int = 12845056
+    video_per_clip: bool = False
+    source: str = field(default="released Qwen2.5-VL preprocessor_config.json", compare=False)
+    """Where the numbers come from (a file path when read from a folder)."""
+
+    def __post_init__(self) -> None:
+        for name in ("patch_size", "merge_size", "temporal_patch_size", "min_pixels", "max_pixels",
+                     "video_min_pixels", "video_max_pixels"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"{self.source}: {name} must be a positive integer, got {v!r}")
+        for lo, hi in (("min_pixels", "max_pixels"), ("video_min_pixels", "video_max_pixels")):
+            if getattr(self, lo) > getattr(self, hi):
+                raise ConfigError(f"{self.source}: {lo} {getattr(self, lo)} is above {hi} {getattr(self, hi)}")
+
+    @property
+    def factor(self) -> int:
+        """Pixels per token along a side: patch x merge (28 for Qwen2/2.5-VL, 32 for Qwen3-VL)."""
+        return self.patch_size * self.merge_size
+
+    def pixel_range(self, mode: str = "image") -> tuple[int, int]:
+        """(min, max) area of a frame that both the processor and qwen-vl-utils keep as it is.
+
+        Image mode: the image processor's limits within qwen-vl-utils' image rule (4 to 16384 tokens).
+        Video mode, per frame of a temporal patch sent as its own short video (what earmark's messages do):
+        the video processor's limits (a clip's share per frame for Qwen3-VL) within qwen-vl-utils' per-frame
+        video rule (128 to 768 tokens). Where the two ranges do not meet, the processor's own range holds.
+        """
+        f2 = self.factor ** 2
+        if mode == "image":
+            lo, hi = self.min_pixels, self.max_pixels
+            ulo, uhi = QWEN_IMAGE_MIN_TOKENS * f2, QWEN_IMAGE_MAX_TOKENS * f2
+        elif mode == "video":
+            t = self.temporal_patch_size if self.video_per_clip else 1
+            lo, hi = -(-self.video_min_pixels // t), self.video_max_pixels // t
+            ulo, uhi = QWEN_VIDEO_MIN_TOKENS * f2, QWEN_VIDEO_MAX_TOKENS * f2
+        else:
+            raise unknown_name("mode", mode, ("image", "video"))
+        both = max(lo, ulo), min(hi, uhi)
+        return both if both[0] <= both[1] else (lo, hi)
+
+
+QWEN2_VL_LIMITS = QwenLimits(source="released Qwen2-VL preprocessor_config.json")
+QWEN25_VL_LIMITS = QwenLimits()
+QWEN3_VL_LIMITS = QwenLimits(16, 2, 2, 65536, 16777216, 4096, 25165824, True,
+                             "released Qwen3-VL preprocessor_config.json and video_preprocessor_config.json")
+"""Qwen3-VL: 16 px patches, 2x2 merge (32 px per token); images 65536 to 16777216 pixels (a 256x256 floor:
+smaller frames are upscaled), videos 4096 to 25165824 pixels per clip (frames x height x width)."""
+RELEASED_QWEN_LIMITS: dict[str, QwenLimits] = {"qwen2-vl": QWEN2_VL_LIMITS, "qwen2.5-vl": QWEN25_VL_LIMITS,
+                                               "qwen3-vl": QWEN3_VL_LIMITS}
+
+IMAGE_PROCESSOR_CONFIG = "preprocessor_config.json"
+VIDEO_PROCESSOR_CONFIG = "video_preprocessor_config.json"
+PROCESSOR_CONFIG = "processor_config.json"
+"""transformers 5 ``save_pretrained`` writes both processors' settings nested in this one file."""
+
+# Class defaults of transformers' processors (what a key missing from a config falls back to):
+# (patch, merge, temporal patch, shortest_edge, longest_edge, limits per clip).
+_PROCESSOR_DEFAULTS: dict[str, tuple[int, int, int, int, int, bool]] = {
+    "Qwen2VLImageProcessor": (14, 2, 2, 56 * 56, 28 * 28 * 1280, False),
+    "Qwen2VLVideoProcessor": (14, 2, 2, 128 * 28 * 28, 28 * 28 * 768, False),
+    "Qwen3VLVideoProcessor": (16, 2, 2, 128 * 32 * 32, 32 * 32 * 768, True),
+}
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot be read ({e})") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _processor_class(cfg: dict[str, Any], key: str, default: str, allowed: tuple[str, ...], where: str) -> str:
+    """The transformers processor class a config names in ``key`` (Fast / Pil variants share their defaults)."""
+    kind = cfg.get(key, default)
+    base = kind.removesuffix("Fast").removesuffix("Pil") if isinstance(kind, str) else kind
+    if base not in allowed:
+        raise ConfigError(f"{where}: {key} {kind!r} is not a Qwen-VL processor of this kind (expected "
+                          f"{' or '.join(allowed)})")
+    return base
+
+
+def _config_numbers(cfg: dict[str, Any], kind: str, where: str) -> tuple[int, int, int, int, int]:
+    """(patch, merge, temporal patch, min pixels, max pixels) as transformers' ``kind`` reads them from ``cfg``."""
+    patch, merge, temporal, lo, hi, _ = _PROCESSOR_DEFAULTS[kind]
+    size = cfg.get("size")
+    if size is not None:
+        if not isinstance(size, dict):
+            raise ConfigError(f"{where}: size must be an object with shortest_edge and longest_edge (pixel areas), "
+                              f"got {size!r}")
+        lo = size.get("shortest_edge", size.get("min_pixels", lo))
+        hi = size.get("longest_edge", size.get("max_pixels", hi))
+    # Top-level min_pixels / max_pixels override size, as in the processors' __init__.
+    lo, hi = cfg.get("min_pixels", lo), cfg.get("max_pixels", hi)
+    out = (cfg.get("patch_size", patch), cfg.get("merge_size", merge), cfg.get("temporal_patch_size", temporal),
+           lo, hi)
+    for name, v in zip(("patch_size", "merge_size", "temporal_patch_size", "min pixels (shortest_edge)",
+                        "max pixels (longest_edge)"), out):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ConfigError(f"{where}: {name} must be a positive integer, got {v!r}")
+    if lo > hi:
+        raise ConfigError(f"{where}: min pixels {lo} (shortest_edge) is above max pixels {hi} (longest_edge)")
+    return out
+
+
+def qwen_limits(family: str, processor_dir: str | Path | None = None) -> QwenLimits:
+    """The limits of ``family`` (``qwen2-vl``, ``qwen2.5-vl``, ``qwen3-vl``): the released ones, or a folder's.
+
+    ``processor_dir`` is a local folder holding the model's ``preprocessor_config.json`` (image processor) and,
+    when it has one, ``video_preprocessor_config.json`` (or transformers 5's ``processor_config.json`` with
+    both nested). As in transformers: without a video config the video processor reads the image config, and
+    keys a file leaves out take the processor class's defaults. Nothing is downloaded.
+    """
+    if family not in RELEASED_QWEN_LIMITS:
+        raise unknown_name("Qwen family", family, list(RELEASED_QWEN_LIMITS))
+    if processor_dir is None:
+        return RELEASED_QWEN_LIMITS[family]
+    folder = Path(processor_dir)
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: not a folder (give the folder that holds {IMAGE_PROCESSOR_CONFIG})")
+    nested_path = folder / PROCESSOR_CONFIG
+    nested = _read_config(nested_path) if nested_path.is_file() else {}
+
+    def section(name: str, key: str) -> tuple[dict[str, Any], str] | None:
+        if (folder / name).is_file():
+            return _read_config(folder / name), str(folder / name)
+        if isinstance(nested.get(key), dict):
+            return nested[key], f"{nested_path} ({key})"
+        return None
+
+    image = section(IMAGE_PROCESSOR_CONFIG, "image_processor")
+    if image is None:
+        raise ConfigError(f"{folder}: no {IMAGE_PROCESSOR_CONFIG} (nor an image_processor in {PROCESSOR_CONFIG})")
+    video = section(VIDEO_PROCESSOR_CONFIG, "video_processor") or image
+    (icfg, iwhere), (vcfg, vwhere) = image, video
+    ikind = _processor_class(icfg, "image_processor_type", "Qwen2VLImageProcessor", ("Qwen2VLImageProcessor",),
+                             iwhere)
+    vkind = _processor_class(vcfg, "video_processor_type",
+                             "Qwen3VLVideoProcessor" if family == "qwen3-vl" else "Qwen2VLVideoProcessor",
+                             ("Qwen2VLVideoProcessor", "Qwen3VLVideoProcessor"), vwhere)
+    patch, merge, _, lo, hi = _config_numbers(icfg, ikind, iwhere)
+    vpatch, vmerge, vtemporal, vlo, vhi = _config_numbers(vcfg, vkind, vwhere)
+    if (vpatch, vmerge) != (patch, merge):
+        raise ConfigError(f"{vwhere}: patch_size {vpatch} / merge_size {vmerge} differ from {iwhere}'s "
+                          f"{patch} / {merge}")
+    source = iwhere if vwhere == iwhere else f"{iwhere} and {vwhere}"
+    return QwenLimits(patch, merge, vtemporal, lo, hi, vlo, vhi, _PROCESSOR_DEFAULTS[vkind][5], source)
+
+
+@dataclass(frozen=True)
 class QwenVLCost:
-    """Qwen2.5-VL (14 px patches, 2x2 merge: one token per 28x28 px) or Qwen3-VL (16 px, 2x2: 32 px per token)."""
+    """Qwen-VL's dynamic resolution: ``smart_resize`` to multiples of patch x merge px, one token per square.
+
+    Qwen2/2.5-VL: 14 px patches merged 2x2, one token per 28x28 px; Qwen3-VL: 16 px patches, 32x32 px per token.
+    Frame sizes and prices follow ``limits`` (:class:`QwenLimits`: the released processor configs by default):
+    in image mode a frame is an image; in video mode each pair of frames (one temporal patch) is charged once.
+    """
 
     family: str = "qwen2.5-vl"
-    px_per_token: int = 28
     mode: str = "image"
-    min_pixels: int = QWEN_IMAGE_MIN_PIXELS
-    max_pixels: int = QWEN_IMAGE_MAX_PIXELS
+    limits: QwenLimits = QWEN25_VL_LIMITS
     max_side: int = 2048
     """Largest side the ladder offers (the processor itself allows up to ``max_pixels``)."""
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("image", "video"):
+            raise unknown_name("mode", self.mode, ("image", "video"))
 
     @property
     def name(self) -> str:
         return self.family if self.mode == "image" else f"{self.family}-video"
 
     @property
+    def px_per_token(self) -> int:
+        return self.limits.factor
+
+    @property
+    def min_pixels(self) -> int:
+        return self.limits.pixel_range(self.mode)[0]
+
+    @property
+    def max_pixels(self) -> int:
+        return self.limits.pixel_range(self.mode)[1]
+
+    @property
     def frames_per_group(self) -> int:
-        return QWEN_FRAME_FACTOR if self.mode == "video" else 1
+        return self.limits.temporal_patch_size if self.mode == "video" else 1
 
     def legal_size(self, width: int, height: int) -> tuple[int, int]:
-        h, w = smart_resize(height, width, self.px_per_token, self.min_pixels, self.max_pixels)
+        lo, hi = self.limits.pixel_range(self.mode)
+        h, w = smart_resize(height, width, self.px_per_token, lo, hi)
         return w, h
 
     def tokens(self, width: int, height: int) -> int:
         w, h = self.legal_size(width, height)
-        # In video mode the same count covers two consecutive frames (temporal patch 2).
+        # grid (t, h / patch, w / patch) over merge^2; in video mode t = 1 covers the temporal patch's frames.
         return (w // self.px_per_token) * (h // self.px_per_token)
 
     def levels(self, width: int, height: int, square: bool = False) -> tuple[Level, ...]:
@@ -312,22 +517,31 @@ _MODELS: dict[str, Callable[[], CostModel]] = {
     "vit-p14": lambda: ViTCost(14),
     "vit-p16": lambda: ViTCost(16),
     "vit-p32": lambda: ViTCost(32),
-    "qwen2.5-vl": lambda: QwenVLCost(),
-    "qwen2.5-vl-video": lambda: QwenVLCost(mode="video", min_pixels=QWEN_VIDEO_MIN_PIXELS,
-                                           max_pixels=QWEN_VIDEO_MAX_PIXELS),
-    "qwen3-vl": lambda: QwenVLCost("qwen3-vl", 32, min_pixels=4 * 32 * 32, max_pixels=16384 * 32 * 32),
-    "qwen3-vl-video": lambda: QwenVLCost("qwen3-vl", 32, "video", 128 * 32 * 32, 768 * 32 * 32),
     "internvl": lambda: InternVLCost(),
     "llava-onevision": lambda: FixedCost(),
 }
+QWEN_MODELS: dict[str, tuple[str, str]] = {
+    f"{family}{suffix}": (family, mode) for family in RELEASED_QWEN_LIMITS
+    for suffix, mode in (("", "image"), ("-video", "video"))}
+"""Qwen cost-model names -> (family, mode)."""
 
 
 def cost_model_names() -> list[str]:
-    return [*sorted(_MODELS), "vit-pP (any patch P)", "custom:FORMULA (in w and h)"]
+    return [*sorted([*_MODELS, *QWEN_MODELS]), "vit-pP (any patch P)", "custom:FORMULA (in w and h)"]
 
 
-def cost_model(name: str) -> CostModel:
-    """The cost model registered as ``name`` (``vit-p<P>`` works for any patch size P)."""
+def cost_model(name: str, processor_dir: str | Path | None = None) -> CostModel:
+    """The cost model registered as ``name`` (``vit-p<P>`` works for any patch size P).
+
+    ``processor_dir`` (Qwen models only): a local folder with the model's processor configs
+    (``preprocessor_config.json``, ``video_preprocessor_config.json``) to read the limits from instead of the
+    released ones (see :func:`qwen_limits`).
+    """
+    if name in QWEN_MODELS:
+        family, mode = QWEN_MODELS[name]
+        return QwenVLCost(family, mode, qwen_limits(family, processor_dir))
+    if processor_dir is not None:
+        raise ConfigError(f"processor_dir is read for Qwen models only ({', '.join(QWEN_MODELS)}), not {name!r}")
     if name in _MODELS:
         return _MODELS[name]()
     if name.startswith("vit-p") and name[5:].isdigit() and int(name[5:]) > 0:
