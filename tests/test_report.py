@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -10,7 +11,17 @@ import pytest
 from earmark.cli import main
 from earmark.demo import DEMO_EVENTS, run_demo
 from earmark.media.write import VideoSpec, write_media
-from earmark.report.html import curve_points, thumb_height, x_of
+from earmark.report.html import (
+    COLOURS,
+    TRUTH_COLOUR,
+    curve_points,
+    frame_box,
+    pack_frames,
+    script_json,
+    thumb_height,
+    x_of,
+    z_ticks,
+)
 from earmark.synth import Event, mix
 
 
@@ -20,10 +31,54 @@ def demo(tmp_path_factory):
 
 
 def test_view_arithmetic():
-    assert x_of(0, 30) == 48 and x_of(30, 30) == 952 and x_of(15, 30) == 500
+    assert x_of(0, 30) == 64 and x_of(30, 30) == 976 and x_of(15, 30) == 520 and x_of(30, 30, width=1800) == 1776
     pts = curve_points([0.0, 1.0, 2.0], 1.0, [0.0, 5.0, float("nan")], 3.0)
     assert [p["t"] for p in pts] == [0.5, 1.5, 2.5] and pts[1]["y"] < pts[0]["y"] and pts[2]["score"] is None
     assert thumb_height(784, 784) == 96 and thumb_height(49, 784) < thumb_height(196, 784) < 96
+    assert frame_box(644, 364, 70) == (70, 39.6) and frame_box(448, 448, 50) == (50, 50)
+
+
+def test_z_ticks_are_round_and_on_the_curve_scale():
+    scores = [-0.47, 0.0, 3.0, 21.8]
+    ticks = z_ticks(scores)
+    assert [t["v"] for t in ticks] == [0, 10, 20] and [t["label"] for t in ticks] == ["0", "10", "20"]
+    ys = {p["score"]: p["y"] for p in curve_points([0, 1, 2, 3], 1.0, scores, 4.0)}
+    assert ticks[0]["y"] == ys[0.0] and ticks[0]["y"] > ticks[1]["y"] > ticks[2]["y"]  # up = higher z
+    assert [t["label"] for t in z_ticks([-1.3, 0.4])] == ["\u22121.0", "\u22120.5", "0.0"]
+    assert len(z_ticks([2.0, 2.0])) >= 2  # a flat curve still gets a scale
+
+
+def test_thumbnail_lanes_never_overlap():
+    frames = [{"t": t + 0.5, "w": 644 if t % 7 == 3 else 168, "h": 364 if t % 7 == 3 else 84,
+               "side": 96 if t % 7 == 3 else 40, "role": "anchor" if t % 7 == 3 else "context",
+               "label": "644×364 · 299 tok" if t % 7 == 3 else ""} for t in range(40)]
+    for width in (640, 1000, 1800):
+        height = pack_frames(frames, 40.0, width)
+        boxes = [(f["x"], f["y"], f["x"] + f["bw"], f["y"] + f["bh"]) for f in frames]
+        assert not _overlaps(boxes) and max(b[3] for b in boxes) < height
+        anchors = [f for f in frames if f["role"] == "anchor"]
+        assert max(f["y"] + f["bh"] for f in anchors) < min(f["y"] for f in frames if f["role"] != "anchor")
+
+
+def test_script_json_cannot_end_the_script():
+    evil = {"s": "</script><script>alert(1)</script><!-- & \u2028\u2029 >"}
+    text = script_json(evil)
+    assert not any(ch in text for ch in "<>&\u2028\u2029") and json.loads(text) == evil
+
+
+def _overlaps(boxes):
+    """Pairs of (x0, y0, x1, y1) boxes that intersect (touching edges do not count)."""
+    return [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:]
+            if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]]
+
+
+def _show_at(page, report, width):
+    """Open ``report`` in a window ``width`` px wide and wait until the chart has been drawn at that width."""
+    page.set_viewport_size({"width": width, "height": 900})
+    if page.url != report.as_uri():
+        page.goto(report.as_uri())
+    page.wait_for_function("() => +document.getElementById('timeline').getAttribute('width') === "
+                           "Math.max(640, Math.floor(document.getElementById('chart').clientWidth))")
 
 
 def test_demo_timeline_in_chromium(demo, page, tmp_path):
@@ -54,10 +109,118 @@ def test_demo_timeline_in_chromium(demo, page, tmp_path):
     assert page.locator("line.anchor.current").count() >= 1
     # hover a point of the curve: time and score
     page.locator("circle.pt").nth(4).hover()
-    assert re.match(r"energy: t=4\.5 s, score=-?\d", page.locator("#tip").inner_text())
+    assert re.match(r"energy: t=4\.5 s, z-score=-?\d", page.locator("#tip").inner_text())
     shot = tmp_path / "report.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.read_bytes()[:4] == b"\x89PNG" and shot.stat().st_size > 20_000
+    assert page.problems == []
+
+
+def test_thumbnails_do_not_overlap_in_chromium(demo, page):
+    """Every thumbnail (and every frame label) is drawn, visible and clear of all the others, at any width."""
+    report = demo.video.parent / "report.html"
+    for width in (1000, 1800, 700):
+        _show_at(page, report, width)
+        thumbs = page.eval_on_selector_all("image.thumb", "els => els.map(e => { const r = e.getBoundingClientRect();"
+                                           " return [r.left, r.top, r.right, r.bottom]; })")
+        labels = page.eval_on_selector_all("text.frame-label", "els => els.map(e => { const r = "
+                                           "e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; })")
+        chart = page.eval_on_selector("#timeline", "e => { const r = e.getBoundingClientRect(); "
+                                      "return [r.left, r.top, r.right, r.bottom]; }")
+        assert len(thumbs) == 30 and len(labels) == 4
+        for b in thumbs:
+            assert b[2] - b[0] >= 8 and b[3] - b[1] >= 4, (width, b)  # visible, not collapsed
+            assert chart[0] <= b[0] and b[2] <= chart[2] and chart[1] <= b[1] and b[3] <= chart[3], (width, b)
+        assert _overlaps(thumbs + labels) == [], width
+        assert page.locator("image.thumb").first.is_visible()
+    assert page.problems == []
+
+
+def test_truth_has_its_own_colour_and_a_legend(demo, page):
+    _show_at(page, demo.video.parent / "report.html", 1100)
+    fill = page.eval_on_selector_all("rect.truth", "els => [...new Set(els.map(e => getComputedStyle(e).fill))]")
+    strokes = page.eval_on_selector_all("g.curve polyline", "els => els.map(e => getComputedStyle(e).stroke)")
+    assert len(fill) == 1 and len(strokes) == 3 and fill[0] not in strokes
+    assert TRUTH_COLOUR.lower() not in [c.lower() for c in COLOURS]
+    key = page.locator("#truth-key")
+    assert "truth" in key.inner_text()
+    assert key.locator(".swatch").evaluate("e => getComputedStyle(e).backgroundColor") == fill[0]
+
+
+def test_curves_have_a_z_score_axis(demo, page):
+    _show_at(page, demo.video.parent / "report.html", 1100)
+    for probe in ("energy", "flux", "onset"):
+        curve = page.locator(f"g.curve[data-probe={probe}]")
+        assert "z-score" in curve.locator("text.probe-label").text_content()
+        ticks = curve.locator("text.ytick").evaluate_all(
+            "els => els.map(e => [e.textContent, e.getBoundingClientRect().top])")
+        values = [float(t.replace("\u2212", "-")) for t, _ in ticks]
+        assert len(ticks) >= 2 and 0.0 in values, probe
+        assert [y for _, y in sorted(zip(values, (y for _, y in ticks)))] == sorted((y for _, y in ticks),
+                                                                                    reverse=True)
+        assert curve.locator("line.yaxis").count() == 1
+
+
+def test_frame_sizes_read_width_by_height(demo, page):
+    plan = demo.plans["qwen2.5-vl"]
+    _show_at(page, demo.video.parent / "report.qwen2.5-vl.html", 1100)
+    labels = page.locator("text.frame-label").all_text_contents()
+    assert labels == [f"{f.width}×{f.height} · {f.tokens} tok" for f in plan.frames if f.role == "anchor"]
+    assert len(labels) == len(plan.anchors) and all(re.fullmatch(r"\d+×\d+ · \d+ tok", t) for t in labels)
+    assert " px" not in page.locator("#timeline").text_content()
+    titles = page.eval_on_selector_all("image.thumb title", "els => els.map(e => e.textContent)")
+    assert all(re.search(r" · \d+×\d+ · \d+ tokens", t) for t in titles)
+    page.locator("image.thumb").first.dispatch_event("click")
+    assert f" · {plan.frames[0].width}×{plan.frames[0].height} · " in page.locator("#full-label").inner_text()
+    vit = demo.video.parent / "report.html"
+    _show_at(page, vit, 1100)
+    f = next(f for f in demo.plans["vit-p16"].frames if f.role == "anchor")
+    assert f"{f.width}×{f.height} · {f.tokens} tok" in page.locator("text.frame-label").all_text_contents()
+
+
+def test_chart_fills_the_window_and_redraws(demo, page):
+    report = demo.video.parent / "report.html"
+    sizes = {}
+    for width in (1000, 1800):
+        _show_at(page, report, width)
+        sizes[width] = page.evaluate("""() => {
+            const svg = document.getElementById('timeline'), ticks = [...svg.querySelectorAll('#axis text.tick')];
+            return {svg: svg.getBoundingClientRect().width, body: document.body.clientWidth,
+                    last: ticks[ticks.length - 1].getBoundingClientRect().left,
+                    thumb: Math.min(...[...svg.querySelectorAll('image.thumb')].map(
+                        e => e.getBoundingClientRect().width))};
+        }""")
+    small, wide = sizes[1000], sizes[1800]
+    assert abs(small["svg"] - small["body"]) <= 1 and abs(wide["svg"] - wide["body"]) <= 1  # fills the width
+    assert wide["svg"] - small["svg"] >= 790 and wide["last"] - small["last"] >= 700  # the time axis stretches
+    assert wide["thumb"] > small["thumb"]  # more room, bigger pictures
+    assert page.problems == []
+
+
+def test_eval_record_page_redraws(tmp_path, page):
+    from earmark.report.html import record_view
+
+    rec = {"video_id": "clip-01", "path": "clips/clip-01.mp4", "category": "dog", "event": [3, 6],
+           "labels": [0, 0, 0, 1, 1, 1, 0, 0, 0, 0], "label_names": ["background", "dog"],
+           "index": {"energy": {"scores": [0, 0.2, 0.1, 5, 9, 4, 0, -0.3, 0.1, 0], "anchors": [4.5]}},
+           "plans": {"uniform": {"frames": [[i + 0.5, 224, 196] for i in range(10)], "anchors": []},
+                     "anchored": {"frames": [[i + 0.5, 448 if i == 4 else 160, 784 if i == 4 else 100, 448 if i == 4
+                                              else 160] for i in range(10)], "anchors": [4.5]}},
+           "strategies": {"uniform": {"accuracy": 0.6, "predictions": [0, 0, 0, 0, 1, 0, 0, 0, 0, 0]},
+                          "anchored": {"accuracy": 0.8, "predictions": [0, 0, 0, 1, 1, 0, 0, 0, 0, 0]}}}
+    from earmark.report.html import _env, page_data
+
+    view = record_view(rec)
+    out = tmp_path / "clip-01.html"
+    out.write_text(_env().get_template("timeline.html.j2").render(v=view, data=page_data(view), back="../index.html"))
+    _show_at(page, out, 1000)
+    narrow = page.eval_on_selector_all("rect.cell", "els => els.map(e => e.getBoundingClientRect().width)")
+    titles = page.eval_on_selector_all("rect.cell title", "els => els.map(e => e.textContent)")
+    assert "224 px wide" in titles[0] and any("448×448" in t for t in titles)
+    assert page.locator("text.ytick").count() >= 2
+    _show_at(page, out, 1800)
+    wide = page.eval_on_selector_all("rect.cell", "els => els.map(e => e.getBoundingClientRect().width)")
+    assert len(wide) == 20 and min(wide) > max(narrow) > 0
     assert page.problems == []
 
 
