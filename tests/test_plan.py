@@ -214,20 +214,20 @@ def indexed(events_mp4):
 
 
 def test_plan_on_an_index_puts_anchors_on_the_events(indexed):
-    p = earmark.plan(indexed, "vit-p16", 196 * 12, "anchored", k=3)
+    p = earmark.plan(indexed, "vit-p16", 196 * 12, "anchored", k=3, upscale=True)  # 64x48 test media
     anchors = sorted(f.time_s for f in p.frames if f.role == "anchor")
     assert anchors == [2.5, 6.5, 9.5]  # tone@2, noise@6, chirp@9 (window centres)
     assert p.total_tokens == p.target_tokens == 196 * 12 and p.shortfall == 0
     assert p.fit == "pad" and p.config["aspect"] == "square"
     assert p.video.fingerprint == indexed.info.fingerprint
-    q = earmark.plan(indexed, "qwen2.5-vl", 640, "anchored", k=2)
+    q = earmark.plan(indexed, "qwen2.5-vl", 640, "anchored", k=2, upscale=True)
     assert q.fit == "stretch" and q.config["aspect"] == "keep"
 
 
 def test_plan_documents_round_trip_and_validate(indexed):
     schema = load_schema("plan", 1)
     for strategy in ("uniform", "anchored", "dense-at-anchors", "random", "oracle"):
-        p = earmark.plan(indexed, "qwen2.5-vl", 1200, strategy, k=2, truth=[(2.0, 3.0), (6.0, 7.0)])
+        p = earmark.plan(indexed, "qwen2.5-vl", 1200, strategy, k=2, truth=[(2.0, 3.0), (6.0, 7.0)], upscale=True)
         d = p.to_dict()
         jsonschema.validate(d, schema)
         assert Plan.from_dict(json.loads(json.dumps(d))) == p
@@ -248,7 +248,7 @@ def test_cli_plan_is_byte_identical_and_prints_the_table(tmp_path, events_mp4, c
     assert main(["index", str(events_mp4), "--k", "3", "--out", str(idx), "-q"]) == 0
     outs = []
     for name in ("a.json", "b.json"):
-        assert main(["plan", str(idx), "--model", "vit-p16", "--budget", "2352", "--k", "3", "--out",
+        assert main(["plan", str(idx), "--model", "vit-p16", "--budget", "2352", "--k", "3", "--upscale", "--out",
                      str(tmp_path / name)]) == 0
         outs.append((tmp_path / name).read_bytes())
     assert outs[0] == outs[1]
@@ -263,7 +263,8 @@ def test_cli_plan_errors(tmp_path, events_mp4, capsys):
     cases = [
         (["--model", "gpt-9", "--budget", "100"], "unknown model 'gpt-9'; valid models: internvl"),
         (["--model", "vit-p16", "--budget", "50"], "budget 50 tokens is too small"),
-        (["--model", "vit-p16", "--budget", "2000", "--k", "99"], "k=99 anchors asked for"),
+        (["--model", "vit-p16", "--budget", "2000", "--k", "99"], "k=99 is larger than the number of windows (12)"),
+        (["--model", "vit-p16", "--budget", "2000", "--strategy", "oracle"], "--strategy oracle needs --truth"),
         (["--model", "vit-p16", "--budget", "2000", "--strategy", "oracle", "--truth", "5-3"], "--truth '5-3'"),
     ]
     for args, msg in cases:

@@ -65,7 +65,7 @@ def tiny_qwen(tmp_path_factory):
 
 
 def frames_for(indexed, model, budget, strategy="anchored"):
-    plan = earmark.plan(indexed, model, budget, strategy, k=2, frames=8)
+    plan = earmark.plan(indexed, model, budget, strategy, k=2, frames=8, upscale=True)  # 64x48 test media
     return plan, list(earmark.extract(indexed.info.path, plan))
 
 
@@ -132,7 +132,7 @@ def test_builders_carry_real_times_and_sizes(indexed, tmp_path):
 
 
 def test_audio_prompt_points_at_anchors(indexed):
-    plan = earmark.plan(indexed, "vit-p16", 196 * 12, "anchored", k=2)
+    plan = earmark.plan(indexed, "vit-p16", 196 * 12, "anchored", k=2, upscale=True)
     text = audio_prompt(plan)
     top = max(plan.anchors, key=lambda a: a.score)
     assert f"A sound event at {clock(top.start_s)}–{clock(top.end_s)}" in text
@@ -142,8 +142,8 @@ def test_audio_prompt_points_at_anchors(indexed):
     assert "contrast" not in labelled
     custom = audio_prompt(plan, templates={"event": "EVENT {time}."})
     assert f"EVENT {clock(top.time_s)}." in custom
-    uniform = earmark.plan(indexed, "vit-p16", 196 * 12, "uniform")
-    assert audio_prompt(uniform) == "No sound stood out in the audio; the frames are spread evenly."
+    uniform = earmark.plan(indexed, "vit-p16", 196 * 12, "uniform", upscale=True)
+    assert audio_prompt(uniform) == "Nothing stood out in the audio; the frames are spread evenly."
 
 
 def test_cli_prompt_writes_messages_and_images(events_mp4, tmp_path, capsys):

@@ -236,8 +236,10 @@ def check_anchor_config(cfg: AnchorConfig, n_windows: int, duration_s: float, vi
 
 
 def choose_anchors(scores: np.ndarray, confidence: np.ndarray, coverage: np.ndarray, starts: np.ndarray,
-                   window_s: float, hop_s: float, duration_s: float, cfg: AnchorConfig) -> list[Anchor]:
-    """The pure core of :func:`anchors`, on plain arrays."""
+                   window_s: float, hop_s: float, duration_s: float, cfg: AnchorConfig,
+                   family: str = "audio") -> list[Anchor]:
+    """The pure core of :func:`anchors`, on plain arrays. ``family``: the source of anchors that the scores chose
+    (the probe family: audio, visual, hybrid or transfer); evenly spaced ones are ``fallback``."""
     scores = np.asarray(scores, dtype=np.float64)
     gap = default_gap(hop_s) if cfg.min_gap_s is None else cfg.min_gap_s
     covered = np.asarray(coverage) > 0
@@ -250,23 +252,23 @@ def choose_anchors(scores: np.ndarray, confidence: np.ndarray, coverage: np.ndar
         source = "fallback"
     elif cfg.mode == "threshold":
         picks = above_threshold(usable, starts, cfg.threshold, gap, cfg.k)
-        source = "audio"
+        source = family
         if not picks:  # threshold above every score: the best window still stands out (>= min_score)
             picks = top_k(usable, starts, 1, gap)
     elif cfg.mode == "spread":
         picks = spread(usable, starts, int(cfg.k or 1), cfg.threshold, gap)
-        source = "audio"
+        source = family
     elif cfg.mode == "events":
         picks = distinct_events(usable, starts, int(cfg.k or 1), cfg.event_level, gap)
-        source = "audio"
+        source = family
     else:
         picks = top_k(usable, starts, int(cfg.k or 1), gap)
-        source = "audio"
+        source = family
     widen = hop_s if cfg.widen_s is None else cfg.widen_s
     out: list[Anchor] = []
     for i in picks:
         conf = float(confidence[i])
-        extra = widen if (source == "audio" and conf < cfg.widen_below) else 0.0
+        extra = widen if (source != "fallback" and conf < cfg.widen_below) else 0.0
         lo, hi = region(float(starts[i]), window_s, duration_s, cfg.dilate_s, cfg.offset_s, extra)
         if hi - lo <= _EPS:  # the offset shifted it off the video: look at the nearest edge instead
             before_start = hi <= _EPS
@@ -297,4 +299,14 @@ def anchors(timeline: Timeline, k: int | EllipsisType | None = ..., *, config: A
     cfg = replace(config or AnchorConfig(), **overrides)
     check_anchor_config(cfg, len(timeline), timeline.duration_s, timeline.video)
     return choose_anchors(timeline.scores, timeline.confidence, timeline.coverage, timeline.starts,
-                          timeline.window_s, timeline.hop_s, timeline.duration_s, cfg)
+                          timeline.window_s, timeline.hop_s, timeline.duration_s, cfg, probe_family(timeline.probe))
+
+
+def probe_family(probe: str) -> str:
+    """The anchor source a probe's scores give: ``audio``, ``visual``, ``hybrid`` or ``transfer``."""
+    from .probes import probe_classes
+
+    cls = probe_classes().get(probe)
+    if cls is None:  # a probe registered in another process (an index read from a file): its name tells nothing
+        return "audio"
+    return "transfer" if probe == "transfer" else cls.kind

@@ -100,7 +100,8 @@ def run_demo(out_dir: str | Path = "earmark-demo", progress: Callable[[str], Non
     plans = {}
     for model, budget in DEMO_PLANS:
         say(f"planning {budget} tokens for {model} and extracting the frames")
-        p = plan(results["energy"], model, budget, "anchored", k=len(DEMO_EVENTS))
+        # One frame per second, so context frames sit below the source's size and anchors can be larger.
+        p = plan(results["energy"], model, budget, "anchored", k=len(DEMO_EVENTS), frames=int(DEMO_DURATION_S))
         plans[model] = p
         outputs.append(write_plan(p, out / f"plan.{model}.json"))
         outputs.append(save_frames(video, p, out / f"frames.{model}", video_info=vi))

@@ -19,8 +19,10 @@ from .errors import SchemaError
 SCHEMA_VERSION = 1
 """Version of the saved document layout (``earmark.index`` JSON); bump on incompatible change."""
 
-AnchorSource = Literal["audio", "fallback", "oracle", "random"]
-ANCHOR_SOURCES: tuple[str, ...] = ("audio", "fallback", "oracle", "random")
+AnchorSource = Literal["audio", "visual", "hybrid", "transfer", "fallback", "oracle", "random"]
+ANCHOR_SOURCES: tuple[str, ...] = ("audio", "visual", "hybrid", "transfer", "fallback", "oracle", "random")
+"""Where an anchor came from: the probe family that scored it (audio, visual, hybrid, transfer), evenly spaced
+because nothing stood out (fallback), or a planner strategy (oracle, random)."""
 
 
 def f32_list(values: np.ndarray) -> list[float]:

@@ -57,16 +57,55 @@ class PlanConfig:
     """How extraction maps the picture onto a planned size: pad, crop, stretch (default: stretch when
     the aspect is kept, pad for square frames)."""
     seed: int = 0
+    upscale: bool = False
+    """Allow frames larger than the source picture. Off by default: tokens buy pixels, and an upscaled frame buys
+    interpolated ones (sizes are capped at the largest legal size at or below the source, see
+    :func:`source_levels`). The eval protocol turns it on to keep its fixed 448/224/112 shapes on small videos."""
     shape: str | None = None
     """Shape of ``random`` and ``oracle`` plans: ``anchored`` (more pixels) or ``dense`` (more frames);
     default anchored, or dense for models whose frames all cost the same."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"strategy": self.strategy, "k": self.k, "frames": self.frames, "ratio": self.ratio,
-                "aspect": self.aspect, "fit": self.fit, "seed": self.seed, "shape": self.shape}
+                "aspect": self.aspect, "fit": self.fit, "seed": self.seed, "shape": self.shape,
+                "upscale": self.upscale}
 
 
 # --------------------------------------------------------------------------------------------- arithmetic
+
+AUTO_FILL = 0.98
+"""Without ``frames``, the plan's frame count is chosen so that uniform sampling spends at least this share of
+the budget (see :func:`auto_frame_count`)."""
+AUTO_MIN_SIDE = 112
+"""...with frames no smaller than this on their short side where the budget allows it (smaller frames read little)."""
+
+
+def source_levels(levels: Sequence[Level], width: int, height: int, square: bool) -> list[Level]:
+    """The levels no larger than the source picture (``width`` × ``height``, as displayed): with the aspect kept,
+    both sides within the source's; square frames, the side within the source's long side. Never empty: the
+    smallest level stays when even it is larger (a tiny source)."""
+    fits = [lv for lv in levels if (lv.width <= max(width, height) and lv.height <= max(width, height)) if square
+            or (lv.width <= width and lv.height <= height)]
+    return fits or list(levels[:1])
+
+
+def auto_frame_count(levels: Sequence[Level], per_slot: int, most: int, budget: int, least: int = 1) -> int:
+    """How many frames to plan when the user names none: the most frames (at most ``most``, at least ``least``)
+    whose uniform plan spends at least ``AUTO_FILL`` of ``budget`` at frames of at least ``AUTO_MIN_SIDE`` px on
+    the short side; when no count does both, the count that spends the most (ties: more frames)."""
+    best: tuple[int, int] | None = None
+    for n in range(most, max(1, least) - 1, -1):
+        slots = max(1, round(n / per_slot))
+        u = uniform_level(levels, slots, budget)
+        if u < 0:
+            continue
+        spent = slots * levels[u].tokens
+        big_enough = min(levels[u].width, levels[u].height) >= AUTO_MIN_SIDE or u == len(levels) - 1
+        if spent >= AUTO_FILL * budget and big_enough:
+            return n
+        if best is None or spent > best[0]:
+            best = (spent, n)
+    return best[1] if best is not None else most
 
 
 def slot_times(duration_s: float, n: int) -> list[float]:
@@ -262,14 +301,17 @@ def _anchored(p: _Problem, picks: list[tuple[float, int]], ratio: float) -> tupl
     notes: list[str] = []
     n_hi = len(picks)
     hi, lo = anchored_levels(p.levels, n_hi, p.slots - n_hi, ratio, p.target)
-    if hi == lo and n_hi:
+    if hi == lo and n_hi and p.uniform == len(p.levels) - 1:
+        notes.append("anchored: every frame already gets the largest size (the source picture caps it), so anchor "
+                     "frames cannot be larger than the others; plan more frames (--frames) to let anchors stand out")
+    elif hi == lo and n_hi and p.uniform == 0:
         # Uniform already sits on the cheapest level (InternVL at one tile, say): pixels cannot move, so
         # anchors get their larger level by planning fewer context frames.
         hi = hi_level_for(p.levels, 0, ratio)
         while hi > 0 and n_hi * p.levels[hi].tokens + p.levels[0].tokens > p.target:
             hi -= 1
         n_lo = (p.target - n_hi * p.levels[hi].tokens) // p.levels[0].tokens
-        if hi > 0 and n_lo >= 1:
+        if hi > 0 and 1 <= n_lo < p.slots - n_hi:
             notes.append(f"anchored: the cheapest size already costs {p.levels[0].tokens} tokens, so "
                          f"{p.slots - n_hi - n_lo} context slots were dropped to pay for larger anchor frames")
             p = replace(p, slots=n_hi + n_lo)
@@ -417,7 +459,8 @@ def default_aspect(model: CostModel) -> str:
 def plan_frames(model: CostModel, duration_s: float, width: int, height: int, budget: int, strategy: str,
                 anchors: Sequence[Anchor] = (), *, frames: int, k: int | None = None, ratio: float = 4.0,
                 aspect: str = "keep", seed: int = 0, truth: Sequence[tuple[float, float]] = (),
-                shape: str | None = None) -> tuple[int, list[PlannedFrame], list[Anchor], list[str]]:
+                shape: str | None = None,
+                upscale: bool = True) -> tuple[int, list[PlannedFrame], list[Anchor], list[str]]:
     """The pure core of :func:`plan`: (target tokens, planned frames, anchors used, notes) for plain numbers.
 
     ``anchors`` place the anchored and dense strategies; ``random`` and ``oracle`` draw ``k`` (default
@@ -437,6 +480,17 @@ def plan_frames(model: CostModel, duration_s: float, width: int, height: int, bu
     per_slot = model.frames_per_group
     n_slots = max(1, round(frames / per_slot))
     levels = model.levels(width, height, square=(aspect == "square"))
+    capped: list[str] = []
+    if not upscale:
+        every = len(levels)
+        levels = source_levels(levels, width, height, aspect == "square")
+        if len(levels) < every:
+            capped.append(f"frames are capped at the source picture ({width}x{height}): larger sizes would buy "
+                          f"interpolated pixels (upscale=True, --upscale, allows them)")
+    if capped and len(levels) < 2 and strategy == "anchored":
+        capped.append("the source is too small for anchor frames larger than the others: anchors get more frames "
+                      "instead (the dense-at-anchors shape)")
+        strategy = "dense-at-anchors"
     shape = shape or ("anchored" if len(levels) > 1 else "dense")
     if shape not in SHAPES:
         raise unknown_name("shape", shape, SHAPES)
@@ -482,7 +536,7 @@ def plan_frames(model: CostModel, duration_s: float, width: int, height: int, bu
     if len(set(times)) != len(times):
         raise ConfigError(f"{len(out)} frames over {duration_s:.3f} s put two frames at the same time: plan "
                           f"fewer frames")
-    return target, out, used, notes
+    return target, out, used, capped + notes
 
 
 def plan(source, model: str | CostModel, budget: int, strategy: str = "anchored", *,
@@ -507,24 +561,41 @@ def plan(source, model: str | CostModel, budget: int, strategy: str = "anchored"
         raise NoVideoStreamError(info.path, "no video stream to plan frames from")
     width, height = _display_size(info.video.width, info.video.height, info.video.rotation)
     duration = timeline.duration_s
-    n_frames = cfg.frames if cfg.frames is not None else min(len(timeline), DEFAULT_MAX_FRAMES)
+    aspect = cfg.aspect or default_aspect(cm)
+    auto_note = None
+    if cfg.frames is not None:
+        n_frames = cfg.frames
+    else:  # one per window at most (and at most DEFAULT_MAX_FRAMES), as many as spend the budget well
+        most = min(len(timeline), DEFAULT_MAX_FRAMES)
+        levels = cm.levels(width, height, square=(aspect == "square"))
+        if not cfg.upscale:
+            levels = source_levels(levels, width, height, aspect == "square")
+        least = min(most, 2 * cfg.k + 2) if strategy != "uniform" else 1
+        n_frames = auto_frame_count(levels, cm.frames_per_group, most, budget, least)
+        if n_frames < most:
+            auto_note = (f"{n_frames} frames (not one per window, {most}): the most frames whose uniform plan spends "
+                         f">= {AUTO_FILL:.0%} of the budget at frames >= {AUTO_MIN_SIDE} px; --frames N overrides")
     if cfg.k < 0:
         raise ConfigError(f"k must be >= 0, got {cfg.k}")
     if cfg.k > len(timeline):
         raise ConfigError(f"k={cfg.k} anchors asked for, but {timeline.video} has only {len(timeline)} windows "
                           f"of {timeline.hop_s:g} s")
-    aspect = cfg.aspect or default_aspect(cm)
     fit = cfg.fit or ("stretch" if aspect == "keep" else "pad")
     if fit not in FITS:
         raise unknown_name("fit", fit, FITS)
     found: Sequence[Anchor] = ()
     if strategy in ("anchored", "dense-at-anchors") and cfg.k > 0:
         # The index's anchor settings (gap, dilation, offset) hold; only K comes from the plan.
-        stored = {k: v for k, v in source.anchor_config.items() if k in AnchorConfig.__dataclass_fields__}
-        found = choose(timeline, k=cfg.k, config=AnchorConfig(**stored))
+        if len(source.anchors) == cfg.k:  # the index's own anchors, as chosen and saved
+            found = source.anchors
+        else:
+            stored = {k: v for k, v in source.anchor_config.items() if k in AnchorConfig.__dataclass_fields__}
+            found = choose(timeline, k=cfg.k, config=AnchorConfig(**stored))
     target, frames, used, notes = plan_frames(cm, duration, width, height, budget, strategy, found,
                                               frames=n_frames, k=cfg.k, ratio=cfg.ratio, aspect=aspect,
-                                              seed=cfg.seed, truth=truth, shape=cfg.shape)
+                                              seed=cfg.seed, truth=truth, shape=cfg.shape, upscale=cfg.upscale)
+    if auto_note:
+        notes.insert(0, auto_note)
     if any(a.source == "fallback" for a in used):
         notes.append("no window stood out in the audio: anchors were spread uniformly (fallback)")
     if budget > target:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
-import shutil
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -14,21 +14,18 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .. import __version__
 from .._extras import require_extra
-from .._io import dumps_json, write_json_atomic
+from .._io import dumps_json
 from ..anchors import ANCHOR_MODES, AnchorConfig, anchors, check_anchor_config
 from ..budget.costs import cost_model, cost_model_names
 from ..budget.planner import ASPECTS, DEFAULT_MAX_FRAMES, FITS, SHAPES, STRATEGIES, PlanConfig, plan
 from ..errors import ConfigError, EarmarkError
 from ..index import index as run_index
 from ..media.frames import FRAME_FORMATS, SEEK_POLICIES, save_frames
-from ..media.frames import extract as extract_frames
 from ..media.probe import info as probe_info
 from ..probes import get_probe, probe_classes, probe_names, window_grid
 from ..sinks.export import output_kind, read_index, read_plan, read_truth, write_plan, write_results
 from ..types import IndexResult
 from .render import index_header, index_table, info_table, plan_summary, plan_table, sparkline
-
-_A = AnchorConfig()
 
 
 def probe_options(f):
@@ -63,6 +60,40 @@ def probe_options(f):
         return f(*args, probe_kw=kw, **kwargs)
 
     return wrapper
+
+
+# Anchor options: one per AnchorConfig field a user sets, defaults read from the dataclass (never repeated here).
+ANCHOR_HELP = {
+    "k": ("--k", int, "Number of anchors."),
+    "mode": ("--mode", click.Choice(list(ANCHOR_MODES)), "events: one anchor per distinct event (runs of windows "
+             "over --event-level), strongest first; topk: the K best windows; threshold: every window over "
+             "--threshold (capped by --k); spread: K anchors spread over the regions over --threshold."),
+    "threshold": ("--threshold", float, "Robust z-score for --mode threshold / spread."),
+    "event_level": ("--event-level", float, "Robust z-score that bounds an event in --mode events."),
+    "min_gap_s": ("--min-gap", float, "Minimum seconds between anchor starts (non-maximum suppression) "
+                  "[default: two hops]."),
+    "dilate_s": ("--dilate", float, "Grow anchor regions by this many seconds on each side."),
+    "offset_s": ("--offset", float, "AV offset: picture time minus sound time of events, in seconds."),
+    "min_score": ("--min-score", float, "If no window reaches this z-score, anchors fall back to uniform."),
+}
+
+
+def anchor_options(f):
+    """The anchor options (``ANCHOR_HELP``), collected into ``anchor_cfg`` (an AnchorConfig) and ``anchor_given``
+    (the names set on the command line: with an index file as source, only those change its saved settings)."""
+    fields = {fd.name: fd for fd in dataclasses.fields(AnchorConfig)}
+    for name, (flag, typ, text) in reversed(ANCHOR_HELP.items()):
+        default = fields[name].default
+        f = click.option(flag, name, type=typ, default=default, show_default=default is not None, help=text)(f)
+
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        values = {name: kwargs.pop(name) for name in ANCHOR_HELP}
+        given = {n for n in values if _given(n)}
+        return f(*args, anchor_cfg=AnchorConfig(**values), anchor_given=given, **kwargs)
+
+    return wrapper
+
 
 
 def _probe_settings(kw: dict) -> dict:
@@ -104,8 +135,6 @@ def info_cmd(videos: tuple[str, ...], as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 def probes_cmd(as_json: bool) -> None:
     """List the probes earmark can index with: what each reads, needs, and whether it can run here."""
-    import dataclasses
-
     rows = []
     for name, cls in sorted(probe_classes().items()):
         why = cls.unavailable()
@@ -132,20 +161,6 @@ def probes_cmd(as_json: bool) -> None:
               help=f"Eventness probe: {', '.join(probe_names())}.")
 @click.option("--hop", "hop_s", type=float, default=1.0, show_default=True, help="Seconds between window starts.")
 @click.option("--window", "window_s", type=float, default=1.0, show_default=True, help="Window length in seconds.")
-@click.option("--k", type=int, default=_A.k, show_default=True, help="Number of anchors (top-K).")
-@click.option("--mode", type=click.Choice(list(ANCHOR_MODES)), default=_A.mode, show_default=True,
-              help="Top-K anchors; every window over --threshold (capped by --k); or K anchors spread over the "
-                   "regions over --threshold (one per region, the rest across long regions).")
-@click.option("--threshold", type=float, default=_A.threshold, show_default=True,
-              help="Robust z-score for --mode threshold / spread.")
-@click.option("--min-gap", "min_gap_s", type=float, default=_A.min_gap_s, show_default=True,
-              help="Minimum seconds between anchor starts (non-maximum suppression).")
-@click.option("--dilate", "dilate_s", type=float, default=_A.dilate_s, show_default=True,
-              help="Grow anchor regions by this many seconds on each side.")
-@click.option("--offset", "offset_s", type=float, default=_A.offset_s, show_default=True,
-              help="AV offset: picture time minus sound time of events, in seconds.")
-@click.option("--min-score", type=float, default=_A.min_score, show_default=True,
-              help="If no window reaches this z-score, anchors fall back to uniform.")
 @click.option("--audio-stream", type=int, default=None, metavar="N",
               help="Container stream index of the audio to read (see `earmark info`); default: the default stream.")
 @click.option("--out", "out", type=click.Path(path_type=str), default=None,
@@ -154,14 +169,13 @@ def probes_cmd(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON index document per video to stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors (and --json output).")
 @click.option("--keep-going", is_flag=True, help="Skip videos that fail (exit code 1 at the end) instead of stopping.")
+@anchor_options
 @probe_options
-def index_cmd(videos: tuple[str, ...], probe: str, hop_s: float, window_s: float, k: int, mode: str,
-              threshold: float, min_gap_s: float, dilate_s: float, offset_s: float, min_score: float,
-              audio_stream: int | None, jobs: int | None, out: str | None, as_json: bool, quiet: bool,
-              keep_going: bool, probe_kw: dict) -> None:
+def index_cmd(videos: tuple[str, ...], probe: str, hop_s: float, window_s: float, audio_stream: int | None,
+              jobs: int | None, out: str | None, as_json: bool, quiet: bool, keep_going: bool, probe_kw: dict,
+              anchor_cfg: AnchorConfig, anchor_given: set[str]) -> None:
     """Score every window of each video's audio for eventness and pick anchors."""
-    cfg = AnchorConfig(k=k, mode=mode, threshold=threshold, min_gap_s=min_gap_s, dilate_s=dilate_s,
-                       offset_s=offset_s, min_score=min_score)
+    cfg = anchor_cfg
     # Fail on bad settings before decoding anything.
     get_probe(probe, **_probe_settings(probe_kw))
     window_grid(1.0, hop_s, window_s)
@@ -224,11 +238,62 @@ def _print_result(con: Console, result: IndexResult) -> None:
 _P = PlanConfig()
 
 
-def _load_source(source: str, probe: str, con: Console, quiet: bool, probe_kw: dict | None = None) -> IndexResult:
-    """An index: read from INDEX.json, or made now from a video with default anchor settings."""
+def plan_options(f):
+    """``--frames --ratio --aspect --fit --shape --seed --upscale``, collected into ``plan_kw`` (only those given, so
+    PlanConfig's defaults hold)."""
+    opts = [
+        click.option("--frames", type=int, default=None,
+                     help=f"Frames to plan [default: one per window, at most {DEFAULT_MAX_FRAMES}, fewer when that "
+                          f"spends the budget better: see the plan's note]."),
+        click.option("--ratio", type=float, default=_P.ratio, show_default=True,
+                     help="anchored: anchor side / context side; dense-at-anchors: frame-rate ratio inside anchors."),
+        click.option("--aspect", type=click.Choice(ASPECTS), default=None,
+                     help="Keep the picture's aspect or plan square frames [default: per model]."),
+        click.option("--fit", type=click.Choice(FITS), default=None,
+                     help="How extraction fits the picture to each size [default: stretch when keeping aspect, "
+                          "else pad]."),
+        click.option("--shape", type=click.Choice(SHAPES), default=None, help="Shape of random/oracle plans."),
+        click.option("--seed", type=int, default=_P.seed, show_default=True, help="Seed of the random strategy."),
+        click.option("--upscale", is_flag=True, help="Allow frames larger than the source picture."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        kw = {n: kwargs.pop(n) for n in ("frames", "ratio", "aspect", "fit", "shape", "seed", "upscale")}
+        return f(*args, plan_kw={n: v for n, v in kw.items() if _given(n)}, **kwargs)
+
+    return wrapper
+
+
+def _given(name: str) -> bool:
+    """Whether option ``name`` of the running command was set on the command line (not left at its default)."""
+    src = click.get_current_context().get_parameter_source(name)
+    return src is not None and src is not click.core.ParameterSource.DEFAULT
+
+
+def _load_source(source: str, probe: str, con: Console, quiet: bool, probe_kw: dict | None = None,
+                 anchor_cfg: AnchorConfig | None = None, anchor_given: set[str] | frozenset = frozenset(),
+                 probe_given: bool = False) -> IndexResult:
+    """An index: read from INDEX.json (its saved anchors; anchor options given on the command line choose them
+    again from its saved scores), or made now from a video with ``anchor_cfg``."""
+    cfg = anchor_cfg or AnchorConfig()
     if source.lower().endswith(".json"):
-        return read_index(source)
-    return _index_one(source, probe, 1.0, 1.0, None, None, AnchorConfig(), con, quiet, probe_kw)
+        result = read_index(source)
+        if probe_given and probe != result.timeline.probe:
+            raise ConfigError(f"--probe {probe}: {source} was indexed with {result.timeline.probe}; --probe applies "
+                              f"to a video (index it again with `earmark index VIDEO --probe {probe}`)")
+        if (probe_kw and _probe_settings(probe_kw)) or (probe_kw or {}).get("ignore_speech"):
+            raise ConfigError(f"{source}: probe options apply to a video, not to an index file")
+        if anchor_given:
+            stored = {k: v for k, v in result.anchor_config.items() if k in AnchorConfig.__dataclass_fields__}
+            new = dataclasses.replace(AnchorConfig(**stored), **{n: getattr(cfg, n) for n in anchor_given})
+            check_anchor_config(new, len(result.timeline), result.timeline.duration_s, source)
+            result = dataclasses.replace(result, anchors=tuple(anchors(result.timeline, config=new)),
+                                         anchor_config=new.to_dict())
+        return result
+    return _index_one(source, probe, 1.0, 1.0, None, None, cfg, con, quiet, probe_kw)
 
 
 def _truth(spec: str | None) -> list[tuple[float, float]]:
@@ -251,32 +316,24 @@ def _truth(spec: str | None) -> list[tuple[float, float]]:
 @click.option("--model", required=True, metavar="NAME", help=f"Target model: {', '.join(cost_model_names())}.")
 @click.option("--budget", type=int, required=True, help="Visual tokens to spend.")
 @click.option("--strategy", default=_P.strategy, show_default=True, type=click.Choice(STRATEGIES))
-@click.option("--k", type=int, default=_P.k, show_default=True, help="Anchors (high-resolution or dense regions).")
-@click.option("--frames", type=int, default=None,
-              help=f"Frames to plan [default: one per second, at most {DEFAULT_MAX_FRAMES}].")
-@click.option("--ratio", type=float, default=_P.ratio, show_default=True,
-              help="anchored: anchor side / context side; dense-at-anchors: frame-rate ratio inside anchors.")
-@click.option("--aspect", type=click.Choice(ASPECTS), default=None,
-              help="Keep the picture's aspect or plan square frames [default: per model].")
-@click.option("--fit", type=click.Choice(FITS), default=None,
-              help="How extraction fits the picture to each size [default: stretch when keeping aspect, else pad].")
-@click.option("--shape", type=click.Choice(SHAPES), default=None, help="Shape of random/oracle plans.")
-@click.option("--seed", type=int, default=_P.seed, show_default=True, help="Seed of the random strategy.")
+@plan_options
 @click.option("--truth", default=None, metavar="FILE|S:E,...", help="Ground-truth intervals for --strategy oracle.")
 @click.option("--probe", default="energy", show_default=True, help="Probe used when SOURCE is a video.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=str), default=None, help="Write the plan JSON.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan JSON to stdout.")
 @click.option("-q", "--quiet", is_flag=True)
+@anchor_options
 @probe_options
-def plan_cmd(source: str, model: str, budget: int, strategy: str, k: int, frames: int | None, ratio: float,
-             aspect: str | None, fit: str | None, shape: str | None, seed: int, truth: str | None, probe: str,
-             out: str | None, as_json: bool, quiet: bool, probe_kw: dict) -> None:
+def plan_cmd(source: str, model: str, budget: int, strategy: str, plan_kw: dict, truth: str | None, probe: str,
+             out: str | None, as_json: bool, quiet: bool, probe_kw: dict, anchor_cfg: AnchorConfig,
+             anchor_given: set[str]) -> None:
     """Plan a visual token budget over SOURCE (a video, or an index JSON from `earmark index`)."""
     cost_model(model)  # unknown names fail before any decoding
+    if strategy == "oracle" and not truth:
+        raise ConfigError("--strategy oracle needs --truth FILE|S:E,... (the labelled events)")
     con = _console(quiet or as_json)
-    result = _load_source(source, probe, con, True, probe_kw)
-    p = plan(result, model, budget, strategy, k=k, frames=frames, ratio=ratio, aspect=aspect, fit=fit,
-             shape=shape, seed=seed, truth=_truth(truth))
+    result = _load_source(source, probe, con, True, probe_kw, anchor_cfg, anchor_given, _given("probe"))
+    p = plan(result, model, budget, strategy, k=anchor_cfg.k, truth=_truth(truth), **plan_kw)
     if as_json:
         click.echo(dumps_json(p.to_dict()), nl=False)
     con.print(plan_table(p))
@@ -307,47 +364,48 @@ def extract_cmd(video: str, plan_path: str, out_dir: str, fmt: str, seek: str, q
 
 
 @cli.command("prompt")
-@click.argument("video", type=click.Path(path_type=str))
-@click.option("--model", required=True, metavar="NAME", help=f"Target model: {', '.join(cost_model_names())}.")
-@click.option("--budget", type=int, required=True, help="Visual tokens to spend.")
+@click.argument("source", type=click.Path(path_type=str))
+@click.option("--model", default=None, metavar="NAME", help=f"Target model: {', '.join(cost_model_names())}.")
+@click.option("--budget", type=int, default=None, help="Visual tokens to spend.")
 @click.option("--question", required=True, help="The question for the model.")
-@click.option("--strategy", default=_P.strategy, show_default=True, type=click.Choice(STRATEGIES))
-@click.option("--k", type=int, default=_P.k, show_default=True, help="Anchors.")
-@click.option("--frames", type=int, default=None, help="Frames to plan [default: one per second, at most 64].")
+@click.option("--plan", "plan_file", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="Use this plan (`earmark plan`) instead of planning again; --model/--budget then come from it.")
+@click.option("--strategy", default=_P.strategy, show_default=True,
+              type=click.Choice([s for s in STRATEGIES if s != "oracle"]))
+@plan_options
 @click.option("--probe", default="energy", show_default=True, help="Probe to index the audio with.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=str), help="messages.json to write.")
 @click.option("--inline", is_flag=True, help="Embed the frames as base64 JPEG instead of files next to the JSON.")
 @click.option("--no-audio-prompt", is_flag=True, help="Leave out the audio-triggered sentences (for ablations).")
 @click.option("-q", "--quiet", is_flag=True)
+@anchor_options
 @probe_options
-def prompt_cmd(video: str, model: str, budget: int, question: str, strategy: str, k: int, frames: int | None,
-               probe: str, out: str, inline: bool, no_audio_prompt: bool, quiet: bool, probe_kw: dict) -> None:
-    """Index -> plan -> extract -> messages for a VLM (Qwen-VL, InternVL or OpenAI-style chat)."""
-    from ..sinks.prompts import audio_prompt
-    from ..sinks.vlm import build_messages, image_refs, model_family
+def prompt_cmd(source: str, model: str | None, budget: int | None, question: str, plan_file: str | None,
+               strategy: str, plan_kw: dict, probe: str, out: str, inline: bool, no_audio_prompt: bool, quiet: bool,
+               probe_kw: dict, anchor_cfg: AnchorConfig, anchor_given: set[str]) -> None:
+    """Index -> plan -> extract -> messages for a VLM (Qwen-VL, InternVL or OpenAI-style chat). SOURCE is a video or
+    an index JSON (its video is read from the path it records)."""
+    from ..sinks.vlm import write_messages
 
-    cost_model(model)
     con = _console(quiet)
-    result = _load_source(video, probe, con, True, probe_kw)
-    p = plan(result, model, budget, strategy, k=k, frames=frames)
-    got = list(extract_frames(video, p, video_info=result.info))
-    out_path = Path(out)
-    folder = None if inline else out_path.parent / f"{out_path.stem}_frames"
-    try:
-        refs = image_refs(got, folder)
-        if folder is not None:
-            refs = [str(Path(r).relative_to(out_path.parent)) for r in refs]
-        text = "" if no_audio_prompt else audio_prompt(p)
-        doc = {"kind": "earmark.messages", "model": p.model, "family": model_family(p.model), "question": question,
-               "audio_prompt": text, "messages": build_messages(got, p, question, refs, text), "plan": p.to_dict(),
-               "frame_times_s": [f.pts_s for f in got]}
-        write_json_atomic(out_path, doc)
-    except BaseException:
-        if folder is not None:
-            shutil.rmtree(folder, ignore_errors=True)
-        raise
+    if plan_file:
+        clash = [o for o in ("model", "budget", "strategy", "k", *plan_kw, *anchor_given) if _given(o)]
+        if clash:
+            raise ConfigError(f"--plan {plan_file} already fixes the frames: drop --{clash[0].replace('_', '-')}")
+        p = read_plan(plan_file)
+        video = p.video.path if source.lower().endswith(".json") else source
+    else:
+        if model is None or budget is None:
+            raise click.UsageError("--model and --budget are required unless --plan is given")
+        cost_model(model)
+        result = _load_source(source, probe, con, True, probe_kw, anchor_cfg, anchor_given, _given("probe"))
+        p = plan(result, model, budget, strategy, k=anchor_cfg.k, **plan_kw)
+        video = result.info.path
+    path, n_frames, folder = write_messages(video, p, question, out, inline=inline, audio_prompt=not no_audio_prompt)
     con.print(plan_summary(p))
-    con.print(f"wrote {out_path}" + (f" and {len(got)} frames in {folder}/" if folder is not None else ""))
+    for note in p.notes:
+        con.print(f"[yellow]note:[/] {note}")
+    con.print(f"wrote {path}" + (f" and {n_frames} frames in {folder}/" if folder is not None else ""))
 
 
 @cli.command("demo")
@@ -451,15 +509,17 @@ def _register_eval() -> None:
 @click.option("--probe", "probes", default="energy,flux,onset", show_default=True,
               help="Probes drawn when SOURCE is a video (comma-separated).")
 @click.option("--plan", "plan_file", type=click.Path(dir_okay=False, path_type=str), default=None,
-              help="A plan for this video: its frames are extracted and drawn as thumbnails.")
+              help="A plan for this video: its frames are extracted and drawn as thumbnails, and its anchors (the "
+                   "ones it spent tokens on) are the anchors shown.")
 @click.option("--truth", default=None, metavar="FILE|S:E,...", help="Ground-truth event intervals to draw.")
 @click.option("--out", type=click.Path(path_type=str), default=None,
               help="The HTML file (default: report.html; RESULTS_DIR/index.html for an eval folder).")
 @click.option("--assets-dir", type=click.Path(file_okay=False, path_type=str), default=None,
               help="Write the frames as files here instead of embedding them.")
+@anchor_options
 @probe_options
 def report_cmd(source: str, probes: str, plan_file: str | None, truth: str | None, out: str | None,
-               assets_dir: str | None, probe_kw: dict) -> None:
+               assets_dir: str | None, probe_kw: dict, anchor_cfg: AnchorConfig, anchor_given: set[str]) -> None:
     """An HTML report: a video's timeline (VIDEO or INDEX.json), or an eval results folder (RESULTS_DIR)."""
     from ..report.html import render_eval, timeline_report
 
@@ -468,11 +528,19 @@ def report_cmd(source: str, probes: str, plan_file: str | None, truth: str | Non
         path = render_eval(source, out)
         con.print(f"wrote {path} (and a timeline per test video in {Path(source) / 'videos'}/)")
         return
-    if source.lower().endswith(".json"):
-        results = [read_index(source)]
-    else:
-        results = [_load_source(source, p.strip(), con, True, probe_kw) for p in probes.split(",") if p.strip()]
     p = read_plan(plan_file) if plan_file else None
+    if p is not None and anchor_given:
+        raise ConfigError(f"--plan {plan_file}: the report shows the plan's own anchors; drop "
+                          f"--{ANCHOR_HELP[sorted(anchor_given)[0]][0].lstrip('-')}")
+    names = [x.strip() for x in probes.split(",") if x.strip()]
+    if source.lower().endswith(".json"):
+        results = [_load_source(source, names[0] if len(names) == 1 else "", con, True, probe_kw, anchor_cfg,
+                                anchor_given, _given("probes"))]
+    else:
+        results = [_load_source(source, n, con, True, probe_kw, anchor_cfg) for n in names]
+    if p is not None:  # the plan's anchors and settings, not a second choice that could disagree with them
+        results = [dataclasses.replace(r, anchors=p.anchors, anchor_config={**r.anchor_config, "k": len(p.anchors)})
+                   if r.timeline.probe == p.config.get("probe", r.timeline.probe) else r for r in results]
     labels = []
     if truth and Path(truth).suffix.lower() == ".json":
         doc = json.loads(Path(truth).read_text())

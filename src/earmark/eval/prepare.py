@@ -154,7 +154,7 @@ def _run_clip(job: ClipJob) -> ClipResult:
         src = indexes[r.probe] if r.probe else source
         seed = plan_seed(job.video_id, r.seed)
         plans[r.key] = make_plan(src, job.model, r.budget, r.strategy, k=job.k, ratio=job.ratio,
-                                 frames=job.segments, seed=seed, truth=list(job.truth))
+                                 frames=job.segments, seed=seed, truth=list(job.truth), upscale=True)
     seconds["plan"] = time.perf_counter() - t0
 
     encoder = _encoder(job.encoder)

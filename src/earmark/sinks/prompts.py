@@ -29,6 +29,10 @@ def clock(seconds: float) -> str:
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"
 
 
+POINTING_SOURCES = ("audio", "visual", "hybrid", "transfer", "oracle")
+"""Anchors a prompt may point at (not evenly spaced fallback ones, nor random ones)."""
+
+
 def audio_prompt(plan: Plan, labels: Sequence[Sequence[str]] | None = None, *, contrast: bool = True,
                  templates: Mapping[str, str] | None = None) -> str:
     """Sentences pointing at the plan's anchors, strongest first.
@@ -40,16 +44,29 @@ def audio_prompt(plan: Plan, labels: Sequence[Sequence[str]] | None = None, *, c
     'The frames were sampled ... A sound event at 00:12–00:13. What in the frames near 00:12 makes this sound?'
     """
     t = {**load_templates(), **(templates or {})}
-    anchors = [a for a in plan.anchors if a.source in ("audio", "oracle")]
+    anchors = [a for a in plan.anchors if a.source in POINTING_SOURCES]
     if not anchors:
         return t["no_event"]
-    parts = [t["preamble"]]
-    order = sorted(range(len(anchors)), key=lambda i: (-anchors[i].score, anchors[i].time_s))
-    for i in order:
-        a = anchors[i]
-        names = list(labels[i]) if labels is not None and i < len(labels) else []
-        fields = {"start": clock(a.start_s), "end": clock(a.end_s), "time": clock(a.time_s)}
-        if len(names) == 1:
+    family = anchors[0].source
+    anchor_frames = sum(f.role == "anchor" for f in plan.frames)
+    parts = [t["preamble"].format(anchor_frames=anchor_frames, frames=len(plan.frames),
+                                  sense=t.get(f"sense_{family}", t["sense_audio"]))]
+    # One sentence per distinct event: anchors whose regions overlap or touch are one event (strongest first).
+    events: list[list[int]] = []
+    for i in sorted(range(len(anchors)), key=lambda i: anchors[i].start_s):
+        if events and anchors[i].start_s <= max(anchors[j].end_s for j in events[-1]):
+            events[-1].append(i)
+        else:
+            events.append([i])
+    for group in sorted(events, key=lambda g: (-max(anchors[i].score for i in g), min(anchors[i].time_s for i in g))):
+        best = max(group, key=lambda i: (anchors[i].score, -anchors[i].time_s))
+        a = anchors[best]
+        names = list(labels[best]) if labels is not None and best < len(labels) else []
+        fields = {"start": clock(min(anchors[i].start_s for i in group)),
+                  "end": clock(max(anchors[i].end_s for i in group)), "time": clock(a.time_s)}
+        if a.source in ("visual", "transfer"):
+            parts.append(t["event_visual"].format(**fields))
+        elif len(names) == 1:
             parts.append(t["event_labelled"].format(label=names[0], **fields))
         else:
             parts.append(t["event"].format(**fields))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -227,3 +228,85 @@ class QwenVL:
         with torch.no_grad():
             out = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
         return self.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+
+
+# ----------------------------------------------------------------------------------------- messages document
+
+MESSAGES_KIND = "earmark.messages"
+_FRAME_FILE = re.compile(r"^\d{5}\.\d{6}s\.jpg$")
+_FRAME_REF = re.compile(r"^[^/\\]+_frames/\d{5}\.\d{6}s\.jpg$")
+
+
+def _replaceable(folder: Path) -> bool:
+    """A frames folder earmark wrote (only files named like our frames): safe to replace."""
+    return folder.is_dir() and all(p.is_file() and _FRAME_FILE.match(p.name) for p in folder.iterdir())
+
+
+def write_messages(video: str | Path, plan: Plan, question: str, out: str | Path, *, inline: bool = False,
+                   audio_prompt: bool = True) -> tuple[Path, int, Path | None]:
+    """``earmark prompt``: extract the plan's frames and write the messages document ``out`` (JSON), with the
+    frames as JPEG files in ``<stem>_frames/`` beside it (paths relative to the JSON's folder; read it back with
+    :func:`read_messages`) or inline. Nothing is half-written: the frames go to a temporary folder that replaces
+    the old one only when everything succeeded, and a folder holding anything earmark did not write is refused.
+    Returns (JSON path, frame count, frames folder or None)."""
+    import shutil
+    import tempfile
+
+    from .._io import write_json_atomic
+    from ..media.frames import extract
+    from .prompts import audio_prompt as make_prompt
+
+    out = Path(out)
+    folder = None if inline else out.parent / f"{out.stem}_frames"
+    if folder is not None and folder.exists() and not _replaceable(folder):
+        raise ConfigError(f"{folder}: exists and holds files earmark did not write; move it or choose another --out")
+    frames = list(extract(video, plan))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = None if folder is None else Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".part",
+                                                             dir=out.parent))
+    try:
+        refs = image_refs(frames, tmp)
+        if folder is not None:
+            refs = [f"{folder.name}/{Path(r).name}" for r in refs]
+        text = make_prompt(plan) if audio_prompt else ""
+        doc = {"kind": MESSAGES_KIND, "model": plan.model, "family": model_family(plan.model), "question": question,
+               "audio_prompt": text, "messages": build_messages(frames, plan, question, refs, text),
+               "plan": plan.to_dict(), "frame_times_s": [f.pts_s for f in frames],
+               "paths": "relative to this file's folder"}
+        if tmp is not None:
+            old = None
+            if folder.exists():
+                old = folder.with_name(f".{folder.name}.old")
+                folder.rename(old)
+            tmp.rename(folder)
+            tmp = None
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        write_json_atomic(out, doc)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out, len(frames), folder
+
+
+def read_messages(path: str | Path) -> dict[str, Any]:
+    """A messages document with its frame paths resolved against the JSON's folder (wherever it was moved)."""
+    import json
+
+    path = Path(path)
+    doc = json.loads(path.read_text())
+    if not isinstance(doc, dict) or doc.get("kind") != MESSAGES_KIND:
+        raise ConfigError(f"{path}: not an earmark messages document")
+    base = path.resolve().parent
+
+    def fix(node: Any) -> Any:  # every frame reference "<stem>_frames/<time>s.jpg", wherever the family puts it
+        if isinstance(node, dict):
+            return {k: fix(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [fix(x) for x in node]
+        if isinstance(node, str) and _FRAME_REF.match(node):
+            return str(base / node)
+        return node
+
+    doc["messages"] = fix(doc["messages"])
+    return doc
