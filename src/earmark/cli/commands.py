@@ -113,7 +113,8 @@ def _console(quiet: bool = False) -> Console:
 def cli(debug: bool) -> None:
     """earmark: listen first, look where it matters.
 
-    Index a video's audio for eventness, pick anchors, and (next) plan a visual token budget around them.
+    Index a video's audio for eventness, pick anchors, plan a visual token budget around them, extract the
+    planned frames and hand them to a video model.
     """
 
 
