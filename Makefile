@@ -28,7 +28,6 @@ demo: install
 
 # ffmpeg's CLI is the reference the golden tests compare against (PyAV bundles its own FFmpeg).
 # Debian's chromium is the real browser the HTML report tests drive (headless, through playwright).
-# tuxpaint-stamps-default holds the real photographs and recordings of RealStamp-AVE (read from the package).
 sysdeps:
 	@{ command -v ffmpeg && command -v chromium; } >/dev/null 2>&1 || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg chromium; }
