@@ -100,6 +100,12 @@ def test_probes_lists_names(capsys):
     assert code == 0
     names = [line.split()[0] for line in out.splitlines()[1:] if line[:1].strip()]
     assert names == probe_names() and {"energy", "flux", "onset", "motion", "hybrid", "vad"} <= set(names)
+    code, out, _ = run(capsys, "probes", "--json")
+    rows = {r["name"]: r for r in json.loads(out)}
+    # Probes whose weights nobody ships say so instead of "available"; energy and the shipped Silero VAD run as is.
+    needs = {n for n, r in rows.items() if r["needs_weights"]}
+    assert needs == {"ast", "clap", "linear", "panns", "transfer", "yamnet"}
+    assert not rows["energy"]["needs_weights"] and not rows["vad"]["needs_weights"]
 
 
 # ------------------------------------------------------------------------------------------- bad input

@@ -50,6 +50,25 @@ def test_vit_any_patch_and_unknown_model():
         cost_model("gpt-9")
 
 
+@pytest.mark.parametrize("typed,name", [
+    ("Qwen2.5-VL", "qwen2.5-vl"), ("Qwen/Qwen2.5-VL-7B-Instruct", "qwen2.5-vl"),
+    ("qwen2_5_vl-video", "qwen2.5-vl-video"),
+    ("Qwen2-VL-2B-Instruct", "qwen2-vl"), ("QWEN3-VL", "qwen3-vl"), ("Qwen/Qwen3-VL-8B-Instruct", "qwen3-vl"),
+    ("OpenGVLab/InternVL3-8B", "internvl"), ("InternVL2_5-4B", "internvl"), ("VIT-P16", "vit-p16"),
+    ("llava-hf/llava-onevision-qwen2-7b-ov-hf", "llava-onevision"), ("openai/clip-vit-base-patch32", "vit-p32")])
+def test_model_names_are_read_as_users_type_them(typed, name):
+    model = cost_model(typed)
+    assert model.name == name  # plans record the registered name
+    assert model.tokens(448, 448) == cost_model(name).tokens(448, 448)
+
+
+def test_a_mistyped_model_name_is_still_unknown():
+    with pytest.raises(UnknownNameError, match=r"unknown model 'qwen4-vl'"):
+        cost_model("Qwen4-VL")
+    with pytest.raises(UnknownNameError, match=r"unknown model 'intern-vl-x'"):
+        cost_model("Intern-VL-x")
+
+
 @pytest.mark.parametrize("hw,expected", [((480, 640), (476, 644)), ((224, 224), (224, 224)), ((28, 28), (56, 56)),
                                          ((1080, 1920), (1092, 1932)), ((100, 100), (112, 112))])
 def test_smart_resize_known_values(hw, expected):

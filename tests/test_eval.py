@@ -259,6 +259,20 @@ def test_encoder_errors(tmp_path):
         get_encoder("resnet")
 
 
+def test_quick_fills_only_what_was_not_given():
+    from earmark.errors import ConfigError
+    from earmark.eval.config import EvalConfig, with_defaults
+
+    full = with_defaults(EvalConfig())
+    assert (full.seeds, full.epochs, full.batch_size, full.curve_seeds, full.synth) == (5, 20, 32, 1, {})
+    quick = with_defaults(EvalConfig(quick=True))
+    assert (quick.seeds, quick.epochs, quick.batch_size, quick.synth["n"]) == (1, 12, 8, 90)
+    given = with_defaults(EvalConfig(quick=True, seeds=3, batch_size=16, patience=2, synth={"n": 40}))
+    assert (given.seeds, given.epochs, given.batch_size, given.patience, given.synth["n"]) == (3, 12, 16, 2, 40)
+    with pytest.raises(ConfigError, match="batch_size must be >= 1, got 0"):
+        with_defaults(EvalConfig(batch_size=0)).check()
+
+
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("eval") / "results"
@@ -280,6 +294,7 @@ def test_quick_eval_writes_an_equal_token_results_folder(quick_run):
         assert 0.0 <= row["accuracy_mean"] <= 1.0 and len(row["accuracy"]) == row["seeds"] == 1
         assert len(row["event_accuracy"]) == len(row["background_accuracy"]) == row["seeds"]
     assert doc["config"]["seeds"] == 1 and doc["dataset"]["clips"]["test"] >= 8
+    assert (doc["config"]["epochs"], doc["config"]["batch_size"]) == (12, 8)  # the quick defaults, recorded
     assert set(doc["recall"]["test"]) == {"anchored-energy", "anchored-flux", "anchored-onset", "random"}
     assert doc["recall"]["test"]["anchored-energy"]["recall@2,d0"] >= 0.8  # 10 dB events: the loud seconds
     assert {"dataset", "prepare_wall", "train_and_test"} <= set(doc["timing_s"])

@@ -159,3 +159,10 @@ def test_plan_prompt_and_report_take_the_index_anchor_options(events_mp4, tmp_pa
     walk(doc["messages"])
     assert len(found) == len(plan["frames"])
     assert all(f.startswith(str(moved / "m_frames")) and Path(f).is_file() for f in found)
+    # A file that is not a messages document is a one-line error naming it.
+    from earmark.errors import ConfigError
+
+    for text in ("{not json", json.dumps({"kind": "earmark.plan"}), json.dumps([1, 2])):
+        (tmp_path / "bad.json").write_text(text)
+        with pytest.raises(ConfigError, match=r"bad\.json: (cannot read|not an earmark messages document)"):
+            read_messages(tmp_path / "bad.json")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import jsonschema
 import numpy as np
@@ -77,6 +78,38 @@ def test_random_has_the_anchored_shape_at_seeded_slots():
     slots = {tuple(f.time_s for f in run("vit-p16", 1960, "random", seed=s)[1] if f.role == "anchor")
              for s in range(8)}
     assert len(slots) > 3  # the seed moves them
+
+
+def test_fixed_spread_is_the_anchored_shape_at_the_fallback_slots(events_mp4, tmp_path):
+    _, a, _, _ = run("vit-p16", 1960, "anchored")
+    _, f, used, _ = run("vit-p16", 1960, "fixed-spread", k=2)
+    assert sorted(shape(f)) == sorted(shape(a))  # same sizes, same tokens: only where the big frames go differs
+    assert [(x.time_s, x.width) for x in f if x.role == "anchor"] == [(2.5, 448), (7.5, 448)]
+    assert [u.source for u in used] == ["spread", "spread"]
+    _, f3, _, _ = run("vit-p16", 1960, "fixed-spread", k=3)
+    assert [x.time_s for x in f3 if x.role == "anchor"] == [1.5, 5.5, 8.5]  # centres of 3 equal parts
+    # It reads no audio: a copy of the video with the audio stripped gets the same plan.
+    import av
+
+    silent = tmp_path / "silent.mp4"
+    with av.open(str(events_mp4)) as src, av.open(str(silent), "w") as dst:
+        vin = src.streams.video[0]
+        vout = dst.add_stream_from_template(vin)
+        for packet in src.demux(vin):
+            if packet.dts is not None:
+                packet.stream = vout
+                dst.mux(packet)
+    def indexed_as_is(path):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", earmark.EarmarkWarning)  # "no audio stream": the point of the copy
+            tl = earmark.index(path, fallback="motion")
+        return earmark.IndexResult(info=earmark.info(path), timeline=tl, anchors=tuple(earmark.anchors(tl, k=2)),
+                                   anchor_config=earmark.AnchorConfig(k=2).to_dict())
+
+    plans = [earmark.plan(indexed_as_is(p), "vit-p16", 2352, "fixed-spread", k=2, frames=12, upscale=True)
+             for p in (events_mp4, silent)]
+    assert not earmark.info(silent).has_audio
+    assert plans[0].frames == plans[1].frames and plans[0].anchors == plans[1].anchors
 
 
 def test_oracle_anchors_fall_inside_truth():
@@ -189,7 +222,8 @@ def test_budget_too_small_and_bad_settings_say_what_would_work():
                                                   r"most 6\)") as e:
         run("vit-p16", 100, "uniform")
     assert e.value.minimum == 160
-    with pytest.raises(UnknownNameError, match="valid strategys: anchored, dense-at-anchors, oracle, random"):
+    with pytest.raises(UnknownNameError,
+                       match="valid strategies: anchored, dense-at-anchors, fixed-spread, oracle, random"):
         run("vit-p16", 1960, "best")
     with pytest.raises(ConfigError, match="no context frames"):
         run("vit-p16", 1960, "anchored", frames=2)

@@ -205,6 +205,36 @@ def test_ignore_speech_removes_speech_windows(events_mp4, tmp_path):
     assert set(top(hybrid, 3)).isdisjoint(EVENT_SECONDS) and "windows with speech removed" in hybrid.notes[-1]
 
 
+def test_speech_windows_count_a_speech_onset_late_in_a_window():
+    from earmark.index import speech_windows
+    from earmark.probes.base import WindowGrid
+
+    grid = WindowGrid(8, 0.5, 1.0)  # windows [0, 1), [0.5, 1.5), ... [3.5, 4.5)
+    p = np.zeros(460)
+    p[266:] = 0.9  # the VAD says speech from 2.66 s (it reports ~0.05 s late: speech began ~2.6 s)
+    # Window [2, 3) holds 0.4 s of speech: its mean probability (0.37) is under 0.5, but it is speech.
+    assert speech_windows(p, grid, 160).tolist() == [False, False, False, False, True, True, True, True]
+    p[:] = 0
+    p[300:305] = 0.9  # a 50 ms blip (+0.1 s of VAD latency) covers less than SPEECH_MIN_S of any window
+    assert not speech_windows(p, grid, 160).any()
+
+
+def test_ignore_speech_removes_a_window_where_speech_starts_mid_window(media_dir, tmp_path):
+    from conftest import SMALL, events_audio
+    from earmark.synth import Event
+
+    weights = fake_vad_onnx(tmp_path / "vad.onnx")  # "speech" = loud
+    path = media_dir / "late_onset.mp4"
+    write_media(path, 12.0, events_audio(events=(Event("noise", 6.6, 8.0),)), SR, video=SMALL)
+    plain = earmark.index(path, probe="energy", hop_s=0.5, window_s=1.0)
+    onset = 12  # window [6, 7): 0.4 s of the sound, loud enough to be among the top windows
+    assert onset in top(plain, 4)
+    tl = earmark.index(path, probe="energy", hop_s=0.5, window_s=1.0, ignore_speech=weights)
+    removed = np.flatnonzero(tl.scores != plain.scores).tolist()
+    assert removed[0] == onset and removed[-1] in (15, 16)  # [6, 7) ... [7.5, 8.5) at the latest
+    assert onset not in top(tl, 4)
+
+
 def test_vad_bad_weights_are_clear_errors(events_mp4, tmp_path):
     txt = tmp_path / "vad.onnx"
     txt.write_text("not a model")

@@ -238,6 +238,34 @@ def test_report_escapes_file_names(tmp_path, page):
     assert page.problems == []
 
 
+def test_report_with_a_plan_shows_the_plans_anchors_in_chromium(events_mp4, tmp_path, page):
+    """The page marks the anchors the plan was made with (k=1 here), not those of the index's default K."""
+    plan_file = tmp_path / "plan.json"
+    assert main(["plan", str(events_mp4), "--model", "vit-p16", "--budget", "1000", "--k", "1", "--mode", "topk",
+                 "--out", str(plan_file), "-q"]) == 0
+    plan = json.loads(plan_file.read_text())
+    times = [a["time_s"] for a in plan["anchors"]]
+    assert len(times) == 1
+    out = tmp_path / "r.html"
+    assert main(["report", str(events_mp4), "--plan", str(plan_file), "--out", str(out)]) == 0
+    page.goto(out.as_uri())
+    shown = page.eval_on_selector_all("line.plan-anchor", "els => els.map(e => +e.dataset.t)")
+    curves = page.eval_on_selector_all("g.curve", "gs => Object.fromEntries(gs.map(g => [g.dataset.probe, "
+                                       "[...g.querySelectorAll('line.anchor')].map(e => +e.dataset.t)]))")
+    assert shown == pytest.approx(times) and curves["energy"] == pytest.approx(times)
+    # The other probes' curves mark their own anchors under the plan's settings: one each (k=1), not the default.
+    assert set(curves) == {"energy", "flux", "onset"} and all(len(t) == 1 for t in curves.values())
+    assert page.locator("image.thumb").count() == len(plan["frames"])
+    assert page.problems == []
+    # A hand-edited plan whose anchor settings make no sense is a one-line error naming the plan file.
+    for bad in ({"mode": "loudest"}, {"k": -1}, {"colour": "red"}):
+        plan["config"]["anchor_settings"] = {**plan["config"]["anchor_settings"], **bad}
+        plan_file.write_text(json.dumps(plan))
+        assert main(["report", str(events_mp4), "--plan", str(plan_file), "--out", str(tmp_path / "bad.html")]) == 1
+        plan["config"]["anchor_settings"] = {k: v for k, v in plan["config"]["anchor_settings"].items() if k not in bad}
+    assert not (tmp_path / "bad.html").exists()
+
+
 def test_report_with_assets_dir(demo, tmp_path):
     out = tmp_path / "page.html"
     idx = demo.video.parent / "index.energy.json"

@@ -47,7 +47,8 @@ class SchemaError(EarmarkError):
 
 def unknown_name(kind: str, name: str, valid: list[str] | tuple[str, ...], sort: bool = True) -> UnknownNameError:
     """Build the error for an unregistered name, listing what is valid (sorted unless ``sort=False``)."""
-    return UnknownNameError(f"unknown {kind} {name!r}; valid {kind}s: {', '.join(sorted(valid) if sort else valid)}")
+    kinds = kind[:-1] + "ies" if kind.endswith("y") and kind[-2:-1] not in "aeiou" else kind + "s"
+    return UnknownNameError(f"unknown {kind} {name!r}; valid {kinds}: {', '.join(sorted(valid) if sort else valid)}")
 
 
 class EarmarkWarning(UserWarning):

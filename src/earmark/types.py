@@ -19,10 +19,11 @@ from .errors import SchemaError
 SCHEMA_VERSION = 1
 """Version of the saved document layout (``earmark.index`` JSON); bump on incompatible change."""
 
-AnchorSource = Literal["audio", "visual", "hybrid", "transfer", "fallback", "oracle", "random"]
-ANCHOR_SOURCES: tuple[str, ...] = ("audio", "visual", "hybrid", "transfer", "fallback", "oracle", "random")
+AnchorSource = Literal["audio", "visual", "hybrid", "transfer", "fallback", "oracle", "random", "spread"]
+ANCHOR_SOURCES: tuple[str, ...] = ("audio", "visual", "hybrid", "transfer", "fallback", "oracle", "random", "spread")
 """Where an anchor came from: the probe family that scored it (audio, visual, hybrid, transfer), evenly spaced
-because nothing stood out (fallback), or a planner strategy (oracle, random)."""
+because nothing stood out (fallback), or a planner strategy (oracle, random, and spread: the fixed-spread
+baseline's evenly spaced slots, chosen without reading anything)."""
 
 
 def f32_list(values: np.ndarray) -> list[float]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -530,13 +531,41 @@ def cost_model_names() -> list[str]:
     return [*sorted([*_MODELS, *QWEN_MODELS]), "vit-pP (any patch P)", "custom:FORMULA (in w and h)"]
 
 
+_QWEN_NAME = re.compile(r"qwen(\d(?:\.\d)?)-?vl(?P<rest>.*)")
+
+
+def canonical_model_name(name: str) -> str:
+    """The registered cost-model name for what users type: any case, a Hugging Face repo id, ``_`` for ``.``.
+
+    ``Qwen/Qwen2.5-VL-7B-Instruct`` -> ``qwen2.5-vl``, ``Qwen2_5_VL-video`` -> ``qwen2.5-vl-video``,
+    ``OpenGVLab/InternVL3-8B`` -> ``internvl``, ``llava-hf/llava-onevision-qwen2-7b-ov-hf`` -> ``llava-onevision``,
+    ``google/siglip-so400m-patch14-384`` -> ``vit-p14``. Names it does not recognise come back lower-cased;
+    ``custom:`` formulas come back unchanged.
+    """
+    if name.startswith("custom:"):
+        return name
+    n = name.strip().lower().rsplit("/", 1)[-1]
+    n = re.sub(r"(\d)_(\d)", r"\1.\2", n).replace("_", "-")
+    if m := _QWEN_NAME.fullmatch(n):
+        return f"qwen{m[1]}-vl" + ("-video" if "video" in m["rest"] else "")
+    if re.fullmatch(r"internvl[\d.]*(-.*)?", n):
+        return "internvl"
+    if n.startswith("llava-onevision"):
+        return "llava-onevision"
+    if not n.startswith("vit-p") and (m := re.search(r"(?:^|-)patch(\d+)(?:-|$)", n)):
+        return f"vit-p{m[1]}"
+    return n
+
+
 def cost_model(name: str, processor_dir: str | Path | None = None) -> CostModel:
-    """The cost model registered as ``name`` (``vit-p<P>`` works for any patch size P).
+    """The cost model registered as ``name`` (``vit-p<P>`` works for any patch size P). Names are read as
+    :func:`canonical_model_name` reads them (any case, Hugging Face repo ids).
 
     ``processor_dir`` (Qwen models only): a local folder with the model's processor configs
     (``preprocessor_config.json``, ``video_preprocessor_config.json``) to read the limits from instead of the
     released ones (see :func:`qwen_limits`).
     """
+    name = canonical_model_name(name)
     if name in QWEN_MODELS:
         family, mode = QWEN_MODELS[name]
         return QwenVLCost(family, mode, qwen_limits(family, processor_dir))

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..anchors import AnchorConfig
+from ..anchors import AnchorConfig, uniform_indices
 from ..anchors import anchors as choose
 from ..errors import ConfigError, NoVideoStreamError, unknown_name
 from ..types import Anchor, Plan, PlannedFrame, PlanVideo
@@ -62,8 +62,8 @@ class PlanConfig:
     interpolated ones (sizes are capped at the largest legal size at or below the source, see
     :func:`source_levels`). The eval protocol turns it on to keep its fixed 448/224/112 shapes on small videos."""
     shape: str | None = None
-    """Shape of ``random`` and ``oracle`` plans: ``anchored`` (more pixels) or ``dense`` (more frames);
-    default anchored, or dense for models whose frames all cost the same."""
+    """Shape of ``random``, ``oracle`` and ``fixed-spread`` plans: ``anchored`` (more pixels) or ``dense`` (more
+    frames); default anchored, or dense for models whose frames all cost the same."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"strategy": self.strategy, "k": self.k, "frames": self.frames, "ratio": self.ratio,
@@ -412,7 +412,7 @@ def _dense(p: _Problem, regions: Sequence[tuple[float, float]], ratio: float) ->
     return slots
 
 
-STRATEGIES = ("uniform", "anchored", "dense-at-anchors", "random", "oracle")
+STRATEGIES = ("uniform", "anchored", "dense-at-anchors", "random", "oracle", "fixed-spread")
 SHAPES = ("anchored", "dense")
 
 
@@ -427,6 +427,15 @@ def random_anchors(duration_s: float, slot_centres: Sequence[float], k: int, see
     return [Anchor(index=i, time_s=slot_centres[i], start_s=_t(max(0.0, slot_centres[i] - spacing / 2)),
                    end_s=_t(min(duration_s, slot_centres[i] + spacing / 2)), score=0.0, confidence=0.0,
                    source="random") for i in picks]
+
+
+def spread_anchors(duration_s: float, slot_centres: Sequence[float], k: int) -> list[Anchor]:
+    """The fixed-spread baseline: K slots evenly spaced over the video (where the anchors fall back to when no
+    window stands out), chosen without reading the audio or the picture: the anchored shape with no index."""
+    spacing = duration_s / len(slot_centres)
+    return [Anchor(index=i, time_s=slot_centres[i], start_s=_t(max(0.0, slot_centres[i] - spacing / 2)),
+                   end_s=_t(min(duration_s, slot_centres[i] + spacing / 2)), score=0.0, confidence=0.0,
+                   source="spread") for i in uniform_indices(len(slot_centres), k)]
 
 
 def oracle_anchors(duration_s: float, slot_centres: Sequence[float], k: int,
@@ -463,9 +472,9 @@ def plan_frames(model: CostModel, duration_s: float, width: int, height: int, bu
                 upscale: bool = True) -> tuple[int, list[PlannedFrame], list[Anchor], list[str]]:
     """The pure core of :func:`plan`: (target tokens, planned frames, anchors used, notes) for plain numbers.
 
-    ``anchors`` place the anchored and dense strategies; ``random`` and ``oracle`` draw ``k`` (default
-    ``len(anchors)``) slots of their own and take the ``shape`` of ``anchored`` (more pixels) or ``dense``
-    (more frames); by default anchored, or dense for models whose frames all cost the same.
+    ``anchors`` place the anchored and dense strategies; ``random``, ``oracle`` and ``fixed-spread`` draw ``k``
+    (default ``len(anchors)``) slots of their own and take the ``shape`` of ``anchored`` (more pixels) or
+    ``dense`` (more frames); by default anchored, or dense for models whose frames all cost the same.
     """
     if strategy not in STRATEGIES:
         raise unknown_name("strategy", strategy, STRATEGIES)
@@ -508,19 +517,20 @@ def plan_frames(model: CostModel, duration_s: float, width: int, height: int, bu
     centres = [float(np.mean(g)) for g in _group_times(slot_times(duration_s, n_slots * per_slot), per_slot)]
 
     k = len(anchors) if k is None else k
-    if strategy in ("random", "oracle") and k > n_slots:
+    if strategy in ("random", "oracle", "fixed-spread") and k > n_slots:
         raise ConfigError(f"k={k} anchors asked for, but only {n_slots} slots are planned")
     used: list[Anchor] = {
         "uniform": lambda: [],
         "random": lambda: random_anchors(duration_s, centres, k, seed),
         "oracle": lambda: oracle_anchors(duration_s, centres, k, truth),
+        "fixed-spread": lambda: spread_anchors(duration_s, centres, k),
     }.get(strategy, lambda: list(anchors))()
     # Anchors claim slots best first (ties: earlier), so the strongest keeps its moment.
     picks = [(a.time_s, i) for i, a in sorted(enumerate(used), key=lambda x: (-x[1].score, x[1].time_s))]
     notes: list[str] = []
     if strategy == "uniform":
         slots = _uniform(problem)
-    elif strategy == "dense-at-anchors" or (shape == "dense" and strategy in ("random", "oracle")):
+    elif strategy == "dense-at-anchors" or (shape == "dense" and strategy in ("random", "oracle", "fixed-spread")):
         slots = _dense(problem, [(a.start_s, a.end_s) for a in used], ratio)
     else:
         slots, notes = _anchored(problem, picks, ratio)
@@ -552,7 +562,9 @@ def plan(source, model: str | CostModel, budget: int, strategy: str = "anchored"
 
     Strategies: ``uniform``, ``anchored`` (anchor frames ``ratio`` times the side of the others),
     ``dense-at-anchors`` (``ratio`` times the frame rate inside anchor regions), ``random`` (the anchored
-    shape at seeded random slots), ``oracle`` (anchors inside the ``truth`` intervals).
+    shape at seeded random slots), ``oracle`` (anchors inside the ``truth`` intervals), ``fixed-spread`` (the
+    anchored shape at K evenly spaced slots: the baseline that reads no audio, so anchored minus fixed-spread is
+    what the index adds).
     """
     cfg = replace(config or PlanConfig(), strategy=strategy, **overrides)
     cm = cost_model(model) if isinstance(model, str) else model
@@ -584,12 +596,13 @@ def plan(source, model: str | CostModel, budget: int, strategy: str = "anchored"
     if fit not in FITS:
         raise unknown_name("fit", fit, FITS)
     found: Sequence[Anchor] = ()
+    # The index's anchor settings (mode, gap, dilation, offset) hold; only K comes from the plan.
+    stored = {k: v for k, v in source.anchor_config.items() if k in AnchorConfig.__dataclass_fields__}
+    anchor_settings = AnchorConfig(**{**stored, "k": cfg.k}).to_dict()
     if strategy in ("anchored", "dense-at-anchors") and cfg.k > 0:
-        # The index's anchor settings (gap, dilation, offset) hold; only K comes from the plan.
         if len(source.anchors) == cfg.k:  # the index's own anchors, as chosen and saved
             found = source.anchors
         else:
-            stored = {k: v for k, v in source.anchor_config.items() if k in AnchorConfig.__dataclass_fields__}
             found = choose(timeline, k=cfg.k, config=AnchorConfig(**stored))
     target, frames, used, notes = plan_frames(cm, duration, width, height, budget, strategy, found,
                                               frames=n_frames, k=cfg.k, ratio=cfg.ratio, aspect=aspect,
@@ -605,7 +618,7 @@ def plan(source, model: str | CostModel, budget: int, strategy: str = "anchored"
                 strategy=strategy, budget=int(budget), target_tokens=target, frames=tuple(frames),
                 anchors=tuple(used), seed=cfg.seed if strategy == "random" else None,
                 config={**cfg.to_dict(), "aspect": aspect, "fit": fit, "frames": n_frames,
-                        "probe": timeline.probe}, fit=fit, notes=tuple(notes))
+                        "probe": timeline.probe, "anchor_settings": anchor_settings}, fit=fit, notes=tuple(notes))
 
 
 def _display_size(width: int, height: int, rotation: int) -> tuple[int, int]:

@@ -24,7 +24,7 @@ from ..media.frames import FRAME_FORMATS, SEEK_POLICIES, save_frames
 from ..media.probe import info as probe_info
 from ..probes import get_probe, probe_classes, probe_names, window_grid
 from ..sinks.export import output_kind, read_index, read_plan, read_truth, write_plan, write_results
-from ..types import IndexResult
+from ..types import IndexResult, Plan
 from .render import index_header, index_table, info_table, plan_summary, plan_table, sparkline
 
 
@@ -135,13 +135,15 @@ def info_cmd(videos: tuple[str, ...], as_json: bool) -> None:
 @cli.command("probes")
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 def probes_cmd(as_json: bool) -> None:
-    """List the probes earmark can index with: what each reads, needs, and whether it can run here."""
+    """List the probes earmark can index with: what each reads, needs, and whether it can run here ("needs
+    weights": its extra is installed, and it runs once you give --probe-weights)."""
     rows = []
     for name, cls in sorted(probe_classes().items()):
         why = cls.unavailable()
         settings = {f.name: f.default for f in dataclasses.fields(cls.Config)}
         rows.append({"name": name, "kind": cls.kind, "summary": cls.summary, "raw_unit": cls.raw_unit,
-                     "needs": cls.needs or "-", "available": why is None, "why_not": why, "settings": settings})
+                     "needs": cls.needs or "-", "available": why is None, "why_not": why,
+                     "needs_weights": cls.needs_weights, "settings": settings})
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
@@ -151,7 +153,8 @@ def probes_cmd(as_json: bool) -> None:
     for col in ("probe", "reads", "what it scores", "needs", "available"):
         t.add_column(col)
     for r in rows:
-        ok = "[green]yes[/]" if r["available"] else f"[red]no[/] ({r['why_not']})"
+        ok = (f"[red]no[/] ({r['why_not']})" if not r["available"] else
+              "[yellow]needs weights[/] (--probe-weights)" if r["needs_weights"] else "[green]yes[/]")
         t.add_row(f"[bold]{r['name']}[/]", r["kind"], r["summary"], r["needs"], ok)
     _console().print(t)
 
@@ -312,9 +315,13 @@ def _truth(spec: str | None) -> list[tuple[float, float]]:
     return [(p[0], p[1]) for p in pairs]
 
 
+MODEL_HELP = (f"Target model: {', '.join(cost_model_names())}. Any case; Hugging Face ids work too "
+              "(Qwen/Qwen2.5-VL-7B-Instruct, OpenGVLab/InternVL3-8B).")
+
+
 @cli.command("plan")
 @click.argument("source", type=click.Path(path_type=str))
-@click.option("--model", required=True, metavar="NAME", help=f"Target model: {', '.join(cost_model_names())}.")
+@click.option("--model", required=True, metavar="NAME", help=MODEL_HELP)
 @click.option("--budget", type=int, required=True, help="Visual tokens to spend.")
 @click.option("--strategy", default=_P.strategy, show_default=True, type=click.Choice(STRATEGIES))
 @plan_options
@@ -366,7 +373,7 @@ def extract_cmd(video: str, plan_path: str, out_dir: str, fmt: str, seek: str, q
 
 @cli.command("prompt")
 @click.argument("source", type=click.Path(path_type=str))
-@click.option("--model", default=None, metavar="NAME", help=f"Target model: {', '.join(cost_model_names())}.")
+@click.option("--model", default=None, metavar="NAME", help=MODEL_HELP)
 @click.option("--budget", type=int, default=None, help="Visual tokens to spend.")
 @click.option("--question", required=True, help="The question for the model.")
 @click.option("--plan", "plan_file", type=click.Path(dir_okay=False, path_type=str), default=None,
@@ -505,6 +512,26 @@ def _register_eval() -> None:
     cli.add_command(eval_group)
 
 
+def _with_plan_anchors(result: IndexResult, plan: Plan, plan_file: str) -> IndexResult:
+    """``result`` as the report shows it beside ``plan``: the plan's own anchors on the plan's probe; other probes'
+    anchors chosen with the plan's anchor settings (K, mode, gap ...) so every curve answers the same question."""
+    settings = plan.config.get("anchor_settings")
+    if result.timeline.probe == plan.config.get("probe", result.timeline.probe):
+        return dataclasses.replace(result, anchors=plan.anchors,
+                                   anchor_config={**result.anchor_config, **(settings or {}), "k": len(plan.anchors)})
+    if not isinstance(settings, dict):  # a plan from before anchor_settings were saved: the curve keeps its own
+        return result
+    try:
+        cfg = AnchorConfig(**settings)
+    except TypeError as e:
+        raise ConfigError(f"{plan_file}: bad anchor_settings in config ({e})") from None
+    try:
+        chosen = tuple(anchors(result.timeline, config=cfg))
+    except ConfigError as e:
+        raise ConfigError(f"{plan_file}: bad anchor_settings in config ({e})") from None
+    return dataclasses.replace(result, anchors=chosen, anchor_config=cfg.to_dict())
+
+
 @cli.command("report")
 @click.argument("source", type=click.Path(path_type=str))
 @click.option("--probe", "probes", default="energy,flux,onset", show_default=True,
@@ -540,8 +567,7 @@ def report_cmd(source: str, probes: str, plan_file: str | None, truth: str | Non
     else:
         results = [_load_source(source, n, con, True, probe_kw, anchor_cfg) for n in names]
     if p is not None:  # the plan's anchors and settings, not a second choice that could disagree with them
-        results = [dataclasses.replace(r, anchors=p.anchors, anchor_config={**r.anchor_config, "k": len(p.anchors)})
-                   if r.timeline.probe == p.config.get("probe", r.timeline.probe) else r for r in results]
+        results = [_with_plan_anchors(r, p, plan_file) for r in results]
     labels = []
     if truth and Path(truth).suffix.lower() == ".json":
         doc = json.loads(Path(truth).read_text())

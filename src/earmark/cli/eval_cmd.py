@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .._extras import require_extra
 from ..anchors import ANCHOR_MODES
 from ..errors import ConfigError
-from ..eval.config import HEADS, MAIN_STRATEGIES, EvalConfig
+from ..eval.config import HEADS, MAIN_STRATEGIES, QUICK_DEFAULTS, QUICK_SYNTH_CLIPS, RUN_DEFAULTS, EvalConfig
 from ..eval.synthave import SynthConfig
 
 _E = EvalConfig()
@@ -39,6 +39,10 @@ def _progress(con: Console, quiet: bool):
     return bar, update
 
 
+def _run_default(name: str) -> str:
+    return f"[default: {RUN_DEFAULTS[name]}; with --quick: {QUICK_DEFAULTS[name]}]"
+
+
 def _protocol_options(f):
     opts = [
         click.option("--encoder", default=_E.encoder, show_default=True,
@@ -58,11 +62,12 @@ def _protocol_options(f):
                      help="Weights of a model probe among --probes (e.g. panns=Cnn14_16k.pth); repeatable."),
         click.option("--strategies", default=",".join(_E.strategies), show_default=True,
                      help=f"Any of {', '.join(MAIN_STRATEGIES)} (uniform-448 always runs, for the resolution table)."),
-        click.option("--seeds", type=int, default=_E.seeds, show_default=True, help="Training seeds (paired)."),
-        click.option("--epochs", type=int, default=_E.epochs, show_default=True),
+        click.option("--seeds", type=int, default=None,
+                     help=f"Training seeds (paired)  {_run_default('seeds')}"),
+        click.option("--epochs", type=int, default=None, help=_run_default("epochs")),
         click.option("--lr", type=float, default=_E.lr, show_default=True),
         click.option("--weight-decay", type=float, default=_E.weight_decay, show_default=True),
-        click.option("--batch-size", type=int, default=_E.batch_size, show_default=True),
+        click.option("--batch-size", type=int, default=None, help=_run_default("batch_size")),
         click.option("--hidden", type=int, default=_E.hidden, show_default=True, help="Width of the trained head."),
         click.option("--class-weight", type=click.Choice(["none", "balanced"]), default=_E.class_weight,
                      show_default=True, help="Loss weighting per label; balanced for sparse events (long clips)."),
@@ -70,7 +75,7 @@ def _protocol_options(f):
                      help="Early stopping: epochs without a better val accuracy (0: train all --epochs)."),
         click.option("--curve-budgets", default=None,
                      help="Budgets of the accuracy–token curve  [default: Uniform-112's, 1000 per 10 s, --budget]"),
-        click.option("--curve-seeds", type=int, default=_E.curve_seeds, show_default=True),
+        click.option("--curve-seeds", type=int, default=None, help=_run_default("curve_seeds")),
         click.option("--offset", "anchor_offset_s", type=float, default=_E.anchor_offset_s, show_default=True,
                      help="Anchor AV-offset correction (picture minus sound, seconds)."),
         click.option("--dilate", "dilate_s", type=float, default=_E.dilate_s, show_default=True),
@@ -85,7 +90,9 @@ def _protocol_options(f):
         click.option("--workers", type=int, default=None, help="Processes for the per-clip work (default: up to 2)."),
         click.option("--cache", type=click.Path(path_type=str), default=None,
                      help="Feature/SynthAVE cache folder (default: OUT/cache)."),
-        click.option("--quick", is_flag=True, help="A tiny subset and one seed (smoke runs, CI)."),
+        click.option("--quick", is_flag=True,
+                     help=f"A small run for smoke tests and CI ({QUICK_SYNTH_CLIPS} SynthAVE clips, the smaller "
+                          "training defaults); options you give are kept."),
         click.option("--limit", default=None, metavar="TRAIN,VAL,TEST", help="Use the first N clips of each split."),
         click.option("--strict", is_flag=True, help="Fail when videos listed in the split files are missing."),
         click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,

@@ -45,11 +45,14 @@ class EvalConfig:
     probe_weights: dict[str, str] = field(default_factory=dict)
     """Weights of model probes among ``probes`` (e.g. ``{"panns": "Cnn14_16k.pth"}``)."""
     strategies: tuple[str, ...] = MAIN_STRATEGIES
-    seeds: int = 5
-    epochs: int = 20
+    seeds: int | None = None
+    """Head seeds per strategy; None: 5 (1 with ``quick``; see :data:`RUN_DEFAULTS`)."""
+    epochs: int | None = None
+    """None: 20 (12 with ``quick``)."""
     lr: float = 1e-3
     weight_decay: float = 0.01
-    batch_size: int = 32
+    batch_size: int | None = None
+    """None: 32 (8 with ``quick``)."""
     hidden: int = 32
     class_weight: str = "none"
     """``none`` or ``balanced``: weight the training loss per label by n / (classes present × count), as
@@ -66,8 +69,8 @@ class EvalConfig:
     """Budgets of the accuracy–token curve (uniform also gets the all-448 point from the resolution table); None:
     Uniform-112's, 1000 per 10 s and the main budget (490, 1000, 1960 for AVE's 10 s; ``--quick``: the first and
     last)."""
-    curve_seeds: int = 1
-    """Seeds of the curve-only runs (budgets between the main ones, and uniform-448); more give error bars."""
+    curve_seeds: int | None = None
+    """None: 1. Seeds of the curve-only runs (budgets between the main ones, and uniform-448); more give error bars."""
     anchor_offset_s: float = 0.0
     dilate_s: float = 0.0
     min_score: float = 3.0
@@ -84,6 +87,8 @@ class EvalConfig:
     high_size: int = 448
     workers: int | None = None
     quick: bool = False
+    """A small run for smoke tests and CI: the settings left as None take :data:`QUICK_DEFAULTS`, SynthAVE
+    makes 90 clips unless ``synth["n"]`` says otherwise; settings given explicitly are kept."""
     limit: dict[str, int] | None = None
     cache: str | None = None
     strict: bool = False
@@ -119,17 +124,29 @@ class EvalConfig:
             raise ConfigError(f"unknown class weighting {self.class_weight!r}: use {' or '.join(CLASS_WEIGHTS)}")
         if self.patience is not None and self.patience < 1:
             raise ConfigError(f"patience must be >= 1 (or None: fixed epochs), got {self.patience}")
-        if self.seeds < 1 or self.epochs < 1 or (self.k is not None and self.k < 1):
-            raise ConfigError(f"seeds, epochs and k must be >= 1, got {self.seeds}, {self.epochs}, {self.k}")
+        for name in ("seeds", "epochs", "batch_size", "curve_seeds", "k"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be >= 1, got {value}")
         check_anchor_config(AnchorConfig(k=self.k or 1, mode=self.anchor_mode, min_gap_s=self.min_gap_s,  # type: ignore[arg-type]
                                          dilate_s=self.dilate_s), 10**6, float("inf"))
         cost_model(self.model)  # unknown model names fail here
 
 
-def quick_config(cfg: EvalConfig) -> EvalConfig:
-    """``--quick``: a tiny subset and one seed (what the tests and CI run)."""
-    return replace(cfg, seeds=1, epochs=min(cfg.epochs, 12), patience=None, curve_seeds=1, batch_size=8,
-                   synth={**cfg.synth, "n": cfg.synth.get("n") or 90})
+RUN_DEFAULTS: dict[str, int] = {"seeds": 5, "epochs": 20, "batch_size": 32, "curve_seeds": 1}
+"""Training settings of a full run (fields of :class:`EvalConfig` left as None)."""
+QUICK_DEFAULTS: dict[str, int] = {"seeds": 1, "epochs": 12, "batch_size": 8, "curve_seeds": 1}
+"""The same for ``quick`` runs (what the tests and CI run)."""
+QUICK_SYNTH_CLIPS = 90
+
+
+def with_defaults(cfg: EvalConfig) -> EvalConfig:
+    """``cfg`` with the training settings left as None filled in (quick or full); given ones are kept."""
+    defaults = QUICK_DEFAULTS if cfg.quick else RUN_DEFAULTS
+    fill: dict[str, Any] = {k: v for k, v in defaults.items() if getattr(cfg, k) is None}
+    if cfg.quick and not cfg.synth.get("n"):
+        fill["synth"] = {**cfg.synth, "n": QUICK_SYNTH_CLIPS}
+    return replace(cfg, **fill)
 
 
 def for_segments(cfg: EvalConfig, segments: int) -> EvalConfig:

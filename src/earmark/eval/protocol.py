@@ -35,8 +35,8 @@ from .config import (  # noqa: F401  (re-exported: the protocol's public names)
     EvalConfig,
     ProgressFn,
     for_segments,
-    quick_config,
     uniform_budget,
+    with_defaults,
 )
 from .datasets import Clip, Dataset, load_ave
 from .prepare import AUDIO_DIM, ClipJob, ClipResult, PlanRequest, run_clip_safe, time_key
@@ -225,6 +225,7 @@ def train_and_test(cfg: EvalConfig, train: SplitData, val: SplitData, test: Spli
 
     from .heads import Head
 
+    cfg = with_defaults(cfg)
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -376,8 +377,7 @@ def run_eval(cfg: EvalConfig, out_dir: str | Path, progress: ProgressFn | None =
     """Run the protocol and write ``out_dir`` (results.json, table.md, curve.png/csv, videos/). Returns results."""
     from . import report, stats
 
-    if cfg.quick:
-        cfg = quick_config(cfg)
+    cfg = with_defaults(cfg)
     cfg.check()
     from .encoders import get_encoder
 

@@ -120,6 +120,8 @@ class Probe(ABC):
     """What the probe reads: the audio track (streamed frames), the picture (thumbnails), or both."""
     needs: ClassVar[str] = ""
     """What the probe needs beyond earmark's core (an optional extra, a weights file), for ``earmark probes``."""
+    needs_weights: ClassVar[bool] = False
+    """True when no weights ship with earmark or its extras: the user gives them (``--probe-weights``)."""
     hold_after_audio_end: ClassVar[bool] = False
     """Repeat the last clean frame value past the end of the audio instead of analysing the zero padding
     (cutting a sound to silence looks like an onset to spectral probes; to an energy probe it is silence)."""

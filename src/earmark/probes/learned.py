@@ -231,6 +231,7 @@ class LinearProbe(Probe):
     reduce = "mean"
     summary = "classifier trained on labelled seconds (earmark train-probe); learned eventness"
     needs = "extra 'eval' (torch) and --probe-weights from `earmark train-probe`"
+    needs_weights = True
 
     @classmethod
     def unavailable(cls) -> str | None:

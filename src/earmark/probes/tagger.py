@@ -90,6 +90,7 @@ class TaggerProbe(Probe):
     frame_length = FRAME_HOP
     default_activation: ClassVar[str] = "sigmoid"
     weights_help: ClassVar[str] = ""
+    needs_weights = True
     requires: ClassVar[tuple[tuple[str, str], ...]] = ()
     """(package, extra) pairs the model family needs."""
 

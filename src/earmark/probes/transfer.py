@@ -232,6 +232,7 @@ class TransferProbe(VisualProbe):
     raw_unit = "predicted eventness"
     summary = "visual scorer trained to predict audio eventness (earmark train-transfer); needs no audio"
     needs = "extra 'eval' (torch) and --probe-weights from `earmark train-transfer`"
+    needs_weights = True
 
     @classmethod
     def unavailable(cls) -> str | None:

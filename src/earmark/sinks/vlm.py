@@ -294,8 +294,11 @@ def read_messages(path: str | Path) -> dict[str, Any]:
     import json
 
     path = Path(path)
-    doc = json.loads(path.read_text())
-    if not isinstance(doc, dict) or doc.get("kind") != MESSAGES_KIND:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise ConfigError(f"{path}: cannot read a messages document ({type(e).__name__}: {e})") from None
+    if not isinstance(doc, dict) or doc.get("kind") != MESSAGES_KIND or not isinstance(doc.get("messages"), list):
         raise ConfigError(f"{path}: not an earmark messages document")
     base = path.resolve().parent
 
