@@ -23,6 +23,8 @@ from ..index import index as run_index
 from ..media.frames import FRAME_FORMATS, SEEK_POLICIES, save_frames
 from ..media.probe import info as probe_info
 from ..probes import get_probe, probe_classes, probe_names, window_grid
+from ..probes.train import DATASETS as TRAIN_DATASETS
+from ..probes.train import TrainProbeConfig
 from ..sinks.export import output_kind, read_index, read_plan, read_truth, write_plan, write_results
 from ..types import IndexResult, Plan
 from .render import index_header, index_table, info_table, plan_summary, plan_table, sparkline
@@ -454,30 +456,51 @@ def demo_cmd(out_dir: Path, quiet: bool) -> None:
 
 
 @cli.command("train-probe")
-@click.option("--dataset", type=click.Choice(["synth", "ave"]), default="synth", show_default=True)
-@click.option("--root", required=True, type=click.Path(path_type=str),
-              help="The AVE folder, or a SynthAVE folder (`earmark eval synth --make DIR`).")
-@click.option("--embed", default="logmel-stats", show_default=True,
+@click.option("--dataset", type=click.Choice(list(TRAIN_DATASETS)), default=TrainProbeConfig.dataset,
+              show_default=True,
+              help="synth / ave: labelled clips under --root; sounds: mixtures of real recordings from Debian "
+                   "packages (tuxpaint-stamps-default, asterisk-moh-opsound-wav, asterisk-core-sounds-en-wav), "
+                   "how the shipped `learned` probe is made.")
+@click.option("--root", default=None, type=click.Path(path_type=str),
+              help="The AVE folder, or a SynthAVE folder (`earmark eval synth --make DIR`); not with sounds.")
+@click.option("--embed", default=TrainProbeConfig.embed, show_default=True,
               help="Frozen audio embedding the probe reads: logmel-stats (per window), or a tagger's embedding "
                    "TAGGER:PATH with TAGGER ast, clap (folders), panns (.pth) or yamnet (.onnx).")
-@click.option("--hidden", type=int, default=32, show_default=True, help="Hidden units (0: logistic regression).")
-@click.option("--epochs", type=int, default=40, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--context", "context_s", type=float, default=TrainProbeConfig.context_s, show_default=True,
+              help="Also read each window's difference from the median of the windows within this many seconds "
+                   "(0: the window alone).")
+@click.option("--hidden", type=int, default=TrainProbeConfig.hidden, show_default=True,
+              help="Hidden units (0: logistic regression).")
+@click.option("--epochs", type=int, default=TrainProbeConfig.epochs, show_default=True)
+@click.option("--clips", type=int, default=TrainProbeConfig.clips, show_default=True,
+              help="sounds: training mixtures of 60 s (and a fifth as many for validation).")
+@click.option("--seed", type=int, default=TrainProbeConfig.seed, show_default=True)
 @click.option("--limit", default=None, metavar="TRAIN,VAL,TEST", help="Use the first N clips of each split.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=str), help="probe.pt to write.")
-def train_probe_cmd(dataset: str, root: str, embed: str, hidden: int, epochs: int, seed: int, limit: str | None,
-                    out: str) -> None:
+def train_probe_cmd(dataset: str, root: str | None, embed: str, context_s: float, hidden: int, epochs: int,
+                    clips: int, seed: int, limit: str | None, out: str) -> None:
     """Train the `linear` probe on labelled seconds; use it with --probe linear --probe-weights probe.pt."""
     require_extra("earmark train-probe", "eval", ("torch",))
-    from ..probes.train import TrainProbeConfig, train_probe
+    from ..probes.train import train_probe
     from .eval_cmd import parse_limit
 
-    if not Path(root).is_dir():
+    if dataset == "sounds":
+        if root is not None:
+            raise ConfigError("--root does nothing with --dataset sounds (it reads installed Debian packages)")
+        if limit is not None:
+            raise ConfigError("--limit does nothing with --dataset sounds (use --clips)")
+    elif root is None:
+        raise ConfigError(f"--dataset {dataset} needs --root DIR (an AVE or SynthAVE folder)")
+    elif not Path(root).is_dir():
         raise ConfigError(f"{root}: dataset root does not exist")
-    cfg = TrainProbeConfig(dataset=dataset, root=root, embed=embed, hidden=hidden, epochs=epochs, seed=seed,
-                           limit=parse_limit(limit))
-    metrics = train_probe(cfg, out)
+    cfg = TrainProbeConfig(dataset=dataset, root=root or "", embed=embed, context_s=context_s, hidden=hidden,
+                           epochs=epochs, clips=clips, seed=seed, limit=parse_limit(limit))
     con = _console()
+
+    def mixtures_made(split: str, done: int, total: int) -> None:
+        con.print(f"{split} mixtures: {done}/{total}")
+
+    metrics = train_probe(cfg, out, progress=mixtures_made if dataset == "sounds" else None)
     for split, m in metrics.items():
         con.print(f"{split:5s} {m['clips']:5d} clips  AUC {m['auc']:.3f}  Recall@2 {m['recall@2']:.3f}  "
                   f"precision@2 {m['precision@2']:.3f}")

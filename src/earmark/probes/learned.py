@@ -1,10 +1,10 @@
-"""Learned audio probes: ``vad`` (Silero VAD, speech activity) and ``linear`` (a small classifier trained on labelled
-seconds, ``earmark train-probe``).
+"""Learned audio probes: ``vad`` (Silero VAD, speech activity), ``linear`` (a small classifier trained on labelled
+seconds, ``earmark train-probe``) and ``learned`` (a ``linear`` probe whose weights ship with earmark).
 
 Weights always come from a local file: the ``vad`` probe uses the ONNX model that the ``silero-vad`` package ships
 (MIT; ``pip install "earmark[probes]"``) unless ``weights=PATH`` names another; the ``linear`` probe loads what
-``earmark train-probe`` wrote, with ``torch.load(weights_only=True)``. Neither keeps audio: only per-window
-scores leave a probe.
+``earmark train-probe`` wrote, and ``learned`` the file in ``earmark/probes/weights/``, both with
+``torch.load(weights_only=True)``. None keeps audio: only per-window scores leave a probe.
 """
 
 from __future__ import annotations
@@ -158,6 +158,9 @@ class LinearConfig(ProbeConfig):
     embed: str | None = None
     """``TAGGER:PATH`` when the classifier reads a tagger's embedding (set from the checkpoint; give it to point
     at the tagger's weights elsewhere, e.g. ``panns:/models/Cnn14.pth``); None: log-mel statistics."""
+    context_s: float = 0.0
+    """Seconds on each side of a window whose median features are subtracted from the window's and appended to
+    them (how the window differs from its surroundings); 0: none. Set from the checkpoint."""
     min_scale: float = 0.5
     """Logit units."""
 
@@ -176,6 +179,22 @@ def logmel_stats(window_means: np.ndarray) -> np.ndarray:
     mean = window_means[:, :d]
     std = np.sqrt(np.maximum(window_means[:, d:] - mean * mean, 0.0))
     return np.concatenate([mean, std], 1).astype(np.float32)
+
+
+def context_features(features: np.ndarray, radius: int, block: int = 2048) -> np.ndarray:
+    """(n, d) window features -> (n, 2 d): each row, then the row minus the per-feature median of the rows within
+    ``radius`` windows of it (fewer at the ends), computed ``block`` rows at a time (bounded memory on long files).
+    """
+    f = np.asarray(features, np.float32)
+    n = len(f)
+    padded = np.concatenate([np.full((radius, f.shape[1]), np.nan, np.float32), f,
+                             np.full((radius, f.shape[1]), np.nan, np.float32)])
+    med = np.empty_like(f)
+    for a in range(0, n, block):
+        b = min(n, a + block)
+        view = np.lib.stride_tricks.sliding_window_view(padded[a: b + 2 * radius], 2 * radius + 1, axis=0)
+        med[a:b] = np.nanmedian(view, axis=2)
+    return np.concatenate([f, f - med], 1)
 
 
 def build_classifier(n_in: int, hidden: int):
@@ -237,19 +256,28 @@ class LinearProbe(Probe):
     def unavailable(cls) -> str | None:
         return missing("torch", "eval")
 
+    def weights_path(self) -> str | None:
+        """The checkpoint to load (``linear``: the ``weights`` setting; no default)."""
+        return self.config.weights
+
     def __init__(self, config: ProbeConfig | None = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
         self._clf = None
-        if self.config.weights:  # a bad file fails before any decoding
-            self._clf, ck = load_linear(self.config.weights)
+        self._weights = self.weights_path()
+        if self._weights:  # a bad file fails before any decoding
+            why = self.unavailable()
+            if why:
+                raise ConfigError(f"probe {self.name!r} {why}")
+            self._clf, ck = load_linear(self._weights)
             # The checkpoint says what front end it was trained on.
             embed = ck.get("embed", "logmel-stats")
             if embed != "logmel-stats" and not self.config.embed:
                 self.config = dataclasses.replace(self.config, embed=str(embed))
             elif embed == "logmel-stats" and self.config.embed:
-                raise ConfigError(f"{self.config.weights}: trained on log-mel statistics, not on {self.config.embed}")
-            if int(ck["n_mels"]) != self.config.n_mels:
-                self.config = dataclasses.replace(self.config, n_mels=int(ck["n_mels"]))
+                raise ConfigError(f"{self._weights}: trained on log-mel statistics, not on {self.config.embed}")
+            trained = {"n_mels": int(ck["n_mels"]), "context_s": float(ck.get("context_s", 0.0))}
+            if any(getattr(self.config, k) != v for k, v in trained.items()):
+                self.config = dataclasses.replace(self.config, **trained)
             self._norm = (np.asarray(ck["mean"], np.float32), np.asarray(ck["std"], np.float32))
         self._tagger = None
         if self.config.embed:
@@ -261,9 +289,9 @@ class LinearProbe(Probe):
             self.frame_length = self._tagger.frame_length  # the tagger reads samples, not log-mel frames
         if self._clf is not None:
             n_in = int(ck["n_in"])
-            if self._tagger is None and n_in != 2 * self.config.n_mels:
-                raise ConfigError(f"{self.config.weights}: expects {n_in} inputs, log-mel statistics give "
-                                  f"{2 * self.config.n_mels}")
+            n_stats = 2 * self.config.n_mels * (2 if self.config.context_s > 0 else 1)
+            if self._tagger is None and n_in != n_stats:
+                raise ConfigError(f"{self._weights}: expects {n_in} inputs, log-mel statistics give {n_stats}")
 
     def frame_values(self, frames: np.ndarray) -> np.ndarray:
         if self._tagger is not None:
@@ -271,18 +299,72 @@ class LinearProbe(Probe):
         return logmel_frames(frames, self.config.n_mels)
 
     def features(self, frame_values: np.ndarray, grid: WindowGrid) -> np.ndarray:
+        """The classifier's input per window: the embedding (log-mel statistics or a tagger's), and with
+        ``context_s`` its difference from the median of the surrounding windows."""
         if self._tagger is not None:
-            return self._tagger.embeddings(frame_values, grid)
-        return logmel_stats(super().window_values(frame_values, grid))
+            f = self._tagger.embeddings(frame_values, grid)
+        else:
+            f = logmel_stats(super().window_values(frame_values, grid))
+        if self.config.context_s > 0:
+            f = context_features(f, max(1, round(self.config.context_s / grid.hop_s)))
+        return f
 
     def window_values(self, frame_values: np.ndarray, grid: WindowGrid) -> np.ndarray:
         import torch
 
         if self._clf is None:
             weights_file(None, "linear", "--probe-weights PATH (make one with `earmark train-probe`)")
-        x = (self.features(frame_values, grid) - self._norm[0]) / self._norm[1]
-        if x.shape[1] != len(self._norm[0]):
-            raise ConfigError(f"{self.config.weights}: trained on {len(self._norm[0])} features, "
-                              f"{self.config.embed or 'log-mel statistics'} gives {x.shape[1]}")
+        f = self.features(frame_values, grid)
+        if f.shape[1] != len(self._norm[0]):
+            raise ConfigError(f"{self._weights}: trained on {len(self._norm[0])} features, "
+                              f"{self.config.embed or 'log-mel statistics'} gives {f.shape[1]}")
+        x = (f - self._norm[0]) / self._norm[1]
         with torch.no_grad():
             return self._clf(torch.from_numpy(x)).squeeze(-1).double().numpy()
+
+
+# ----------------------------------------------------------------------------------------------- learned
+
+LEARNED_WEIGHTS = "weights/learned_v1.pt"
+"""The shipped checkpoint, relative to the ``earmark.probes`` package."""
+
+
+def learned_weights() -> Path:
+    """Where the shipped ``learned`` checkpoint is (inside the installed package)."""
+    from importlib import resources
+
+    return Path(str(resources.files("earmark.probes").joinpath(LEARNED_WEIGHTS)))
+
+
+@register_probe
+class LearnedProbe(LinearProbe):
+    """Eventness learned from real recordings, out of the box: a ``linear`` probe whose weights ship with earmark.
+
+    An MLP (128 -> 32 -> 1, GELU) on each window's log-mel statistics (32 bands, mean and std) and their
+    difference from the median of the windows within 10 s: how likely an object sound (an animal, a tool, an
+    instrument, a vehicle ...) is on, as opposed to room tone, music or speech. Trained on mixtures of real
+    recordings from Debian packages, reproducibly::
+
+        apt-get install tuxpaint-stamps-default asterisk-moh-opsound-wav asterisk-core-sounds-en-wav
+        earmark train-probe --dataset sounds --context 10 --seed 0 --out src/earmark/probes/weights/learned_v1.pt
+
+    (600 mixtures of 60 s, seed 0: Tux Paint's object sounds at SNRs drawn from -6..+12 dB over Asterisk's music
+    on hold, Tux Paint's spoken names and Asterisk's English prompts, or room tone; see
+    :mod:`earmark.realsound`). benchmarks/learned_probe.py measures it against energy, flux and onset on sounds
+    from other packages. ``weights=PATH`` loads another ``earmark train-probe`` checkpoint instead.
+
+    >>> import earmark                                               # doctest: +SKIP
+    >>> tl = earmark.index("clip.mp4", probe="learned")               # doctest: +SKIP
+    """
+
+    name = "learned"
+    summary = "object sounds vs room tone, music and speech (MLP on log-mel statistics, shipped weights)"
+    needs = "extra 'probes' (torch); the weights ship with earmark"
+    needs_weights = False
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        return missing("torch", "probes")
+
+    def weights_path(self) -> str | None:
+        return self.config.weights or str(learned_weights())

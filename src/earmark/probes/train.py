@@ -1,14 +1,24 @@
-"""``earmark train-probe``: fit the ``linear`` probe on labelled seconds of an AVE-layout dataset (AVE or SynthAVE).
+"""``earmark train-probe``: fit the ``linear`` probe on labelled seconds, of an AVE-layout dataset (AVE or SynthAVE)
+or of mixtures of real recordings from Debian packages (``--dataset sounds``: how the shipped ``learned`` probe is
+made).
 
-Per clip, the probe's own front end (:class:`earmark.probes.learned.LinearProbe`, log-mel statistics per window)
-gives one feature row per second; the target is "an event is on" (the second's AVE label is not background).
-A small classifier (logistic regression with ``hidden=0``, else one hidden layer) is trained with AdamW on the
-train split, standardised by train statistics; val/test ROC AUC and anchor Recall@K are reported. The file is a
-plain dict of tensors and numbers (``torch.load(weights_only=True)`` reads it).
+Per clip, the probe's own front end (:class:`earmark.probes.learned.LinearProbe`: log-mel statistics per window,
+optionally with their difference from the surrounding windows' median, ``context_s``) gives one feature row per
+second. AVE/SynthAVE: the target is "an event is on" (the second's AVE label is not background). ``sounds``:
+``clips`` mixtures of 60 s from :mod:`earmark.realsound` (Tux Paint's object sounds at SNRs drawn from ``snr_db``
+over Asterisk's music on hold, spoken names and prompts, or room tone, at a clip gain drawn from -20..0 dB); the
+target is "an event covers at least 0.25 s of the window", and windows an event only grazes are left out of
+training. One object recording in five (by a hash of its name) never enters training: it is mixed into
+``clips // 5`` validation clips.
+
+A small classifier (logistic regression with ``hidden=0``, else one hidden layer) is trained with AdamW on one
+CPU thread (the same file on every run), standardised by train statistics; val/test ROC AUC and anchor Recall@K
+are reported. The file is a plain dict of tensors and numbers (``torch.load(weights_only=True)`` reads it).
 """
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -19,14 +29,21 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from .base import window_grid
+from .base import SAMPLE_RATE, frame_count, window_grid
+
+DATASETS = ("synth", "ave", "sounds")
+SOUND_GAIN_DB = (-20.0, 0.0)
+"""``sounds``: every mixture is played back this much quieter or louder (the classifier must not learn a level)."""
 
 
 @dataclass(frozen=True)
 class TrainProbeConfig:
     dataset: str = "synth"
+    """``synth`` or ``ave`` (labelled clips under ``root``), or ``sounds`` (mixtures of Debian packages' sounds)."""
     root: str = ""
     embed: str = "logmel-stats"
+    context_s: float = 0.0
+    """Append each window's difference from the median of the windows within this many seconds (0: none)."""
     hidden: int = 32
     epochs: int = 40
     lr: float = 1e-3
@@ -36,6 +53,10 @@ class TrainProbeConfig:
     n_mels: int = 32
     limit: dict[str, int] | None = None
     workers: int | None = None
+    clips: int = 600
+    """``sounds``: training mixtures of 60 s (and ``clips // 5`` validation mixtures)."""
+    snr_db: tuple[float, float] = (-6.0, 12.0)
+    """``sounds``: each event's SNR against its bed is drawn from this range (dB)."""
 
 
 EMBEDDINGS = ("logmel-stats", "ast:FOLDER", "clap:FOLDER", "panns:FILE", "yamnet:FILE")
@@ -52,23 +73,69 @@ def parse_embed(spec: str) -> tuple[str, str | None]:
     return kind, path
 
 
-def clip_features(path: str, segments: int, n_mels: int = 32, embed: str = "logmel-stats") -> np.ndarray:
+def _front_end(n_mels: int, embed: str, context_s: float):
+    from .learned import LinearProbe
+
+    return LinearProbe(n_mels=n_mels, embed=None if embed == "logmel-stats" else embed, context_s=context_s)
+
+
+def clip_features(path: str, segments: int, n_mels: int = 32, embed: str = "logmel-stats",
+                  context_s: float = 0.0) -> np.ndarray:
     """(segments, features) for a clip's one-second windows, the linear probe's input: log-mel statistics
-    (2 * n_mels), or a tagger's per-window embedding (``embed="panns:Cnn14.pth"`` etc.)."""
+    (2 * n_mels), or a tagger's per-window embedding (``embed="panns:Cnn14.pth"`` etc.), and with ``context_s``
+    their difference from the surrounding windows."""
     from ..index import frame_values
     from ..media.audio import select_audio_stream
     from ..media.probe import info
-    from .learned import LinearProbe
 
     vi = info(path)
-    prb = LinearProbe(n_mels=n_mels, embed=None if embed == "logmel-stats" else embed)
+    prb = _front_end(n_mels, embed, context_s)
     grid = window_grid(float(segments), 1.0, 1.0)
     values, _, _ = frame_values(vi, select_audio_stream(vi, None), prb, grid, jobs=1)
     return prb.features(values, grid)
 
 
-def _clip_job(args: tuple[str, int, int, str]) -> np.ndarray:
+def audio_features(audio: np.ndarray, n_mels: int = 32, embed: str = "logmel-stats",
+                   context_s: float = 0.0) -> np.ndarray:
+    """:func:`clip_features` of 16 kHz mono samples held in memory (one row per second)."""
+    prb = _front_end(n_mels, embed, context_s)
+    grid = window_grid(len(audio) / SAMPLE_RATE, 1.0, 1.0)
+    values = prb.frame_values_stream([np.asarray(audio, np.float32)], frame_count(grid))
+    return prb.features(values, grid)
+
+
+def _clip_job(args: tuple[str, int, int, str, float]) -> np.ndarray:
     return clip_features(*args)
+
+
+Features = dict[str, tuple[np.ndarray, np.ndarray, int]]
+"""split -> (features (clips, windows, d), targets (clips, windows): 1 event, 0 not, -1 left out; clip count)."""
+
+
+def sound_features(cfg: TrainProbeConfig, progress: Callable[[str, int, int], None] | None = None) -> Features:
+    """Train and val features of ``--dataset sounds``: seeded mixtures of the :data:`earmark.realsound.TRAIN_SETS`
+    (one object recording in five kept for val), each bed in turn."""
+    from .. import realsound as rs
+
+    pool = rs.load_pool(rs.TRAIN_SETS)
+    held = [rs.split_of(Path(f), 5) == "val" for f in pool.files["event"]]
+    events = {"train": [x for x, h in zip(pool.events, held) if not h],
+              "val": [x for x, h in zip(pool.events, held) if h]}
+    counts = {"train": cfg.clips, "val": max(1, cfg.clips // 5)}
+    out: Features = {}
+    for k, split in enumerate(("train", "val")):
+        xs, ys = [], []
+        for i in range(counts[split]):
+            rng = np.random.default_rng([cfg.seed, k, i])
+            m = rs.make_clip(rng, rs.BEDS[i % len(rs.BEDS)], events[split], pool.music, pool.speech,
+                             snr_db=tuple(cfg.snr_db), gain_db=SOUND_GAIN_DB)
+            x = audio_features(m.audio, cfg.n_mels, cfg.embed, cfg.context_s)
+            xs.append(x)
+            ys.append(rs.window_targets(m.truth, np.arange(len(x), dtype=np.float64), 1.0))
+            if progress and ((i + 1) % 50 == 0 or i + 1 == counts[split]):
+                progress(split, i + 1, counts[split])
+        out[split] = (np.stack(xs), np.stack(ys), counts[split])
+    return out
 
 
 def roc_auc(y: np.ndarray, s: np.ndarray) -> float:
@@ -83,26 +150,11 @@ def roc_auc(y: np.ndarray, s: np.ndarray) -> float:
     return float((r[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
-def train_probe(cfg: TrainProbeConfig, out: str | Path,
-                progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
-    """Train the linear probe and write it to ``out``; returns the metrics (also stored in the file)."""
-    import torch
-    from torch.nn import functional as F
-
-    from .._io import atomic_path
+def ave_features(cfg: TrainProbeConfig, tagger: bool,
+                 progress: Callable[[str, int, int], None] | None = None) -> Features:
+    """Features of the train/val/test clips of an AVE or SynthAVE folder (``cfg.root``)."""
     from ..eval.datasets import load_ave
-    from .learned import LINEAR_FORMAT, build_classifier
 
-    kind, weights = parse_embed(cfg.embed)
-    if weights is not None:  # a bad tagger path fails before any decoding; the file records where it is
-        from dataclasses import replace
-
-        from .base import get_probe
-
-        get_probe(kind, weights=weights)
-        cfg = replace(cfg, embed=f"{kind}:{Path(weights).resolve()}")
-    if cfg.dataset not in ("ave", "synth"):
-        raise ConfigError(f"unknown dataset {cfg.dataset!r}: use ave or synth")
     if not cfg.root:
         raise ConfigError("train-probe needs --root DIR (an AVE or SynthAVE folder)")
     root = Path(cfg.root)
@@ -114,19 +166,19 @@ def train_probe(cfg: TrainProbeConfig, out: str | Path,
         m = json.loads(manifest.read_text())
         kw = {"segments": int(m["segments"]), "name": "synthave", "classes": tuple(m["classes"])}
     ds = load_ave(root, limit=cfg.limit, **kw)
-    feats: dict[str, tuple[np.ndarray, np.ndarray, list]] = {}
+    feats: Features = {}
     workers = cfg.workers or 2
     for split in ("train", "val", "test"):
         clips = ds.available(split)
         if not clips:
             continue
-        jobs = [(str(c.path), ds.segments, cfg.n_mels, cfg.embed) for c in clips]
+        jobs = [(str(c.path), ds.segments, cfg.n_mels, cfg.embed, cfg.context_s) for c in clips]
         if workers > 1 and len(jobs) > 4:
             # A tagger runs torch in the workers: fork after torch has started its OpenMP pool is not safe
             # (a forked worker crashed in CI), so those workers start fresh.
             import multiprocessing as mp
 
-            ctx = mp.get_context("spawn") if weights is not None else None
+            ctx = mp.get_context("spawn") if tagger else None
             with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
                 xs = list(pool.map(_clip_job, jobs, chunksize=8))
         else:
@@ -134,18 +186,82 @@ def train_probe(cfg: TrainProbeConfig, out: str | Path,
         if progress:
             progress(split, len(xs), len(xs))
         y = np.stack([(c.labels != ds.background).astype(np.float32) for c in clips])
-        feats[split] = (np.stack(xs), y, clips)
+        feats[split] = (np.stack(xs), y, len(clips))
     if "train" not in feats:
         raise ConfigError(f"{root}: no clips with videos in the train split")
-    xtr, ytr, _ = feats["train"]
-    flat = xtr.reshape(-1, xtr.shape[-1])
+    return feats
+
+
+def train_probe(cfg: TrainProbeConfig, out: str | Path,
+                progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+    """Train the linear probe and write it to ``out``; returns the metrics (also stored in the file)."""
+    import torch
+
+    from .._io import atomic_path
+    from .learned import LINEAR_FORMAT
+
+    kind, weights = parse_embed(cfg.embed)
+    if weights is not None:  # a bad tagger path fails before any decoding; the file records where it is
+        from dataclasses import replace
+
+        from .base import get_probe
+
+        get_probe(kind, weights=weights)
+        cfg = replace(cfg, embed=f"{kind}:{Path(weights).resolve()}")
+    if cfg.dataset not in DATASETS:
+        raise ConfigError(f"unknown dataset {cfg.dataset!r}: use {', '.join(DATASETS)}")
+    if cfg.context_s < 0:
+        raise ConfigError(f"context must be >= 0 seconds, got {cfg.context_s}")
+    if cfg.dataset == "sounds":
+        if cfg.clips < 1:
+            raise ConfigError(f"clips must be >= 1, got {cfg.clips}")
+        feats = sound_features(cfg, progress)
+    else:
+        feats = ave_features(cfg, weights is not None, progress)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread: the same sums in the same order, so the same file on every run
+    try:
+        clf, mean, std = fit_classifier(feats["train"][0], feats["train"][1], cfg)
+    finally:
+        torch.set_num_threads(threads)
+    metrics: dict[str, Any] = {}
+    for split, (xs, ys, n) in feats.items():
+        with torch.no_grad():
+            s = clf(torch.from_numpy((xs.reshape(-1, xs.shape[-1]) - mean) / std)).squeeze(-1).numpy()
+        s = s.reshape(ys.shape)
+        scored = ys >= 0
+        metrics[split] = {"clips": n, "auc": roc_auc(ys[scored], s[scored]), **top_k_metrics(s, ys != 0, 2)}
+    ck = {"format": LINEAR_FORMAT, "version": 1, "embed": cfg.embed, "n_mels": cfg.n_mels,
+          "context_s": float(cfg.context_s), "n_in": int(mean.shape[0]), "hidden": cfg.hidden,
+          "state_dict": clf.state_dict(), "mean": torch.from_numpy(mean), "std": torch.from_numpy(std),
+          "config": json.dumps(asdict(cfg), sort_keys=True), "metrics": json.dumps(metrics, sort_keys=True)}
+    buf = io.BytesIO()  # not the file itself: torch.save would name the archive's records after the temporary file
+    torch.save(ck, buf)
+    with atomic_path(out) as tmp:
+        tmp.write_bytes(buf.getvalue())
+    return metrics
+
+
+def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, cfg: TrainProbeConfig) -> tuple[Any, np.ndarray,
+                                                                                              np.ndarray]:
+    """(classifier, feature mean, feature std): AdamW on the standardised rows whose target is not -1, positives
+    weighted by the negative/positive ratio."""
+    import torch
+    from torch.nn import functional as F
+
+    from .learned import build_classifier
+
+    flat = x_train.reshape(-1, x_train.shape[-1])
+    target = y_train.reshape(-1)
+    keep = target >= 0
+    flat, target = flat[keep], target[keep].astype(np.float32)
     mean, std = flat.mean(0), flat.std(0) + 1e-6
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     clf = build_classifier(flat.shape[1], cfg.hidden)
     opt = torch.optim.AdamW(clf.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     x = torch.from_numpy((flat - mean) / std)
-    y = torch.from_numpy(ytr.reshape(-1))
+    y = torch.from_numpy(target)
     pos_weight = torch.tensor(float((1 - y).sum() / y.sum().clamp_min(1)))
     for _ in range(cfg.epochs):
         clf.train()
@@ -157,19 +273,7 @@ def train_probe(cfg: TrainProbeConfig, out: str | Path,
             loss.backward()
             opt.step()
     clf.eval()
-    metrics: dict[str, Any] = {}
-    for split, (xs, ys, clips) in feats.items():
-        with torch.no_grad():
-            s = clf(torch.from_numpy((xs.reshape(-1, xs.shape[-1]) - mean) / std)).squeeze(-1).numpy()
-        s = s.reshape(ys.shape)
-        metrics[split] = {"clips": len(clips), "auc": roc_auc(ys.ravel(), s.ravel()), **top_k_metrics(s, ys, 2)}
-    ck = {"format": LINEAR_FORMAT, "version": 1, "embed": cfg.embed, "n_mels": cfg.n_mels, "n_in": int(flat.shape[1]),
-          "hidden": cfg.hidden, "state_dict": clf.state_dict(), "mean": torch.from_numpy(mean),
-          "std": torch.from_numpy(std), "config": json.dumps(asdict(cfg), sort_keys=True),
-          "metrics": json.dumps(metrics, sort_keys=True)}
-    with atomic_path(out) as tmp:
-        torch.save(ck, tmp)
-    return metrics
+    return clf, mean, std
 
 
 def top_k_metrics(scores: np.ndarray, targets: np.ndarray, k: int) -> dict[str, float]:
