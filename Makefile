@@ -28,9 +28,12 @@ demo: install
 
 # ffmpeg's CLI is the reference the golden tests compare against (PyAV bundles its own FFmpeg).
 # Debian's chromium is the real browser the HTML report tests drive (headless, through playwright).
+# Tux Paint's stamps (real photographs and recordings) and Asterisk's music on hold make RealStamp.
 sysdeps:
-	@{ command -v ffmpeg && command -v chromium; } >/dev/null 2>&1 || { \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg chromium; }
+	@{ command -v ffmpeg && command -v chromium && test -d /usr/share/tuxpaint/stamps && \
+	   test -d /usr/share/asterisk/moh; } >/dev/null 2>&1 || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg chromium \
+	    tuxpaint-stamps-default asterisk-moh-opsound-wav; }
 
 test: sysdeps $(PY)
 	$(PIP) install -q -e ".[test,vlm,eval,probes]"

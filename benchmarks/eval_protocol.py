@@ -37,7 +37,7 @@ def run(n: int | None, seeds: int, out: Path, synth: dict, offset: float = 0.0, 
         **over) -> dict:
     t0 = time.perf_counter()
     synth = {k: v for k, v in synth.items() if getattr(SynthConfig(), k) != v}  # defaults share one folder
-    cfg = EvalConfig(seeds=seeds, synth={"n": n, **synth}, anchor_offset_s=offset, limit=limit,
+    cfg = EvalConfig(seeds=seeds, generator={"n": n, **synth}, anchor_offset_s=offset, limit=limit,
                      cache=str(out.parent / f"cache-{n}-{json.dumps(synth, sort_keys=True)}"), **over)
     doc = run_eval(cfg, out)
     doc["total_s"] = time.perf_counter() - t0

@@ -35,6 +35,41 @@ def test_stats_against_hand_values():
     assert stats.split_accuracy(np.array([[28, 1]]), np.array([[28, 28]]), 28) == (None, 0.5)
 
 
+def test_hierarchical_bootstrap_intervals():
+    rng = np.random.default_rng(0)
+
+    def diff(s):
+        return (s[:, 0] - s[:, 1]) / s[:, 2]
+
+    # Identical clips: no spread, the interval is the point.
+    same = np.tile([8.0, 5.0, 10.0], (20, 1))
+    assert stats.hierarchical_bootstrap([same], diff) == pytest.approx((0.3, 0.3, 0.3))
+    # One dataset seed: an ordinary bootstrap over clips that covers the truth and narrows with more clips.
+    def clips(n, shift=0.0):
+        a = rng.binomial(10, 0.7 + shift, n).astype(float)
+        return np.stack([a, rng.binomial(10, 0.5, n), np.full(n, 10.0)], 1)
+
+    est, lo, hi = stats.hierarchical_bootstrap([clips(400)], diff)
+    assert lo < 0.2 < hi and lo < est < hi and hi - lo < 0.05
+    _, lo_s, hi_s = stats.hierarchical_bootstrap([clips(40)], diff)
+    assert hi_s - lo_s > 2 * (hi - lo)
+    # Dataset seeds that disagree: resampling the seeds first widens the interval beyond the pooled clips'.
+    groups = [clips(100, shift) for shift in (-0.15, 0.0, 0.15)]
+    _, lo_h, hi_h = stats.hierarchical_bootstrap(groups, diff)
+    _, lo_p, hi_p = stats.hierarchical_bootstrap([np.concatenate(groups)], diff)
+    assert hi_h - lo_h > 1.5 * (hi_p - lo_p)
+    assert stats.hierarchical_bootstrap(groups, diff, seed=3) == stats.hierarchical_bootstrap(groups, diff, seed=3)
+    # Accuracy counts from predictions: seed means per clip, event seconds apart.
+    truth = np.array([[0, 0, 2, 2], [1, 2, 2, 2]])
+    p1, p2 = np.array([[0, 1, 2, 2], [1, 2, 2, 0]]), np.array([[0, 0, 2, 2], [0, 2, 2, 2]])
+    c = stats.clip_counts([p1, p2], truth, background=2)
+    assert c["correct"].tolist() == [3.5, 3.0] and c["event_correct"].tolist() == [1.5, 0.5]
+    assert c["background_correct"].tolist() == [2.0, 2.5]
+    ci = stats.difference_interval([c], [stats.clip_counts([truth], truth, 2)], [np.array([2.0, 1.0])],
+                                   "event_correct")
+    assert ci["diff"] == pytest.approx((1.5 + 0.5 - 3) / 3)
+
+
 def test_balanced_class_weights():
     from earmark.eval.protocol import balanced_weights
 
@@ -68,6 +103,36 @@ def test_balanced_weighting_reaches_the_training_loss():
         r = train_and_test(EvalConfig(head="mlp", epochs=20, lr=1e-2, class_weight=cw), train, test, test, 3, 0, False)
         called[cw] = float((r.predictions != 2).mean())
     assert called["none"] < 0.05 and called["balanced"] > 0.3, called
+
+def test_early_stopping_never_reads_test():
+    """Epochs are chosen on val: the same run with the test labels scrambled stops at the same epoch with the
+    same weights (identical predictions); with no val split early stopping is refused, never run on test."""
+    import dataclasses
+
+    from earmark.errors import ConfigError
+    from earmark.eval.protocol import EvalConfig, SplitData, train_and_test
+
+    rng = np.random.default_rng(1)
+    T, D, per = 10, 8, 4
+
+    def split(n: int) -> SplitData:
+        y = rng.integers(0, 3, (n, T))
+        x = rng.normal(size=(n, T, D)).astype(np.float32)
+        x[..., 0] += 2.0 * y  # learnable, so val accuracy moves and the stopping rule has work to do
+        return SplitData(torch.from_numpy(np.repeat(x.reshape(-1, D), per, 0)),
+                         np.arange(0, n * T * per + 1, per), torch.from_numpy(x), torch.zeros(n, T, 4),
+                         torch.from_numpy(y))
+
+    train, val, test = split(32), split(8), split(8)
+    scrambled = dataclasses.replace(test, y=torch.from_numpy(rng.permutation(test.y.numpy().reshape(-1)).reshape(
+        test.y.shape)))
+    cfg = EvalConfig(head="mlp", epochs=30, lr=3e-2, patience=2)
+    a = train_and_test(cfg, train, val, test, 3, 0, False)
+    b = train_and_test(cfg, train, val, scrambled, 3, 0, False)
+    assert a.epochs == b.epochs < 30 and np.array_equal(a.predictions, b.predictions)
+    with pytest.raises(ConfigError, match="chooses epochs on the val split.*never reads test"):
+        train_and_test(cfg, train, None, test, 3, 0, False)
+
 
 def _toy_batch(n_clips: int, rng: np.random.Generator, T: int = 4, D: int = 8):
     """Each second has 3..12 noise tokens; its label is in the one token carrying a marker, and a decoy token
@@ -264,11 +329,12 @@ def test_quick_fills_only_what_was_not_given():
     from earmark.eval.config import EvalConfig, with_defaults
 
     full = with_defaults(EvalConfig())
-    assert (full.seeds, full.epochs, full.batch_size, full.curve_seeds, full.synth) == (5, 20, 32, 1, {})
+    assert (full.seeds, full.epochs, full.batch_size, full.lr, full.curve_seeds, full.generator) == (
+        5, 20, 32, 1e-3, 1, {})
     quick = with_defaults(EvalConfig(quick=True))
-    assert (quick.seeds, quick.epochs, quick.batch_size, quick.synth["n"]) == (1, 12, 8, 90)
-    given = with_defaults(EvalConfig(quick=True, seeds=3, batch_size=16, patience=2, synth={"n": 40}))
-    assert (given.seeds, given.epochs, given.batch_size, given.patience, given.synth["n"]) == (3, 12, 16, 2, 40)
+    assert (quick.seeds, quick.epochs, quick.batch_size, quick.generator["n"]) == (1, 40, 16, 300)
+    given = with_defaults(EvalConfig(quick=True, seeds=3, batch_size=16, patience=2, generator={"n": 40}))
+    assert (given.seeds, given.epochs, given.batch_size, given.patience, given.generator["n"]) == (3, 40, 16, 2, 40)
     with pytest.raises(ConfigError, match="batch_size must be >= 1, got 0"):
         with_defaults(EvalConfig(batch_size=0)).check()
 
@@ -280,13 +346,83 @@ def quick_run(tmp_path_factory):
     return out
 
 
+def _majority(run) -> float:
+    """Accuracy of always answering the test split's most common label."""
+    recs = [json.loads(v.read_text()) for v in sorted((run / "videos").glob("*.json"))]
+    _, counts = np.unique(np.concatenate([r["labels"] for r in recs]), return_counts=True)
+    return counts.max() / counts.sum()
+
+
+def _orderings(doc: dict, majority: float, key: str) -> None:
+    """What a working encoder, planner and head must show even in a quick run (fixed seeds, with margin)."""
+    acc = {n: r[key] for n, r in doc["strategies"].items() if r["group"] != "curve"}
+    assert acc["uniform-448"] > acc["uniform-112"] + 0.10, acc  # pixels matter: the encoder reads them
+    assert acc["oracle"] > acc["uniform"] + 0.03, acc  # big frames on the event seconds pay
+    assert acc["uniform"] > majority + 0.03, (acc, majority)  # the head learns more than the trivial answer
+
+
+def test_quick_synthave_orderings(quick_run):
+    doc = json.loads((quick_run / "results.json").read_text())
+    _orderings(doc, _majority(quick_run), "accuracy_mean")
+
+
+@pytest.fixture(scope="module")
+def realstamp_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval") / "realstamp"
+    assert main(["eval", "realstamp", "--quick", "--out", str(out), "-q"]) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_quick_realstamp_orderings_and_baselines(realstamp_run):
+    """RealStamp quick (200 clips of 8 classes, 2 s events, the pretrained encoder): the orderings hold on event
+    seconds, fixed-spread is the anchored shape at fixed slots, and every comparison has an interval."""
+    doc = json.loads((realstamp_run / "results.json").read_text())
+    assert doc["encoder"]["name"] == "efficientnet-lite0" and doc["dataset"]["name"] == "realstamp"
+    assert len(doc["dataset"]["classes"]) == 8
+    t = doc["strategies"]
+    _orderings(doc, 0.0, "event_accuracy_mean")
+    assert t["uniform"]["accuracy_mean"] > _majority(realstamp_run) + 0.03
+    assert t["fixed-spread"]["shape"] == t["anchored-energy"]["shape"] == "2×448 + 8×112"
+    for name in ("anchored-energy", "random", "oracle", "uniform-112"):
+        for ref in ("uniform", "fixed_spread"):
+            ci = t[name][f"ci_{ref}"]
+            assert ci["low"] <= ci["diff"] <= ci["high"], (name, ref, ci)
+    fired = t["anchored-energy"]["fired"]
+    assert 0 < fired["clips"] <= fired["of"] == doc["dataset"]["clips"]["test"]
+    recs = [json.loads(v.read_text()) for v in sorted((realstamp_run / "videos").glob("*.json"))]
+    slots = {tuple(sorted(f[0] for f in r["plans"]["fixed-spread"]["frames"] if f[1] == 448)) for r in recs}
+    assert slots == {(2.5, 7.5)}  # the same two slots in every clip: no audio read
+    table = (realstamp_run / "table.md").read_text()
+    assert "| Fixed-spread-Top2 | 2×448 + 8×112 | 1960 |" in table and "Where the index fired" in table
+
+
+def test_dataset_seeds_are_combined_with_hierarchical_intervals(tmp_path):
+    out = tmp_path / "seeds"
+    assert main(["eval", "synth", "--quick", "--n", "30", "--epochs", "2", "--data-seeds", "2", "--synth-seed", "5",
+                 "--strategies", "uniform,anchored,fixed-spread,oracle", "--out", str(out), "-q"]) == 0
+    runs = [json.loads((out / f"data-seed-{s}" / "results.json").read_text()) for s in (5, 6)]
+    assert [r["dataset"]["generator_config"]["seed"] for r in runs] == [5, 6]
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["combined"] == ["data-seed-5", "data-seed-6"] and doc["dataset"]["data_seeds"] == [5, 6]
+    row = doc["strategies"]["anchored-energy"]
+    assert row["accuracy"] == runs[0]["strategies"]["anchored-energy"]["accuracy"] + runs[1]["strategies"][
+        "anchored-energy"]["accuracy"]
+    assert row["ci_fixed_spread"]["low"] <= row["ci_fixed_spread"]["diff"] <= row["ci_fixed_spread"]["high"]
+    assert doc["dataset"]["clips"]["test"] == sum(r["dataset"]["clips"]["test"] for r in runs)
+    assert doc["recall"]["test"]["anchored-energy"]["clips"] == doc["dataset"]["clips"]["test"]
+    assert "2 dataset seeds (5, 6)" in (out / "table.md").read_text()
+    assert main(["report", str(out)]) == 0  # the eval page reads a combined folder too
+
+
 def test_quick_eval_writes_an_equal_token_results_folder(quick_run):
     doc = json.loads((quick_run / "results.json").read_text())
     table = doc["strategies"]
     main_rows = {k: v for k, v in table.items() if v["group"] == "main"}
-    assert set(main_rows) == {"uniform", "anchored-energy", "anchored-flux", "anchored-onset", "random", "oracle",
-                              "uniform-112", "audio-concat"}
-    for name in ("anchored-energy", "anchored-flux", "anchored-onset", "random", "oracle", "audio-concat"):
+    assert set(main_rows) == {"uniform", "anchored-energy", "anchored-flux", "anchored-onset", "fixed-spread",
+                              "random", "oracle", "uniform-112", "audio-concat"}
+    for name in ("anchored-energy", "anchored-flux", "anchored-onset", "fixed-spread", "random", "oracle",
+                 "audio-concat"):
         assert table[name]["tokens"] == table["uniform"]["tokens"] == 1960, name  # equal tokens, every clip
     assert table["uniform"]["shape"] == "10×224" and table["anchored-energy"]["shape"] == "2×448 + 8×112"
     assert table["uniform-112"]["tokens"] == 490 and table["uniform-448"]["tokens"] == 7840
@@ -409,8 +545,11 @@ def test_eval_config_checks_and_cli_mapping():
     with pytest.raises(ConfigError, match="probe 'panns' needs weights"):
         EvalConfig(probes=("energy", "panns")).check()
     cfg = EvalConfig()
-    # The eval keeps the anchor settings its published numbers were measured with, not the index's newer defaults.
-    assert cfg.patience is None and (cfg.min_score, cfg.min_gap_s, cfg.anchor_mode) == (3.0, 1.0, "topk")
+    # The eval anchors as the index does by default (what users get).
+    from earmark.anchors import AnchorConfig
+
+    a = AnchorConfig()
+    assert cfg.patience is None and (cfg.min_score, cfg.min_gap_s, cfg.anchor_mode) == (a.min_score, None, "events")
     from earmark.cli.eval_cmd import _config
 
     kw = {o: getattr(cfg, o) for o in ("epochs", "seeds", "k")}

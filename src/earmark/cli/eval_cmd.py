@@ -1,4 +1,4 @@
-"""``earmark eval synth|ave``: the equal-token protocol from the command line (thin: options -> EvalConfig)."""
+"""``earmark eval synth|realstamp|ave``: the equal-token protocol from the command line (options -> EvalConfig)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,21 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .._extras import require_extra
 from ..anchors import ANCHOR_MODES
 from ..errors import ConfigError
-from ..eval.config import HEADS, MAIN_STRATEGIES, QUICK_DEFAULTS, QUICK_SYNTH_CLIPS, RUN_DEFAULTS, EvalConfig
+from ..eval.config import (
+    DEFAULT_ENCODER,
+    HEADS,
+    MAIN_STRATEGIES,
+    QUICK_DEFAULTS,
+    QUICK_GENERATOR,
+    RUN_DEFAULTS,
+    EvalConfig,
+)
+from ..eval.realstamp import DEFAULT_N, RealStampConfig
 from ..eval.synthave import SynthConfig
 
 _E = EvalConfig()
 _S = SynthConfig()
+_R = RealStampConfig()
 
 
 def _csv(value: str | None, cast=str) -> tuple | None:
@@ -45,9 +55,10 @@ def _run_default(name: str) -> str:
 
 def _protocol_options(f):
     opts = [
-        click.option("--encoder", default=_E.encoder, show_default=True,
+        click.option("--encoder", default=None,
                      help="gabor (built in), efficientnet-lite0 (shipped ImageNet weights) or a local transformers "
-                          "ViT/CLIP/SigLIP folder."),
+                          "ViT/CLIP/SigLIP folder  [default: " + ", ".join(
+                              f"{e} for {d}" for d, e in DEFAULT_ENCODER.items()) + "]"),
         click.option("--head", type=click.Choice(list(HEADS)), default=_E.head,
                      show_default=True),
         click.option("--model", default=_E.model, show_default=True, help="Cost model the plans are made for."),
@@ -65,7 +76,7 @@ def _protocol_options(f):
         click.option("--seeds", type=int, default=None,
                      help=f"Training seeds (paired)  {_run_default('seeds')}"),
         click.option("--epochs", type=int, default=None, help=_run_default("epochs")),
-        click.option("--lr", type=float, default=_E.lr, show_default=True),
+        click.option("--lr", type=float, default=None, help=_run_default("lr")),
         click.option("--weight-decay", type=float, default=_E.weight_decay, show_default=True),
         click.option("--batch-size", type=int, default=None, help=_run_default("batch_size")),
         click.option("--hidden", type=int, default=_E.hidden, show_default=True, help="Width of the trained head."),
@@ -79,8 +90,8 @@ def _protocol_options(f):
         click.option("--offset", "anchor_offset_s", type=float, default=_E.anchor_offset_s, show_default=True,
                      help="Anchor AV-offset correction (picture minus sound, seconds)."),
         click.option("--dilate", "dilate_s", type=float, default=_E.dilate_s, show_default=True),
-        click.option("--min-gap", "min_gap_s", type=float, default=_E.min_gap_s, show_default=True,
-                     help="Two anchors at least this many seconds apart."),
+        click.option("--min-gap", "min_gap_s", type=float, default=_E.min_gap_s,
+                     help="Two anchors at least this many seconds apart  [default: two hops]"),
         click.option("--min-score", type=float, default=_E.min_score, show_default=True,
                      help="Fall back to evenly spaced anchors when no window's z-score reaches this (0: never)."),
         click.option("--anchor-mode", type=click.Choice(list(ANCHOR_MODES)), default=_E.anchor_mode,
@@ -91,8 +102,10 @@ def _protocol_options(f):
         click.option("--cache", type=click.Path(path_type=str), default=None,
                      help="Feature/SynthAVE cache folder (default: OUT/cache)."),
         click.option("--quick", is_flag=True,
-                     help=f"A small run for smoke tests and CI ({QUICK_SYNTH_CLIPS} SynthAVE clips, the smaller "
-                          "training defaults); options you give are kept."),
+                     help=f"A small run for smoke tests and CI ({QUICK_GENERATOR['synth']['n']} SynthAVE clips, or "
+                          f"{QUICK_GENERATOR['realstamp']['n']} RealStamp clips of "
+                          f"{QUICK_GENERATOR['realstamp']['n_classes']} classes; the smaller training defaults); "
+                          "options you give are kept."),
         click.option("--limit", default=None, metavar="TRAIN,VAL,TEST", help="Use the first N clips of each split."),
         click.option("--strict", is_flag=True, help="Fail when videos listed in the split files are missing."),
         click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -112,7 +125,7 @@ def parse_limit(spec: str | None) -> dict[str, int] | None:
     return dict(zip(("train", "val", "test"), limit)) if limit else None
 
 
-def _config(dataset: str, root: str | None, synth: dict, kw: dict) -> EvalConfig:
+def _config(dataset: str, root: str | None, generator: dict, kw: dict) -> EvalConfig:
     limit = parse_limit(kw.pop("limit"))
     names = {f.name for f in fields(EvalConfig)}
     cfg = {k: v for k, v in kw.items() if k in names}
@@ -125,17 +138,21 @@ def _config(dataset: str, root: str | None, synth: dict, kw: dict) -> EvalConfig
     cfg.update(probe_weights=weights)
     cfg.update(probes=_csv(kw["probes"]), strategies=_csv(kw["strategies"]),
                curve_budgets=_csv(kw["curve_budgets"], int), limit=limit, patience=kw["patience"] or None)
-    return EvalConfig(dataset=dataset, root=root, synth=synth, **cfg)
+    return EvalConfig(dataset=dataset, root=root, generator=generator, **cfg)
 
 
-def _run(cfg: EvalConfig, out: Path, quiet: bool) -> None:
-    from ..eval.protocol import run_eval
+def _run(cfg: EvalConfig, out: Path, quiet: bool, data_seeds: int = 1) -> None:
+    from ..eval.protocol import run_eval, run_eval_seeds
     from ..eval.report import display_name
 
     con = Console(quiet=quiet, highlight=False, soft_wrap=True)
     bar, update = _progress(con, quiet)
     with bar if bar is not None else nullcontext():
-        doc = run_eval(cfg, out, update)
+        if data_seeds > 1:
+            first = int(cfg.generator.get("seed") or 0)
+            doc = run_eval_seeds(cfg, out, list(range(first, first + data_seeds)), update)
+        else:
+            doc = run_eval(cfg, out, update)
     k = doc["config"]["k"]
     for name, r in doc["strategies"].items():
         if r["group"] == "curve":
@@ -152,7 +169,7 @@ def _run(cfg: EvalConfig, out: Path, quiet: bool) -> None:
 
 @click.group("eval")
 def eval_group() -> None:
-    """Prove it: the AVE equal-token protocol on SynthAVE or on AVE itself."""
+    """Prove it: the AVE equal-token protocol on SynthAVE, RealStamp or AVE itself."""
 
 
 @eval_group.command("synth")
@@ -171,29 +188,86 @@ def eval_group() -> None:
                    "visual probes can see (tests hybrid/transfer).")
 @click.option("--duration", "duration_s", type=int, default=_S.duration_s, show_default=True,
               help="Clip length (60 or 300: sparse long-video variants).")
-@click.option("--synth-seed", type=int, default=_S.seed, show_default=True)
+@click.option("--synth-seed", type=int, default=_S.seed, show_default=True,
+              help="The dataset (generator) seed (the first one with --data-seeds).")
+@click.option("--data-seeds", "data_seeds", type=int, default=1, show_default=True,
+              help="Generate this many datasets and combine their runs (as `eval realstamp --data-seeds`).")
 @_protocol_options
 def synth_cmd(make_dir: Path | None, root: str | None, n: int | None, snr_db: float,
               av_offset_s: float, silent_event_fraction: float, distractor_rate: float, event_motion: float,
-              duration_s: int, synth_seed: int, **kw) -> None:
+              duration_s: int, synth_seed: int, data_seeds: int, **kw) -> None:
     """Generate SynthAVE (AVE-shaped clips whose glyphs need resolution) and run the protocol on it."""
     require_extra("earmark eval", "eval")
     synth = dict(n=n, snr_db=snr_db, av_offset_s=av_offset_s, silent_event_fraction=silent_event_fraction,
                  distractor_rate=distractor_rate, event_motion=event_motion, duration_s=duration_s, seed=synth_seed)
-    if make_dir is not None:
-        from ..eval.synthave import make_synthave
+    _generated("synth", make_dir, root, synth, kw, data_seeds)
 
+
+def _generated(dataset: str, make_dir: Path | None, root: str | None, settings: dict, kw: dict,
+               data_seeds: int = 1) -> None:
+    """``--make DIR``: only write the dataset; else run the protocol on it (made under OUT/cache if missing)."""
+    from ..eval.protocol import generator
+
+    config_cls, make, manifest, name = generator(dataset)
+    if make_dir is not None:
         con = Console(quiet=kw.get("quiet", False), highlight=False)
         bar, update = _progress(con, kw.get("quiet", False))
         with bar if bar is not None else nullcontext():
-            make_synthave(make_dir, SynthConfig(**synth), workers=kw.get("workers"),
-                          progress=(lambda i, t: update("generate", i, t)) if update else None)
-        con.print(f"wrote SynthAVE to {make_dir}/ (AVE layout: Annotations.txt, split files, AVE/*.mp4, synthave.json)")
+            make(make_dir, config_cls(**settings), workers=kw.get("workers"),
+                 progress=(lambda i, t: update("generate", i, t)) if update else None)
+        con.print(f"wrote {name} to {make_dir}/ (AVE layout: Annotations.txt, split files, AVE/*.mp4, {manifest})")
         return
     if kw.get("out") is None:
         raise click.UsageError("--out is required unless --make is given")
+    if data_seeds < 1:
+        raise click.BadParameter(f"--data-seeds must be >= 1, got {data_seeds}")
     quiet, out = kw.pop("quiet"), kw.pop("out")
-    _run(_config("synth", root, synth, kw), out, quiet)
+    _run(_config(dataset, root, settings, kw), out, quiet, data_seeds)
+
+
+@eval_group.command("realstamp")
+@click.option("--make", "make_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Only write a RealStamp folder (AVE layout) here, and stop.")
+@click.option("--root", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="Use (or make) this RealStamp folder instead of OUT/cache/realstamp.")
+@click.option("--duration", "duration_s", type=int, default=_R.duration_s, show_default=True,
+              help="Clip length: 10 (AVE-like) or 60 (sparse: the event covers at most a sixth).")
+@click.option("--n", type=int, default=None,
+              help=f"Clips in all  [default: {DEFAULT_N[10]} for 10 s, {DEFAULT_N[60]} for 60 s]")
+@click.option("--classes", "n_classes", type=int, default=None,
+              help="Use this many of the 72 classes (evenly spaced over the sorted list)  [default: all]")
+@click.option("--data-seed", "data_seed", type=int, default=_R.seed, show_default=True,
+              help="The dataset (generator) seed (the first one with --data-seeds).")
+@click.option("--data-seeds", "data_seeds", type=int, default=1, show_default=True,
+              help="Generate this many datasets (seeds --data-seed, +1, ...), run the protocol on each "
+                   "(OUT/data-seed-S/) and combine them: intervals resample dataset seeds, then clips.")
+@click.option("--snr-db", type=float, default=_R.snr_db, show_default=True,
+              help="Event level over the bed (active RMS).")
+@click.option("--offscreen-rate", type=float, default=_R.offscreen_rate, show_default=True,
+              help="Per background second: chance of another class's sound with nothing on screen.")
+@click.option("--speech-rate", type=float, default=_R.speech_rate, show_default=True,
+              help="Per background second: chance of recorded speech.")
+@click.option("--music-fraction", type=float, default=_R.music_fraction, show_default=True,
+              help="Clips with a music bed (asterisk-moh-opsound-wav).")
+@click.option("--music-db", type=float, default=_R.music_db, show_default=True, help="Music over the room tone.")
+@click.option("--silent-event-fraction", type=float, default=_R.silent_event_fraction, show_default=True)
+@click.option("--occlusion-fraction", type=float, default=_R.occlusion_fraction, show_default=True)
+@click.option("--av-offset", "av_offset_s", type=float, default=_R.av_offset_s, show_default=True,
+              help="Picture minus sound time of events, seconds.")
+@_protocol_options
+def realstamp_cmd(make_dir: Path | None, root: str | None, duration_s: int, n: int | None, n_classes: int | None,
+                  data_seed: int, data_seeds: int,
+                  snr_db: float, offscreen_rate: float, speech_rate: float, music_fraction: float, music_db: float,
+                  silent_event_fraction: float, occlusion_fraction: float, av_offset_s: float, **kw) -> None:
+    """Generate RealStamp (real photographs with their own real recordings, from Debian's Tux Paint stamps)
+    and run the protocol on it; the encoder defaults to the pretrained efficientnet-lite0."""
+    require_extra("earmark eval", "eval")
+    settings = dict(duration_s=duration_s, n=n, n_classes=n_classes, seed=data_seed, snr_db=snr_db,
+                    offscreen_rate=offscreen_rate, speech_rate=speech_rate, music_fraction=music_fraction,
+                    music_db=music_db,
+                    silent_event_fraction=silent_event_fraction, occlusion_fraction=occlusion_fraction,
+                    av_offset_s=av_offset_s)
+    _generated("realstamp", make_dir, root, settings, kw, data_seeds)
 
 
 

@@ -207,13 +207,22 @@ class EfficientNetLite0(Encoder):
         x = torch.tensor(np.asarray(images)).permute(0, 3, 1, 2).float()
         return (x - 127.0) / 128.0  # the TF-Lite models' input scaling
 
+    CHUNK_PIXELS = 2 * 448 * 448
+    """Pictures per forward pass: at most this many pixels (two at 448 px, eight at 224 px). One thread
+    took 187 ms a picture for a batch of ten at 448 px and 98 ms for two (measured; the cache spills)."""
+
     def encode(self, images: np.ndarray) -> Encoded:
         torch = _torch()
-        with torch.no_grad():
-            self.model.extract_features(self._input(images))
-            fmap = self._captured
-            tokens = fmap.flatten(2).transpose(1, 2)
-        return Encoded(tokens.mean(1).numpy(), tokens.numpy())
+        images = np.asarray(images)
+        step = max(1, self.CHUNK_PIXELS // max(1, images.shape[1] * images.shape[2]))
+        cls, toks = [], []
+        with torch.inference_mode():
+            for i in range(0, len(images), step):
+                self.model.extract_features(self._input(images[i:i + step]))
+                tokens = self._captured.flatten(2).transpose(1, 2)
+                cls.append(tokens.mean(1).numpy())
+                toks.append(tokens.numpy())
+        return Encoded(np.concatenate(cls), np.concatenate(toks))
 
     def flops(self, width: int, height: int) -> float:
         return 2 * 0.40e9 * (width * height) / (224 * 224)  # 0.40 GMACs at 224² (published), scales with pixels

@@ -16,7 +16,7 @@ import contextlib
 import os
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -30,6 +30,7 @@ from ..budget.planner import BudgetTooSmallError, default_aspect, plan_frames
 from ..errors import ConfigError
 from .config import (  # noqa: F401  (re-exported: the protocol's public names)
     CLASS_WEIGHTS,
+    GENERATED,
     HEADS,
     MAIN_STRATEGIES,
     EvalConfig,
@@ -65,6 +66,9 @@ def plan_requests(cfg: EvalConfig, segments: int) -> tuple[list[PlanRequest], di
         elif s == "random":
             strategies["random"] = {"plans": [add(f"random@{i}", "random", cfg.budget, None, i) for i in seeds],
                                     "audio": False, "group": "main"}
+        elif s == "fixed-spread":
+            strategies["fixed-spread"] = {"plans": [add("fixed-spread", "fixed-spread", cfg.budget)] * cfg.seeds,
+                                          "audio": False, "group": "main"}
         elif s == "oracle":
             strategies["oracle"] = {"plans": [add("oracle", "oracle", cfg.budget)] * cfg.seeds, "audio": False,
                                     "group": "main"}
@@ -122,27 +126,35 @@ def check_budget(cfg: EvalConfig, width: int, height: int, segments: int) -> lis
 # ------------------------------------------------------------------------------------------- dataset
 
 
-def load_dataset(cfg: EvalConfig, work: Path, progress: ProgressFn | None = None) -> tuple[Dataset, dict]:
-    """The AVE root as given, or a SynthAVE folder (made when missing)."""
-    from .synthave import MANIFEST, SynthConfig, make_synthave
+def generator(dataset: str) -> tuple[Any, Callable[..., Path], str, str]:
+    """(config class, maker, manifest file name, dataset name) of a generated dataset."""
+    if dataset == "synth":
+        from . import synthave
 
+        return synthave.SynthConfig, synthave.make_synthave, synthave.MANIFEST, "synthave"
+    from . import realstamp
+
+    return realstamp.RealStampConfig, realstamp.make_realstamp, realstamp.MANIFEST, "realstamp"
+
+
+def load_dataset(cfg: EvalConfig, work: Path, progress: ProgressFn | None = None) -> tuple[Dataset, dict]:
+    """The AVE root as given, or a generated folder (SynthAVE, RealStamp; made when missing)."""
     meta: dict[str, Any] = {"name": cfg.dataset}
     if cfg.dataset == "ave":
         if not cfg.root:
             raise ConfigError("eval ave needs --root DIR (the AVE folder with Annotations.txt and the videos)")
         ds = load_ave(cfg.root, strict=cfg.strict, limit=cfg.limit)
         return ds, meta
-    scfg = SynthConfig.from_dict(cfg.synth)
-    root = Path(cfg.root) if cfg.root else work / "synthave"
-    manifest = root / MANIFEST
+    config_cls, make, manifest_name, name = generator(cfg.dataset)
+    root = Path(cfg.root) if cfg.root else work / name
     # Resumable and checked: a folder made with other settings is refused, finished clips are kept.
-    make_synthave(root, scfg, workers=cfg.workers,
-                  progress=(lambda i, n: progress("generate", i, n)) if progress else None)
+    make(root, config_cls.from_dict(cfg.generator), workers=cfg.workers,
+         progress=(lambda i, n: progress("generate", i, n)) if progress else None)
     import json
 
-    m = json.loads(manifest.read_text())
-    meta.update(root=str(root), synth_config=m["config"])
-    ds = load_ave(root, strict=cfg.strict, segments=int(m["segments"]), name="synthave", limit=cfg.limit,
+    m = json.loads((root / manifest_name).read_text())
+    meta.update(root=str(root), generator_config=m["config"])
+    ds = load_ave(root, strict=cfg.strict, segments=int(m["segments"]), name=name, limit=cfg.limit,
                   classes=tuple(m["classes"]))
     return ds, meta
 
@@ -218,7 +230,7 @@ class TrainResult:
     gate_grad_spearman: float | None
 
 
-def train_and_test(cfg: EvalConfig, train: SplitData, val: SplitData, test: SplitData, n_classes: int,
+def train_and_test(cfg: EvalConfig, train: SplitData, val: SplitData | None, test: SplitData, n_classes: int,
                    seed: int, audio: bool) -> TrainResult:
     import torch
     from torch.nn import functional as F
@@ -226,6 +238,9 @@ def train_and_test(cfg: EvalConfig, train: SplitData, val: SplitData, test: Spli
     from .heads import Head
 
     cfg = with_defaults(cfg)
+    if cfg.patience is not None and (val is None or not len(val.y)):
+        raise ConfigError("early stopping (--patience) chooses epochs on the val split, and there is none; "
+                          "it never reads test: drop --patience or give a dataset with a val split")
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -245,7 +260,7 @@ def train_and_test(cfg: EvalConfig, train: SplitData, val: SplitData, test: Spli
             loss.backward()
             opt.step()
         epochs = epoch + 1
-        if cfg.patience is not None and len(val.y):
+        if cfg.patience is not None and val is not None:
             acc = float((_predict(head, val, audio) == val.y.numpy()).mean())
             if acc > best:
                 best, since = acc, 0
@@ -369,8 +384,31 @@ def _train_key(job: tuple[str, list[tuple[str, int, bool]]]) -> list[tuple[str, 
 
     with one_blas_thread():
         tr, va, te = (pack(splits[s], results, key) if splits[s] else None for s in ("train", "val", "test"))
-        va = va if va is not None else te
         return [(name, seed, train_and_test(cfg, tr, va, te, n_classes, seed, audio)) for name, seed, audio in todo]
+
+
+def run_eval_seeds(cfg: EvalConfig, out_dir: str | Path, data_seeds: Sequence[int],
+                   progress: ProgressFn | None = None) -> dict[str, Any]:
+    """The protocol on one generated dataset per seed in ``data_seeds`` (each in ``OUT/data-seed-S/``, a whole
+    results folder), then ``OUT/results.json`` combining them: intervals resample dataset seeds, then clips."""
+    from . import report, stats
+
+    if cfg.dataset not in GENERATED:
+        raise ConfigError(f"dataset seeds need a generated dataset ({', '.join(GENERATED)}), not {cfg.dataset}")
+    if not data_seeds or len(set(data_seeds)) != len(data_seeds):
+        raise ConfigError(f"data seeds must be distinct and at least one, got {list(data_seeds)}")
+    out = Path(out_dir)
+    docs, names = [], []
+    for s in data_seeds:
+        name = f"data-seed-{s}"
+        sub = replace(cfg, generator={**cfg.generator, "seed": s},
+                      root=str(Path(cfg.root) / name) if cfg.root else None,
+                      cache=str(Path(cfg.cache) / name) if cfg.cache else None)
+        docs.append(run_eval(sub, out / name, progress))
+        names.append(name)
+    doc = stats.combine_runs(docs, names)
+    report.write_results(out, doc)
+    return doc
 
 
 def run_eval(cfg: EvalConfig, out_dir: str | Path, progress: ProgressFn | None = None) -> dict[str, Any]:
@@ -385,13 +423,11 @@ def run_eval(cfg: EvalConfig, out_dir: str | Path, progress: ProgressFn | None =
     out = Path(out_dir)
     work = Path(cfg.cache) if cfg.cache else out / "cache"
     timing: dict[str, float] = {}
-    if cfg.dataset == "synth":  # the picture size is known before any clip is made: fail fast
-        from .synthave import SynthConfig
-
-        scfg = SynthConfig.from_dict(cfg.synth)
-        scfg.check()
-        cfg = for_segments(cfg, scfg.duration_s)
-        check_budget(cfg, scfg.size, scfg.size, scfg.duration_s)
+    if cfg.dataset in GENERATED:  # the picture size is known before any clip is made: fail fast
+        gcfg = generator(cfg.dataset)[0].from_dict(cfg.generator)
+        gcfg.check()
+        cfg = for_segments(cfg, gcfg.duration_s)
+        check_budget(cfg, gcfg.size, gcfg.size, gcfg.duration_s)
     t0 = time.perf_counter()
     ds, ds_meta = load_dataset(cfg, work, progress)
     cfg = for_segments(cfg, ds.segments)  # AVE: known once the labels are read (fields already set stay)
@@ -414,6 +450,9 @@ def run_eval(cfg: EvalConfig, out_dir: str | Path, progress: ProgressFn | None =
     splits = {s: [c for c in ds.available(s) if c.video_id in results] for s in ("train", "val", "test")}
     if not splits["train"] or not splits["test"]:
         raise ConfigError("no usable clips in the train or test split: " + "; ".join(errors[:3]))
+    if cfg.patience is not None and not splits["val"]:
+        raise ConfigError("early stopping (--patience) chooses epochs on the val split, and this dataset has no "
+                          "usable val clips; it never reads test: drop --patience")
 
 
     n_classes = len(ds.classes) + 1

@@ -16,7 +16,8 @@ import numpy as np
 from .._io import dumps_json
 
 DISPLAY = {"uniform": "Uniform", "random": "Random-Top{k}", "oracle": "Oracle-GT-Top{k}",
-           "uniform-112": "Uniform-112", "uniform-448": "Uniform-448", "audio-concat": "Audio-concat"}
+           "fixed-spread": "Fixed-spread-Top{k}", "uniform-112": "Uniform-112", "uniform-448": "Uniform-448",
+           "audio-concat": "Audio-concat"}
 
 
 def display_name(name: str, k: int) -> str:
@@ -36,24 +37,56 @@ def _pct(v: float | None) -> str:
     return "–" if v is None else f"{v * 100:.1f}"
 
 
+def interval(ci: dict | None) -> str:
+    """A difference with its 95 % interval in points: ``+4.2 [1.0, 7.5]``."""
+    if not ci or ci.get("diff") is None or ci["diff"] != ci["diff"]:
+        return "–"
+    return f"{ci['diff'] * 100:+.1f} [{ci['low'] * 100:+.1f}, {ci['high'] * 100:+.1f}]"
+
+
+def _ratio(v: float | None) -> str:
+    return "–" if v is None else f"{v:.2f}"
+
+
 def table_md(doc: dict[str, Any]) -> str:
     k = doc["config"]["k"]
+    seeds = doc["dataset"].get("data_seeds")
+    how = (f"hierarchical bootstrap intervals over {len(seeds)} dataset seeds ({', '.join(map(str, seeds))}), "
+           "then test clips; p values are paired t-tests over (dataset seed, head seed) runs" if doc.get("combined")
+           else "bootstrap intervals over test clips (seed means); p values are paired t-tests over head seeds / "
+                "over clips")
     lines = [f"# earmark eval — {doc['dataset']['name']}, encoder {doc['encoder']['name']}, head "
              f"{doc['config']['head']}, {doc['config']['model']} budget {doc['config']['budget']}", "",
-             "| strategy | frames | tokens | accuracy (mean ± std) | seeds | Δ vs uniform | p vs uniform "
-             "(seeds / clips) | p vs random (seeds / clips) | recovery | event seconds | background seconds |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             f"Differences are in accuracy points with 95 % {how}.", "",
+             "| strategy | frames | tokens | accuracy (mean ± std) | seeds | Δ vs uniform | Δ vs fixed-spread | "
+             "Δ event s vs fixed-spread | p vs uniform (seeds / clips) | p vs random (seeds / clips) | "
+             "recovery (vs uniform / fixed-spread) | event seconds | background seconds |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, r in doc["strategies"].items():
         if r["group"] == "curve":
             continue
         vs_u, vs_r = r.get("vs_uniform"), r.get("vs_random")
-        diff = f"{vs_u['diff'] * 100:+.1f}" if vs_u and vs_u.get("diff") is not None else "–"
-        rec = r.get("recovery_ratio")
         lines.append(f"| {display_name(name, k)} | {r['shape']} | {r['tokens']:.0f} | "
-                     f"{r['accuracy_mean'] * 100:.1f} ± {r['accuracy_std'] * 100:.1f} | {r['seeds']} | {diff} | "
+                     f"{r['accuracy_mean'] * 100:.1f} ± {r['accuracy_std'] * 100:.1f} | {r['seeds']} | "
+                     f"{interval(r.get('ci_uniform'))} | {interval(r.get('ci_fixed_spread'))} | "
+                     f"{interval(r.get('ci_fixed_spread_event'))} | "
                      f"{_p(vs_u)} / {_p(r.get('vs_uniform_clips'))} | {_p(vs_r)} / {_p(r.get('vs_random_clips'))} | "
-                     f"{'–' if rec is None else f'{rec:.2f}'} | {_pct(r.get('event_accuracy_mean'))} | "
-                     f"{_pct(r.get('background_accuracy_mean'))} |")
+                     f"{_ratio(r.get('recovery_ratio'))} / {_ratio(r.get('recovery_vs_fixed_spread'))} | "
+                     f"{_pct(r.get('event_accuracy_mean'))} | {_pct(r.get('background_accuracy_mean'))} |")
+    fired = [(n, r["fired"]) for n, r in doc["strategies"].items() if r.get("fired")]
+    if fired:
+        lines += ["", "Where the index fired (test clips with at least one anchor that is not the evenly spaced "
+                  "fallback): accuracy % (event seconds %):", "",
+                  "| probe | clips | anchored | fixed-spread | uniform | random | oracle | Δ vs fixed-spread |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+
+        def cell(d: dict | None) -> str:
+            return "–" if not d else f"{_pct(d['accuracy'])} ({_pct(d['event_accuracy'])})"
+
+        for name, f_ in fired:
+            lines.append(f"| {name.split('-', 1)[1]} | {f_['clips']} / {f_['of']} | {cell(f_.get(name))} | "
+                         f"{cell(f_.get('fixed-spread'))} | {cell(f_.get('uniform'))} | {cell(f_.get('random'))} | "
+                         f"{cell(f_.get('oracle'))} | {interval(f_.get('ci_fixed_spread'))} |")
     lines += ["", f"Anchor recall on the test split (K = {k}; 'partial' = clips whose event does not fill the clip):",
               "", "| anchors | R@K | R@K,Δ1 | R@K,Δ2 | partial R@K | partial R@K,Δ1 | precision |",
               "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -200,7 +233,10 @@ def video_record(clip, result, runs, strategies, label_names, row: int) -> dict[
     return rec
 
 
-def write_results(out: Path, doc: dict[str, Any], test, results, runs, strategies, ds) -> None:
+def write_results(out: Path, doc: dict[str, Any], test=(), results=None, runs=None, strategies=None,
+                  ds=None) -> None:
+    """Write a results folder (results.json, table.md, curve.csv/png, and videos/ when ``test`` clips are
+    given); a combined run over dataset seeds has no per-video records (they live in each seed's folder)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".results.", suffix=".part", dir=out))
@@ -210,12 +246,13 @@ def write_results(out: Path, doc: dict[str, Any], test, results, runs, strategie
         (tmp / "curve.csv").write_text(curve_csv(doc), encoding="utf-8")
         if doc["curve"]:
             curve_png(doc, tmp / "curve.png")
-        videos = tmp / "videos"
-        videos.mkdir()
-        for row, c in enumerate(test):
-            (videos / f"{c.video_id}.json").write_text(
-                dumps_json(video_record(c, results[c.video_id], runs, strategies, ds.label_names, row)),
-                encoding="utf-8")
+        if test:
+            videos = tmp / "videos"
+            videos.mkdir()
+            for row, c in enumerate(test):
+                (videos / f"{c.video_id}.json").write_text(
+                    dumps_json(video_record(c, results[c.video_id], runs, strategies, ds.label_names, row)),
+                    encoding="utf-8")
         # Everything is written: now replace the previous run's outputs (the cache beside them is kept).
         for item in sorted(tmp.iterdir()):
             dest = out / item.name

@@ -6,7 +6,7 @@ document from the protocol's runs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -46,6 +46,62 @@ def paired_t(a: Sequence[float], b: Sequence[float]) -> dict[str, float | None]:
         return {"diff": diff, "t": None, "p": None, "n": len(a)}
     r = ttest_rel(a, b)
     return {"diff": diff, "t": float(r.statistic), "p": float(r.pvalue), "n": len(a)}
+
+
+REFERENCES = ("uniform", "fixed-spread", "random")
+"""What every main strategy is compared with: uniform sampling, the anchored shape at fixed evenly spaced slots
+(no audio), and at random slots."""
+BOOTSTRAP = 2000
+
+
+def clip_counts(predictions: Sequence[np.ndarray], truth: np.ndarray, background: int) -> dict[str, np.ndarray]:
+    """Per clip, averaged over the (paired) head seeds: correct seconds and correct event / background seconds.
+
+    ``predictions``: one (clips, T) array per seed; ``truth``: (clips, T). Counts are floats (seed means)."""
+    ok = np.stack([np.asarray(p) == truth for p in predictions]).mean(0)
+    ev = truth != background
+    return {"correct": ok.sum(1), "event_correct": (ok * ev).sum(1), "background_correct": (ok * ~ev).sum(1)}
+
+
+def hierarchical_bootstrap(groups: Sequence[np.ndarray], stat: Callable[[np.ndarray], np.ndarray],
+                           n_boot: int = BOOTSTRAP, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
+    """(estimate, low, high): a percentile interval of ``stat`` resampling groups, then clips within each.
+
+    ``groups``: one (clips, m) array of per-clip columns per dataset (generator) seed; ``stat`` maps column
+    sums (B, m) to B statistics (e.g. a difference of two accuracies: (a - b) / seconds). With one group this
+    is the ordinary bootstrap over clips; with several, dataset seeds are resampled first, so the interval
+    carries the spread between generated datasets as well as between clips.
+    """
+    groups = [np.asarray(g, dtype=np.float64) for g in groups]
+    if not groups or any(len(g) == 0 for g in groups):
+        raise ValueError("every group needs at least one clip")
+    m = groups[0].shape[1]
+    rng = np.random.default_rng(seed)
+    n_groups = len(groups)
+    sums = np.zeros((n_boot, m))
+    pick = rng.integers(n_groups, size=(n_boot, n_groups)) if n_groups > 1 else np.zeros((n_boot, 1), int)
+    for slot in range(n_groups):
+        for g, rows in enumerate(groups):
+            chosen = np.flatnonzero(pick[:, slot] == g)
+            if len(chosen):
+                idx = rng.integers(len(rows), size=(len(chosen), len(rows)))
+                sums[chosen] += rows[idx].sum(1)
+    full = stat(np.sum([g.sum(0) for g in groups], 0)[None])[0]
+    values = stat(sums)
+    values = values[np.isfinite(values)]
+    tail = (1 - level) / 2 * 100
+    lo, hi = np.percentile(values, [tail, 100 - tail]) if len(values) else (np.nan, np.nan)
+    return float(full), float(lo), float(hi)
+
+
+def difference_interval(groups_a: Sequence[dict[str, np.ndarray]], groups_b: Sequence[dict[str, np.ndarray]],
+                        counts: Sequence[np.ndarray], key: str = "correct", seed: int = 0) -> dict[str, float]:
+    """Accuracy of A minus accuracy of B (on all seconds, ``key="correct"``, or on event seconds,
+    ``"event_correct"`` with event-second ``counts``), with its hierarchical bootstrap 95 % interval."""
+    cols = [np.stack([a[key], b[key], c], 1) for a, b, c in zip(groups_a, groups_b, counts)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        est, lo, hi = hierarchical_bootstrap(cols, lambda s: (s[:, 0] - s[:, 1]) / s[:, 2], seed=seed)
+    return {"diff": est, "low": lo, "high": hi}
 
 
 def anchor_seconds(times: Sequence[float], segments: int) -> list[int]:
@@ -114,12 +170,14 @@ def summarise(cfg, ds, splits, results, strategies, runs, encoder) -> dict[str, 
     test = splits["test"]
     segs = ds.segments
     table: dict[str, dict[str, Any]] = {}
-    uni = [r.accuracy for r in runs["uniform"]]
-    rnd = [r.accuracy for r in runs["random"]] if "random" in runs else None
-    uni_clip = np.mean([r.per_clip for r in runs["uniform"]], 0)
     truth = np.stack([c.labels for c in test])
     background = len(ds.classes)
-    rnd_clip = np.mean([r.per_clip for r in runs["random"]], 0) if "random" in runs else None
+    counts = {name: clip_counts([r.predictions for r in rs], truth, background)
+              for name, rs in runs.items() if strategies[name]["group"] == "main"}
+    event_count = (truth != background).sum(1).astype(float)
+    seconds = np.full(len(test), float(truth.shape[1]))
+    refs = {ref: ([r.accuracy for r in runs[ref]], np.mean([r.per_clip for r in runs[ref]], 0))
+            for ref in REFERENCES if ref in runs}
     for name, spec in strategies.items():
         rs = runs[name]
         acc = [r.accuracy for r in rs]
@@ -144,29 +202,74 @@ def summarise(cfg, ds, splits, results, strategies, runs, encoder) -> dict[str, 
         for k_ in ("probe", "budget", "strategy"):
             if k_ in spec:
                 row[k_] = spec[k_]
-        if spec["group"] == "main" and len(rs) == len(uni):
+        if spec["group"] == "main":
             clip = np.mean([r.per_clip for r in rs], 0)
-            row["vs_uniform"] = paired_t(acc, uni)
-            row["vs_uniform_clips"] = paired_t(clip, uni_clip)
-            if rnd is not None and len(rnd) == len(rs):
-                row["vs_random"] = paired_t(acc, rnd)
-                row["vs_random_clips"] = paired_t(clip, rnd_clip)
+            for ref, (ref_acc, ref_clip) in refs.items():
+                if ref == name or len(ref_acc) != len(rs):
+                    continue
+                tag = ref.replace("-", "_")
+                row[f"vs_{tag}"] = paired_t(acc, ref_acc)
+                row[f"vs_{tag}_clips"] = paired_t(clip, ref_clip)
+                row[f"ci_{tag}"] = difference_interval([counts[name]], [counts[ref]], [seconds])
+                row[f"ci_{tag}_event"] = difference_interval([counts[name]], [counts[ref]], [event_count],
+                                                             "event_correct")
         table[name] = row
-    oracle = table.get("oracle", {}).get("accuracy_mean")
+    add_recoveries(table)
     for name, row in table.items():
-        if name.startswith("anchored-") and oracle is not None:
-            row["recovery_ratio"] = recovery_ratio(row["accuracy_mean"], table["uniform"]["accuracy_mean"], oracle)
+        if name.startswith("anchored-"):
+            row["fired"] = fired_subset(name, test, results, strategies, counts, seconds, event_count)
     anchor_keys = {f"anchored-{p}": [f"anchored-{p}"] for p in cfg.probes if f"anchored-{p}" in strategies}
     if "random" in strategies:
         anchor_keys["random"] = strategies["random"]["plans"]
     everything = [c for s in ("train", "val", "test") for c in splits[s]]
     recall = {"test": recall_table(test, results, anchor_keys, cfg.k),
               "all": recall_table(everything, results, anchor_keys, cfg.k)}
+    if splits["val"]:  # where a probe is chosen without looking at test
+        recall["val"] = recall_table(splits["val"], results, anchor_keys, cfg.k)
     curve = [{"strategy": row["strategy"], "budget": row["budget"], "tokens": row["tokens"],
               "accuracy_mean": row["accuracy_mean"], "accuracy_std": row["accuracy_std"], "seeds": row["seeds"]}
              for row in table.values() if row["group"] == "curve"]
+    per_clip = {"video_ids": [c.video_id for c in test], "seconds": seconds.tolist(),
+                "event_seconds": event_count.tolist(),
+                "strategies": {n: {k: v.tolist() for k, v in c.items()} for n, c in counts.items()}}
     return {"kind": "earmark.eval", "version": 1, "strategies": table, "recall": recall,
-            "curve": sorted(curve, key=lambda r: (r["strategy"], r["tokens"])), "segments": segs}
+            "curve": sorted(curve, key=lambda r: (r["strategy"], r["tokens"])), "segments": segs,
+            "per_clip": per_clip}
+
+
+def add_recoveries(table: dict[str, dict[str, Any]]) -> None:
+    """Each anchored row's share of the oracle's gain: over uniform, and over fixed-spread (what the index adds)."""
+    oracle = table.get("oracle", {}).get("accuracy_mean")
+    if oracle is None:
+        return
+    for name, row in table.items():
+        if name.startswith("anchored-"):
+            row["recovery_ratio"] = recovery_ratio(row["accuracy_mean"], table["uniform"]["accuracy_mean"], oracle)
+            if "fixed-spread" in table:
+                row["recovery_vs_fixed_spread"] = recovery_ratio(row["accuracy_mean"],
+                                                                 table["fixed-spread"]["accuracy_mean"], oracle)
+
+
+def fired_subset(name: str, test, results, strategies, counts: dict[str, dict[str, np.ndarray]],
+                 seconds: np.ndarray, event_count: np.ndarray) -> dict[str, Any]:
+    """Accuracies (all / event seconds) of ``name`` and the references on the test clips where its index
+    fired (at least one anchor that is not the evenly spaced fallback): where choosing could matter."""
+    key = strategies[name]["plans"][0]
+    fired = np.array([any(a.source != "fallback" for a in results[c.video_id].plans[key].anchors) for c in test])
+    out: dict[str, Any] = {"clips": int(fired.sum()), "of": len(test)}
+    if not fired.any():
+        return out
+    for other in (name, "oracle", *REFERENCES):
+        if other in counts:
+            c = counts[other]
+            ev = event_count[fired].sum()
+            out[other] = {"accuracy": float(c["correct"][fired].sum() / seconds[fired].sum()),
+                          "event_accuracy": float(c["event_correct"][fired].sum() / ev) if ev else None}
+    if "fixed-spread" in counts:
+        out["ci_fixed_spread"] = difference_interval([{k: v[fired] for k, v in counts[name].items()}],
+                                                     [{k: v[fired] for k, v in counts["fixed-spread"].items()}],
+                                                     [seconds[fired]])
+    return out
 
 
 def _shape(plan) -> str:
@@ -174,3 +277,76 @@ def _shape(plan) -> str:
     for f in plan.frames:
         sizes[f.width] = sizes.get(f.width, 0) + 1
     return " + ".join(f"{n}×{w}" for w, n in sorted(sizes.items(), key=lambda x: -x[0]))
+
+
+def combine_runs(docs: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[str, Any]:
+    """One results document from runs on several generated datasets (one per dataset seed, ``names`` their
+    folders): accuracies over every (dataset seed, head seed) run, and every difference with a hierarchical
+    bootstrap interval that resamples dataset seeds, then clips. Recall is pooled over the runs' test clips."""
+    if not docs:
+        raise ValueError("no runs to combine")
+    first = docs[0]
+    per = [d["per_clip"] for d in docs]
+    seconds = [np.asarray(p["seconds"]) for p in per]
+    events = [np.asarray(p["event_seconds"]) for p in per]
+    table: dict[str, dict[str, Any]] = {}
+    for name, row0 in first["strategies"].items():
+        rows = [d["strategies"][name] for d in docs]
+        acc = [a for r in rows for a in r["accuracy"]]
+        m, s = mean_std(acc)
+        row: dict[str, Any] = {k: row0[k] for k in ("group", "shape", "sizes", "audio_features") if k in row0}
+        row.update(accuracy=acc, accuracy_mean=m, accuracy_std=s, seeds=len(acc),
+                   tokens=float(np.mean([r["tokens"] for r in rows])),
+                   event_accuracy=[a for r in rows for a in r["event_accuracy"]],
+                   background_accuracy=[a for r in rows for a in r["background_accuracy"]],
+                   per_dataset=[r["accuracy_mean"] for r in rows])
+        row["event_accuracy_mean"] = _rate(row["event_accuracy"])
+        row["background_accuracy_mean"] = _rate(row["background_accuracy"])
+        for k_ in ("probe", "budget", "strategy"):
+            if k_ in row0:
+                row[k_] = row0[k_]
+        counts = [p["strategies"].get(name) for p in per]
+        for ref in REFERENCES:
+            tag = ref.replace("-", "_")
+            ref_rows = [d["strategies"].get(ref) for d in docs]
+            if ref == name or row["group"] != "main" or any(r is None for r in ref_rows) or None in counts:
+                continue
+            ref_acc = [a for r in ref_rows for a in r["accuracy"]]
+            if len(ref_acc) == len(acc):
+                row[f"vs_{tag}"] = paired_t(acc, ref_acc)
+            a = [{k: np.asarray(v) for k, v in c.items()} for c in counts]
+            b = [{k: np.asarray(v) for k, v in p["strategies"][ref].items()} for p in per]
+            row[f"ci_{tag}"] = difference_interval(a, b, seconds)
+            row[f"ci_{tag}_event"] = difference_interval(a, b, events, "event_correct")
+        table[name] = row
+    add_recoveries(table)
+    recall: dict[str, dict[str, Any]] = {}
+    for split in [s for s in ("val", "test", "all") if all(s in d["recall"] for d in docs)]:
+        recall[split] = {}
+        for src in first["recall"][split]:
+            parts = [d["recall"][split][src] for d in docs]
+            out: dict[str, Any] = {}
+            for key in parts[0]:
+                if key in ("clips", "partial_clips"):
+                    out[key] = int(sum(p[key] for p in parts))
+                else:  # weighted by the clips each rate was measured on
+                    w = [p["partial_clips" if key.startswith("partial") else "clips"] for p in parts]
+                    vals = [(p[key], wi) for p, wi in zip(parts, w) if p[key] is not None]
+                    out[key] = (sum(v * wi for v, wi in vals) / sum(wi for _, wi in vals)
+                                if vals and sum(wi for _, wi in vals) else None)
+            recall[split][src] = out
+    curve = []
+    for pt in first["curve"]:
+        same = [c for d in docs for c in d["curve"] if (c["strategy"], c["budget"]) == (pt["strategy"], pt["budget"])]
+        m, s = mean_std([c["accuracy_mean"] for c in same])
+        curve.append({**pt, "accuracy_mean": m, "accuracy_std": s, "seeds": sum(c["seeds"] for c in same)})
+    dataset = {**first["dataset"], "clips": {s: int(sum(d["dataset"]["clips"][s] for d in docs))
+                                             for s in first["dataset"]["clips"]},
+               "data_seeds": [d["dataset"].get("generator_config", {}).get("seed") for d in docs],
+               "errors": [e for d in docs for e in d["dataset"].get("errors", [])][:20],
+               "n_errors": int(sum(d["dataset"].get("n_errors", 0) for d in docs))}
+    timing = {k: round(float(sum(d["timing_s"].get(k, 0.0) for d in docs)), 3) for k in first["timing_s"]}
+    return {"kind": "earmark.eval", "version": 1, "combined": list(names), "strategies": table, "recall": recall,
+            "curve": curve, "segments": first["segments"], "config": first["config"], "dataset": dataset,
+            "encoder": first["encoder"], "versions": first["versions"], "timing_s": timing,
+            "skipped_curve_budgets": first.get("skipped_curve_budgets", [])}

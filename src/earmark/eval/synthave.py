@@ -16,9 +16,7 @@ Everything is a pure function of (config, clip index): the same settings give th
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
 from importlib import resources
@@ -27,15 +25,14 @@ from typing import Any
 
 import numpy as np
 
-from .._io import write_json_atomic, write_text_atomic
 from ..errors import ConfigError
 from ..synth import background as room_tone
 from ..synth import rms
-from .datasets import ANNOTATIONS, SPLIT_FILES, SPLITS, AveRow, DatasetError
+from .datasets import SPLITS, AveRow
+from .generate import finish_folder, open_folder, run_jobs, write_clip
 
 SAMPLE_RATE = 16_000
 MANIFEST = "synthave.json"
-VIDEO_DIR = "AVE"
 N_ORIENTATIONS = 7
 COLOURS = (((255, 128, 104), (96, 12, 0)), ((250, 238, 120), (92, 80, 0)), ((240, 240, 240), (24, 24, 24)),
            ((124, 214, 255), (0, 40, 96)))
@@ -242,6 +239,30 @@ def _backgrounds() -> tuple[np.ndarray, ...]:
     return tuple(out)
 
 
+def camera(picture, size: int, rng: np.random.Generator) -> Callable[[float, float], np.ndarray]:
+    """A camera over a photograph (a PIL image): a slow pan and zoom with a little shake.
+
+    Returns ``view(u, t)``: the (size, size, 3) float32 picture at clip fraction ``u`` and time ``t`` (s).
+    Draws four values from ``rng`` (start side, end side, start centre, pan).
+    """
+    from PIL import Image
+
+    W, H = picture.size
+    side0 = min(H, W) * rng.uniform(0.55, 0.9)
+    side1 = side0 * rng.uniform(0.85, 1.0)
+    c0 = np.array([rng.uniform(side0 / 2, W - side0 / 2), rng.uniform(side0 / 2, H - side0 / 2)])
+    c1 = c0 + rng.uniform(-0.15, 0.15, 2) * side0
+
+    def view(u: float, t: float) -> np.ndarray:
+        side = side0 + (side1 - side0) * u
+        cx, cy = c0 + (c1 - c0) * u + 2.0 * np.sin(np.array([7.1, 5.3]) * t)  # pan, zoom and a little shake
+        cx, cy = np.clip(cx, side / 2, W - side / 2), np.clip(cy, side / 2, H - side / 2)
+        box = (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
+        return np.asarray(picture.resize((size, size), Image.BILINEAR, box=box), dtype=np.float32).copy()
+
+    return view
+
+
 def _disc_mask(d: int) -> np.ndarray:
     y, x = np.mgrid[:d, :d] - (d - 1) / 2
     return np.clip(d / 2 - np.hypot(x, y), 0.0, 1.0)[..., None]
@@ -266,11 +287,12 @@ def distractor(d: int, rng: np.random.Generator, scale: float = 1.0) -> tuple[np
     return np.where(on[..., None], np.array(c0, float), np.array(c1, float)), _disc_mask(d)
 
 
-def _paste(canvas: np.ndarray, img: np.ndarray, alpha: np.ndarray, cx: float, cy: float) -> None:
-    d = img.shape[0]
-    x0, y0 = int(round(cx - d / 2)), int(round(cy - d / 2))
+def paste(canvas: np.ndarray, img: np.ndarray, alpha: np.ndarray, cx: float, cy: float) -> None:
+    """Blend ``img`` (h, w, 3) with ``alpha`` (h, w, 1) in [0, 1] onto ``canvas`` centred at (cx, cy), clipped."""
+    dh, dw = img.shape[:2]
+    x0, y0 = int(round(cx - dw / 2)), int(round(cy - dh / 2))
     h, w = canvas.shape[:2]
-    xa, ya, xb, yb = max(0, x0), max(0, y0), min(w, x0 + d), min(h, y0 + d)
+    xa, ya, xb, yb = max(0, x0), max(0, y0), min(w, x0 + dw), min(h, y0 + dh)
     if xa >= xb or ya >= yb:
         return
     sub = canvas[ya:yb, xa:xb]
@@ -345,13 +367,9 @@ def clip_frames(cfg: SynthConfig, spec: ClipSpec, i: int) -> Callable[[int, floa
     rng = np.random.default_rng([cfg.seed, SPLITS.index(spec.split), i, 3])
     bg = _backgrounds()[BACKGROUNDS.index(spec.background)]
     picture = Image.fromarray(bg)
-    H, W = bg.shape[:2]
     S = cfg.size
     scale = S / 448
-    side0 = min(H, W) * rng.uniform(0.55, 0.9)
-    side1 = side0 * rng.uniform(0.85, 1.0)
-    c0 = np.array([rng.uniform(side0 / 2, W - side0 / 2), rng.uniform(side0 / 2, H - side0 / 2)])
-    c1 = c0 + rng.uniform(-0.15, 0.15, 2) * side0
+    view = camera(picture, S, rng)
     d = max(5, int(round(GLYPH_FRACTION * S)))
     margin = d
     clutter = []
@@ -382,46 +400,28 @@ def clip_frames(cfg: SynthConfig, spec: ClipSpec, i: int) -> Callable[[int, floa
 
     def frame(_: int, t: float) -> np.ndarray:
         u = t / dur
-        side = side0 + (side1 - side0) * u
-        cx, cy = c0 + (c1 - c0) * u + 2.0 * np.sin(np.array([7.1, 5.3]) * t)  # pan, zoom and a little shake
-        cx, cy = np.clip(cx, side / 2, W - side / 2), np.clip(cy, side / 2, H - side / 2)
-        box = (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
-        img = np.asarray(picture.resize((S, S), Image.BILINEAR, box=box), dtype=np.float32).copy()
+        img = view(u, t)
         drift = np.array([S * 0.03 * np.sin(2 * np.pi * u), S * 0.02 * np.cos(2 * np.pi * u)])  # objects move too
         for c_img, c_mask, x, y in clutter:
-            _paste(img, c_img, c_mask, x + drift[0], y + drift[1])
+            paste(img, c_img, c_mask, x + drift[0], y + drift[1])
         second = int(t)
         if second in distractors:
             (dimg, dmask), x, y = distractors[second]
-            _paste(img, dimg, dmask, x + drift[0], y + drift[1])
+            paste(img, dimg, dmask, x + drift[0], y + drift[1])
         if spec.start_s <= t < spec.end_s:
-            _paste(img, g_img, g_alpha, gpos[0] + drift[0], gpos[1] + drift[1])
+            paste(img, g_img, g_alpha, gpos[0] + drift[0], gpos[1] + drift[1])
             if mover is not None:
                 shade, mask, md, start, speed = mover
                 lo, span = md / 2, S - md
                 pos = (start - lo + speed * (t - spec.start_s)) % (2 * span)  # bounce off the frame's edges
                 pos = lo + np.where(pos > span, 2 * span - pos, pos)
-                _paste(img, shade, mask, pos[0], pos[1])
+                paste(img, shade, mask, pos[0], pos[1])
         return np.clip(img, 0, 255).astype(np.uint8)
 
     return frame
 
 
 # ------------------------------------------------------------------------------------------- folder
-
-
-def _write_clip(args: tuple[SynthConfig, ClipSpec, int, str]) -> str:
-    from .._io import one_blas_thread
-    from ..media.write import VideoSpec, write_media
-
-    cfg, spec, i, folder = args
-    path = Path(folder) / f"{spec.video_id}.mp4"
-    if not path.exists():
-        with one_blas_thread():
-            write_media(path, float(cfg.duration_s), clip_audio(cfg, spec, i), sample_rate=SAMPLE_RATE,
-                        video=VideoSpec(width=cfg.size, height=cfg.size, fps=cfg.fps, crf=cfg.crf),
-                        frame_fn=clip_frames(cfg, spec, i))
-    return spec.video_id
 
 
 def plan_clips(cfg: SynthConfig) -> list[tuple[ClipSpec, int]]:
@@ -445,47 +445,12 @@ def make_synthave(out_dir: str | Path, config: SynthConfig | None = None, *, wor
     cfg = config or SynthConfig()
     cfg.check()
     root = Path(out_dir)
-    manifest_path = root / MANIFEST
-    if manifest_path.exists():
-        old = json.loads(manifest_path.read_text())
-        # A folder made before a setting existed was made with its default (settings are added switched off).
-        if {**asdict(SynthConfig()), **(old.get("config") or {})} != asdict(cfg):
-            raise DatasetError(f"{root}: holds SynthAVE made with other settings ({old.get('config')}); "
-                               f"use another folder")
-    elif root.exists() and any(root.iterdir()):
-        raise DatasetError(f"{root}: exists and is not a SynthAVE folder; use a new or empty folder")
-    else:  # the settings go first, so an interrupted run can be resumed (and only with the same settings)
-        root.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(manifest_path, {"kind": "earmark.synthave", "version": 1, "config": asdict(cfg),
-                                          "complete": False})
-    videos = root / VIDEO_DIR
-    videos.mkdir(parents=True, exist_ok=True)
+    videos = open_folder(root, MANIFEST, "earmark.synthave", asdict(cfg), asdict(SynthConfig()))
     todo = plan_clips(cfg)
-    jobs = [(cfg, spec, i, str(videos)) for spec, i in todo]
-    workers = workers or min(2, os.cpu_count() or 1)
-    done = 0
-    results: Iterator[str]
-    if workers > 1:
-        pool = ProcessPoolExecutor(max_workers=workers)
-        results = pool.map(_write_clip, jobs, chunksize=8)
-    else:
-        pool = None
-        results = map(_write_clip, jobs)
-    try:
-        for _ in results:
-            done += 1
-            if progress:
-                progress(done, len(jobs))
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-    rows = {s: [] for s in SPLITS}
-    for spec, _ in todo:
-        rows[spec.split].append(f"{spec.category}&{spec.video_id}&good&{spec.start_s}&{spec.end_s}")
-    for split, fname in SPLIT_FILES.items():
-        write_text_atomic(root / fname, "\n".join(rows[split]) + "\n")
-    write_text_atomic(root / ANNOTATIONS, "\n".join(r for s in SPLITS for r in rows[s]) + "\n")
-    manifest = {"kind": "earmark.synthave", "version": 1, "config": asdict(cfg), "classes": list(classes()),
-                "segments": cfg.duration_s, "complete": True, "clips": [asdict(spec) for spec, _ in todo]}
-    write_json_atomic(manifest_path, manifest)
+    run_jobs(write_clip, [(clip_audio, clip_frames, cfg, spec, i, str(videos), SAMPLE_RATE) for spec, i in todo],
+             workers, progress)
+    rows = [(spec.split, f"{spec.category}&{spec.video_id}&good&{spec.start_s}&{spec.end_s}") for spec, _ in todo]
+    finish_folder(root, MANIFEST, rows, {"kind": "earmark.synthave", "version": 1, "config": asdict(cfg),
+                                         "classes": list(classes()), "segments": cfg.duration_s,
+                                         "clips": [asdict(spec) for spec, _ in todo]})
     return root

@@ -31,7 +31,7 @@ import numpy as np
 from ..errors import ConfigError
 from .base import SAMPLE_RATE, frame_count, window_grid
 
-DATASETS = ("synth", "ave", "sounds")
+DATASETS = ("synth", "realstamp", "ave", "sounds")
 SOUND_GAIN_DB = (-20.0, 0.0)
 """``sounds``: every mixture is played back this much quieter or louder (the classifier must not learn a level)."""
 
@@ -152,19 +152,23 @@ def roc_auc(y: np.ndarray, s: np.ndarray) -> float:
 
 def ave_features(cfg: TrainProbeConfig, tagger: bool,
                  progress: Callable[[str, int, int], None] | None = None) -> Features:
-    """Features of the train/val/test clips of an AVE or SynthAVE folder (``cfg.root``)."""
+    """Features of the train/val/test clips of an AVE, SynthAVE or RealStamp folder (``cfg.root``)."""
     from ..eval.datasets import load_ave
 
     if not cfg.root:
-        raise ConfigError("train-probe needs --root DIR (an AVE or SynthAVE folder)")
+        raise ConfigError("train-probe needs --root DIR (an AVE, SynthAVE or RealStamp folder)")
     root = Path(cfg.root)
     kw: dict[str, Any] = {}
-    if cfg.dataset == "synth":
-        manifest = root / "synthave.json"
+    if cfg.dataset in ("synth", "realstamp"):
+        from ..eval.protocol import generator
+
+        _, _, manifest_name, name = generator(cfg.dataset)
+        manifest = root / manifest_name
         if not manifest.exists():
-            raise ConfigError(f"{root}: no synthave.json; make the folder with `earmark eval synth --make {root}`")
+            raise ConfigError(f"{root}: no {manifest_name}; make the folder with "
+                              f"`earmark eval {cfg.dataset} --make {root}`")
         m = json.loads(manifest.read_text())
-        kw = {"segments": int(m["segments"]), "name": "synthave", "classes": tuple(m["classes"])}
+        kw = {"segments": int(m["segments"]), "name": name, "classes": tuple(m["classes"])}
     ds = load_ave(root, limit=cfg.limit, **kw)
     feats: Features = {}
     workers = cfg.workers or 2

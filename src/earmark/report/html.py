@@ -298,7 +298,7 @@ def render_timeline(view: dict[str, Any], out: str | Path) -> Path:
 
 
 def eval_view(results_dir: str | Path) -> dict[str, Any]:
-    from ..eval.report import display_name
+    from ..eval.report import display_name, interval
 
     root = Path(results_dir)
     f = root / "results.json"
@@ -313,8 +313,10 @@ def eval_view(results_dir: str | Path) -> dict[str, Any]:
         rows.append({"name": display_name(name, k), "shape": r["shape"], "tokens": r["tokens"],
                      "acc": r["accuracy_mean"] * 100, "std": r["accuracy_std"] * 100, "seeds": r["seeds"],
                      "p_u": (r.get("vs_uniform") or {}).get("p"), "p_r": (r.get("vs_random") or {}).get("p"),
-                     "recovery": r.get("recovery_ratio"), "ev": r.get("event_accuracy_mean"),
-                     "bg": r.get("background_accuracy_mean")})
+                     "ci_u": interval(r.get("ci_uniform")), "ci_f": interval(r.get("ci_fixed_spread")),
+                     "ci_fe": interval(r.get("ci_fixed_spread_event")),
+                     "recovery": r.get("recovery_ratio"), "recovery_f": r.get("recovery_vs_fixed_spread"),
+                     "ev": r.get("event_accuracy_mean"), "bg": r.get("background_accuracy_mean")})
     recall = [{"source": s, **{kk.replace(",", "_"): v for kk, v in r.items()}}
               for s, r in doc["recall"]["test"].items()]
     videos = []

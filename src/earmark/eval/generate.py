@@ -1,0 +1,94 @@
+"""Writing a generated dataset (SynthAVE, RealStamp) as an AVE-layout folder: one place for the folder rules.
+
+A generated folder holds ``Annotations.txt``, the three split files, ``AVE/<id>.mp4`` and a manifest
+(``synthave.json`` / ``realstamp.json``) with the settings first and every clip's truth at the end. Writing
+is resumable (finished clips are kept) and refuses a folder made with other settings or one that holds
+anything else, so a dataset on disk always matches its manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from .._io import write_json_atomic, write_text_atomic
+from .datasets import ANNOTATIONS, SPLIT_FILES, SPLITS, DatasetError
+
+VIDEO_DIR = "AVE"
+
+
+def open_folder(root: Path, manifest: str, kind: str, config: dict[str, Any], defaults: dict[str, Any]) -> Path:
+    """Check or start ``root`` for a dataset of ``kind`` made with ``config``; returns the videos folder.
+
+    A folder made before a setting existed was made with its default (settings are added switched off), so
+    the stored config is compared after filling in ``defaults``.
+    """
+    path = root / manifest
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise DatasetError(f"{path}: unreadable manifest ({e}); use another folder") from None
+        if not isinstance(old, dict) or old.get("kind") != kind:
+            raise DatasetError(f"{path}: not a {kind} manifest; use another folder")
+        if {**defaults, **(old.get("config") or {})} != config:
+            raise DatasetError(f"{root}: holds {kind.split('.')[-1]} data made with other settings "
+                               f"({old.get('config')}); use another folder")
+    elif root.exists() and any(root.iterdir()):
+        raise DatasetError(f"{root}: exists and is not a {kind.split('.')[-1]} folder; use a new or empty folder")
+    else:  # the settings go first, so an interrupted run can be resumed (and only with the same settings)
+        root.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, {"kind": kind, "version": 1, "config": config, "complete": False})
+    videos = root / VIDEO_DIR
+    videos.mkdir(parents=True, exist_ok=True)
+    return videos
+
+
+def run_jobs(fn: Callable[[Any], Any], jobs: Sequence[Any], workers: int | None,
+             progress: Callable[[int, int], None] | None) -> None:
+    """``fn`` over ``jobs`` on ``workers`` processes (default up to 2), reporting progress."""
+    workers = workers or min(2, os.cpu_count() or 1)
+    results: Iterator[Any]
+    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+    results = pool.map(fn, jobs, chunksize=8) if pool is not None else map(fn, jobs)
+    try:
+        for done, _ in enumerate(results, start=1):
+            if progress:
+                progress(done, len(jobs))
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+def write_clip(job: tuple[Callable[..., Any], Callable[..., Any], Any, Any, int, str, int]) -> str:
+    """Write one generated clip ``<folder>/<video id>.mp4`` unless it exists (what :func:`run_jobs` maps).
+
+    ``job``: (audio_fn(cfg, spec, i), frames_fn(cfg, spec, i), cfg, spec, i, folder, sample rate); the two
+    functions are module-level, so the job pickles to worker processes."""
+    from .._io import one_blas_thread
+    from ..media.write import VideoSpec, write_media
+
+    audio_fn, frames_fn, cfg, spec, i, folder, sr = job
+    path = Path(folder) / f"{spec.video_id}.mp4"
+    if not path.exists():
+        with one_blas_thread():
+            write_media(path, float(cfg.duration_s), audio_fn(cfg, spec, i), sample_rate=sr,
+                        video=VideoSpec(width=cfg.size, height=cfg.size, fps=cfg.fps, crf=cfg.crf),
+                        frame_fn=frames_fn(cfg, spec, i))
+    return spec.video_id
+
+
+def finish_folder(root: Path, manifest: str, rows: Sequence[tuple[str, str]], doc: dict[str, Any]) -> None:
+    """Write the AVE label files from ``rows`` ((split, ``Category&VideoID&good&Start&End``) in order) and the
+    complete manifest ``doc``."""
+    by_split: dict[str, list[str]] = {s: [] for s in SPLITS}
+    for split, line in rows:
+        by_split[split].append(line)
+    for split, fname in SPLIT_FILES.items():
+        write_text_atomic(root / fname, "\n".join(by_split[split]) + "\n")
+    write_text_atomic(root / ANNOTATIONS, "\n".join(r for s in SPLITS for r in by_split[s]) + "\n")
+    write_json_atomic(root / manifest, {**doc, "complete": True})
