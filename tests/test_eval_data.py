@@ -13,7 +13,7 @@ from earmark.errors import ConfigError
 from earmark.eval.datasets import DatasetError, load_ave, parse_rows, read_rows
 from earmark.eval.encoders import GaborEncoder
 from earmark.eval.synthave import (
-    STRIPE_PERIOD,
+    LEGACY_SETTINGS,
     SynthConfig,
     clip_frames,
     glyph,
@@ -124,15 +124,16 @@ def test_glyph_shows_only_in_event_seconds():
 
 
 def test_resolution_matters_for_the_glyph():
-    """Two glyphs of one colour pair, different stripe orientation: the encoder tells them apart at 448 px, not at
-    112 px (there the stripes average away) — the gap the benchmark's anchors can recover."""
+    """Two glyphs of one colour pair, different stripe orientation, at the legacy 3 px: the encoder tells them apart
+    at 448 px, not at 112 px (there the stripes average away) — the gap the benchmark's anchors can recover. The
+    default period range: tests/test_synthave.py."""
     from PIL import Image
 
-    enc = GaborEncoder()
+    enc, period = GaborEncoder(), LEGACY_SETTINGS["stripe_period_max"]
 
     def tokens(cls: int, size: int) -> np.ndarray:
         canvas = np.full((448, 448, 3), 128.0)
-        g, a = glyph(cls, 29, 0.0, 0.0)
+        g, a = glyph(cls, 29, 0.0, 0.0, period)
         canvas[200:229, 200:229] = canvas[200:229, 200:229] * (1 - a) + g * a
         img = Image.fromarray(canvas.astype(np.uint8)).resize((size, size), Image.BOX)
         return enc.encode(np.asarray(img)[None]).tokens[0].max(0)
@@ -140,7 +141,7 @@ def test_resolution_matters_for_the_glyph():
     texture = slice(0, 16)  # the two finest octaves' orientation energies
     gap = {s: np.abs(tokens(0, s) - tokens(3, s))[texture].max() for s in (112, 448)}
     assert gap[448] > 0.5 and gap[112] < 0.25 * gap[448], gap
-    assert STRIPE_PERIOD * 112 / 448 < 2  # below two pixels per period at 112 px: past the Nyquist limit
+    assert period * 112 / 448 < 2  # below two pixels per period at 112 px: past the Nyquist limit
 
 
 def test_event_motion_variant_makes_events_visible_to_the_motion_probe(tmp_path):

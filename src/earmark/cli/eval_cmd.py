@@ -188,6 +188,13 @@ def eval_group() -> None:
                    "visual probes can see (tests hybrid/transfer).")
 @click.option("--duration", "duration_s", type=int, default=_S.duration_s, show_default=True,
               help="Clip length (60 or 300: sparse long-video variants).")
+@click.option("--stripe-period", "stripe_period", type=float, nargs=2, metavar="MIN MAX",
+              default=(_S.stripe_period_min, _S.stripe_period_max), show_default=True,
+              help="Glyph stripe period range, px at 448 px: each clip draws one (log-uniform). 3 3: every glyph "
+                   "at 3 px, as SynthAVE was before the range existed.")
+@click.option("--class-sound-fraction", type=float, default=_S.class_sound_fraction, show_default=True,
+              help="Fraction of clips whose event plays its class's own sound; the others play a random one of "
+                   "the 28 (0: the sound never names the class; 1: as SynthAVE was before this option).")
 @click.option("--synth-seed", type=int, default=_S.seed, show_default=True,
               help="The dataset (generator) seed (the first one with --data-seeds).")
 @click.option("--data-seeds", "data_seeds", type=int, default=1, show_default=True,
@@ -199,7 +206,9 @@ def synth_cmd(make_dir: Path | None, root: str | None, n: int | None, snr_db: fl
     """Generate SynthAVE (AVE-shaped clips whose glyphs need resolution) and run the protocol on it."""
     require_extra("earmark eval", "eval")
     synth = dict(n=n, snr_db=snr_db, av_offset_s=av_offset_s, silent_event_fraction=silent_event_fraction,
-                 distractor_rate=distractor_rate, event_motion=event_motion, duration_s=duration_s, seed=synth_seed)
+                 distractor_rate=distractor_rate, event_motion=event_motion, duration_s=duration_s, seed=synth_seed,
+                 stripe_period_min=kw["stripe_period"][0], stripe_period_max=kw.pop("stripe_period")[1],
+                 class_sound_fraction=kw.pop("class_sound_fraction"))
     _generated("synth", make_dir, root, synth, kw, data_seeds)
 
 

@@ -21,11 +21,13 @@ from .datasets import ANNOTATIONS, SPLIT_FILES, SPLITS, DatasetError
 VIDEO_DIR = "AVE"
 
 
-def open_folder(root: Path, manifest: str, kind: str, config: dict[str, Any], defaults: dict[str, Any]) -> Path:
+def open_folder(root: Path, manifest: str, kind: str, config: dict[str, Any], defaults: dict[str, Any],
+                missing: dict[str, Any] | None = None) -> Path:
     """Check or start ``root`` for a dataset of ``kind`` made with ``config``; returns the videos folder.
 
-    A folder made before a setting existed was made with its default (settings are added switched off), so
-    the stored config is compared after filling in ``defaults``.
+    A folder made before a setting existed was made with that setting's behaviour of the time, so the stored
+    config is compared after filling in its missing keys: from ``missing`` (the values a setting had before it
+    existed, where its default is not that behaviour), else from ``defaults``.
     """
     path = root / manifest
     if path.exists():
@@ -35,7 +37,7 @@ def open_folder(root: Path, manifest: str, kind: str, config: dict[str, Any], de
             raise DatasetError(f"{path}: unreadable manifest ({e}); use another folder") from None
         if not isinstance(old, dict) or old.get("kind") != kind:
             raise DatasetError(f"{path}: not a {kind} manifest; use another folder")
-        if {**defaults, **(old.get("config") or {})} != config:
+        if {**defaults, **(missing or {}), **(old.get("config") or {})} != config:
             raise DatasetError(f"{root}: holds {kind.split('.')[-1]} data made with other settings "
                                f"({old.get('config')}); use another folder")
     elif root.exists() and any(root.iterdir()):

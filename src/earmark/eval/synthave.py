@@ -3,12 +3,16 @@
 Each clip copies the label structure of a real AVE row (class, event start/end; the split's rows are
 sampled from the shipped AVE statistics, exactly the release's multiset at full size). During event seconds
 a **small class glyph** (a striped disc about 6 % of the frame wide: 4 colour pairs × 7 stripe orientations
-= 28 classes, stripe period ~3 px at 448 px) sits in a photographic scene (scikit-image's CC0/public-domain
-samples) under a moving camera with clutter; background seconds carry distractor discs of the same colours
-with unoriented texture, and sometimes distractor sounds. At 112 px a glyph is a coloured blob (class and
-even presence are ambiguous), at 224 px its stripes alias, at 448 px they are plain: the gap between those
-is what anchoring can recover. Each class has its own synthetic sound (7 families × 4 registers, jittered
-per clip), ``snr_db`` above a room-tone background, shifted by ``av_offset_s``, or absent for silent events.
+= 28 classes) sits in a photographic scene (scikit-image's CC0/public-domain samples) under a moving camera
+with clutter; background seconds carry distractor discs of the same colours with unoriented texture, and
+sometimes distractor sounds. Each clip draws its stripe period (2.5–8 px at 448 px by default), so no one
+picture size or filter wavelength reads every clip: at 112 px a glyph is a coloured blob (the coarsest keep a
+little orientation), at 224 px the coarse-striped glyphs are readable and the fine ones alias, at 448 px all
+are plain — the gap anchoring can recover. The event sound is one of 28 synthetic sounds (7 families × 4
+registers, jittered per clip) ``snr_db`` above a room-tone background, shifted by ``av_offset_s``, or absent
+for silent events; by default it is drawn whatever the class, so the sound says *when* to look and the
+picture says *what*. :data:`LEGACY_SETTINGS` (3 px stripes, a sound per class) make the generator from before
+these two draws existed, byte for byte.
 
 Everything is a pure function of (config, clip index): the same settings give the same files.
 """
@@ -38,8 +42,15 @@ COLOURS = (((255, 128, 104), (96, 12, 0)), ((250, 238, 120), (92, 80, 0)), ((240
            ((124, 214, 255), (0, 40, 96)))
 """The four stripe colour pairs (light and dark of one hue: the stripes live in luma, which survives 4:2:0
 chroma subsampling); distractor discs use the same pairs, so colour alone never names a class."""
-STRIPE_PERIOD = 3.0
-"""Stripe period in pixels at 448 px: 1.5 px at 224 (past Nyquist: aliased), 0.75 px at 112 (averaged away)."""
+N_SOUNDS = 28
+"""Distinct event sounds: 7 families × 4 registers (:func:`event_sound`)."""
+MIN_STRIPE_PERIOD, MAX_STRIPE_PERIOD = 2.0, 12.0
+"""The stripe periods a glyph can have, pixels at 448 px: below 2 px the stripes alias even at 448 (nothing
+could read them), above 12 px the 29 px glyph shows fewer than 2.5 periods (a pattern, not a texture)."""
+LEGACY_SETTINGS: dict[str, Any] = {"stripe_period_min": 3.0, "stripe_period_max": 3.0, "class_sound_fraction": 1.0}
+"""The settings SynthAVE had before they existed (every SynthAVE folder and number made until then): every glyph
+striped at 3 px (1.5 px at 224: aliased; 0.75 px at 112: averaged away), and every class its own sound. A
+folder whose stored settings lack these keys was made with these values (:func:`make_synthave`)."""
 GLYPH_FRACTION = 0.065
 BACKGROUND_DB = -36.0
 BACKGROUNDS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
@@ -63,6 +74,22 @@ class SynthConfig:
     """> 0: every event second also shows a large moving disc this fraction of the frame wide (class-blind: it
     says *that* something happens, not what), so cheap visual probes can find events, silent ones included —
     the variant that tests the hybrid and transfer probes. 0 (default): events are visible only as small glyphs."""
+    stripe_period_min: float = 2.5
+    """Shortest glyph stripe period, pixels at 448 px (scaled with ``size``). Each clip draws its period
+    log-uniformly (the same chance per octave) in [``stripe_period_min``, ``stripe_period_max``]; its distractor
+    discs use the same scale. The default 2.5–8 px is 1.25–4 px at 224 and 0.6–2 px at 112: the finest ~40 %
+    of clips (under 4 px at 448: under the 2 px Nyquist limit at 224) need 448, the coarsest ~40 % (5 px and
+    up) are readable at 224 too, and at 112 only the coarsest keep some orientation — resolution matters for
+    some clips and not others, as in real video, and no fixed-wavelength filter is tuned to all of them.
+    Equal min and max: one period for every clip."""
+    stripe_period_max: float = 8.0
+    """Longest glyph stripe period, pixels at 448 px (see ``stripe_period_min``)."""
+    class_sound_fraction: float = 0.0
+    """Fraction of clips whose event plays their class's own sound (of the 28: class ``c`` has sound ``c``); the
+    others play one of the 28 dealt at random whatever the class (each run of 28 clips of a split hears each
+    sound once). 0 (default): the sound is independent of the class — it says *when*, never *what*, so audio
+    features alone are at chance on the class and a strategy must read the glyph; 1: every class has its own
+    sound (the sound names the class: :data:`LEGACY_SETTINGS`)."""
     duration_s: int = 10
     """Clip length; 60 or 300 make sparse long-video variants (the AVE event placed at a random second)."""
     n: int | None = None
@@ -79,6 +106,15 @@ class SynthConfig:
             raise ConfigError(f"distractor_rate must be in [0, 1], got {self.distractor_rate}")
         if not 0.0 <= self.event_motion <= 0.5:
             raise ConfigError(f"event_motion must be in [0, 0.5], got {self.event_motion}")
+        for name in ("stripe_period_min", "stripe_period_max"):
+            if not MIN_STRIPE_PERIOD <= getattr(self, name) <= MAX_STRIPE_PERIOD:
+                raise ConfigError(f"{name} must be in [{MIN_STRIPE_PERIOD:g}, {MAX_STRIPE_PERIOD:g}] px at 448 px, "
+                                  f"got {getattr(self, name)}")
+        if self.stripe_period_min > self.stripe_period_max:
+            raise ConfigError(f"stripe_period_min must be <= stripe_period_max, got {self.stripe_period_min} > "
+                              f"{self.stripe_period_max}")
+        if not 0.0 <= self.class_sound_fraction <= 1.0:
+            raise ConfigError(f"class_sound_fraction must be in [0, 1], got {self.class_sound_fraction}")
         if self.duration_s < 10:
             raise ConfigError(f"duration_s must be >= 10 (AVE clips are 10 s), got {self.duration_s}")
         if abs(self.av_offset_s) >= self.duration_s:
@@ -158,9 +194,9 @@ def _fade(x: np.ndarray, sr: int, s: float = 0.02) -> np.ndarray:
     return x
 
 
-def class_sound(class_index: int, dur_s: float, sr: int, rng: np.random.Generator) -> np.ndarray:
-    """A sustained sound for class ``class_index`` (7 families × 4 registers), jittered in pitch and timbre."""
-    family, register = class_index % 7, class_index // 7
+def event_sound(sound: int, dur_s: float, sr: int, rng: np.random.Generator) -> np.ndarray:
+    """Sustained event sound ``sound`` of :data:`N_SOUNDS` (7 families × 4 registers), jittered in pitch and timbre."""
+    family, register = sound % 7, sound // 7
     n = max(1, int(round(dur_s * sr)))
     t = np.arange(n) / sr
     base = (150.0, 300.0, 600.0, 1200.0)[register] * rng.uniform(0.9, 1.1)
@@ -268,20 +304,22 @@ def _disc_mask(d: int) -> np.ndarray:
     return np.clip(d / 2 - np.hypot(x, y), 0.0, 1.0)[..., None]
 
 
-def glyph(class_index: int, d: int, phase: float, tilt: float, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """The class glyph: a disc of stripes in one colour pair at one of seven orientations (RGB, alpha)."""
+def glyph(class_index: int, d: int, phase: float, tilt: float, period: float) -> tuple[np.ndarray, np.ndarray]:
+    """The class glyph: a ``d`` px disc of stripes ``period`` px apart, in one colour pair at one of seven
+    orientations (RGB, alpha)."""
     c0, c1 = COLOURS[class_index // N_ORIENTATIONS]
     th = np.pi * (class_index % N_ORIENTATIONS) / N_ORIENTATIONS + tilt
     y, x = np.mgrid[:d, :d] - (d - 1) / 2
-    u = (x * np.cos(th) + y * np.sin(th)) / (STRIPE_PERIOD * scale)
+    u = (x * np.cos(th) + y * np.sin(th)) / period
     on = np.cos(2 * np.pi * u + phase) > 0
     return np.where(on[..., None], np.array(c0, float), np.array(c1, float)), _disc_mask(d)
 
 
-def distractor(d: int, rng: np.random.Generator, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """A disc in a class colour pair with unoriented (blocky random) texture: a glyph look-alike when small."""
+def distractor(d: int, rng: np.random.Generator, period: float) -> tuple[np.ndarray, np.ndarray]:
+    """A disc in a class colour pair with unoriented (blocky random) texture at the glyph's scale (cells of half
+    or one stripe ``period``, in px): a glyph look-alike when small."""
     c0, c1 = COLOURS[int(rng.integers(len(COLOURS)))]
-    cell = max(1, int(round(STRIPE_PERIOD * scale / 2 * rng.choice([1, 2]))))
+    cell = max(1, int(round(period / 2 * rng.choice([1, 2]))))
     m = -(-d // cell)
     on = np.kron(rng.random((m, m)) > 0.5, np.ones((cell, cell), bool))[:d, :d]
     return np.where(on[..., None], np.array(c0, float), np.array(c1, float)), _disc_mask(d)
@@ -316,6 +354,10 @@ class ClipSpec:
     distractor_seconds: tuple[int, ...]
     distractor_sound_seconds: tuple[int, ...]
     background: str
+    stripe_period: float
+    """The glyph's stripe period, pixels at 448 px."""
+    sound: int
+    """The event sound (of :data:`N_SOUNDS`): ``class_index`` when the clip plays its class's own sound."""
 
 
 def clip_spec(cfg: SynthConfig, split: str, i: int, row: tuple[str, int, int], class_names: tuple[str, ...]
@@ -332,10 +374,21 @@ def clip_spec(cfg: SynthConfig, split: str, i: int, row: tuple[str, int, int], c
     d_snd = tuple(s for s in bg_seconds if rng.random() < cfg.distractor_rate / 2)
     s0 = min(max(start - cfg.av_offset_s, 0.0), cfg.duration_s)
     s1 = min(max(end - cfg.av_offset_s, 0.0), cfg.duration_s)
+    class_index = class_names.index(category)
+    # Their own streams, every value drawn whatever the settings: the streams above (and so the clips made with
+    # LEGACY_SETTINGS) are unchanged, and one setting does not shift another's draws.
+    vrng = np.random.default_rng([cfg.seed, SPLITS.index(split), i, 6])
+    lo, hi = cfg.stripe_period_min, cfg.stripe_period_max
+    period = lo * (hi / lo) ** vrng.random()  # log-uniform; exactly lo when lo == hi
+    own = vrng.random() < cfg.class_sound_fraction
+    # The other sounds are dealt like cards, whatever the class: each run of 28 clips of a split hears every sound
+    # once, so a small split hears them all (independent draws left a 32-clip train split with 13 of the 28).
+    deal = np.random.default_rng([cfg.seed, SPLITS.index(split), i // N_SOUNDS, 8]).permutation(N_SOUNDS)
     return ClipSpec(video_id=f"{split}{i:05d}", split=split, category=category,
-                    class_index=class_names.index(category), start_s=start, end_s=end, silent=silent,
+                    class_index=class_index, start_s=start, end_s=end, silent=silent,
                     sound_start_s=float(s0), sound_end_s=float(s1), distractor_seconds=d_vis,
-                    distractor_sound_seconds=d_snd, background=BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))])
+                    distractor_sound_seconds=d_snd, background=BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))],
+                    stripe_period=float(period), sound=class_index if own else int(deal[i % N_SOUNDS]))
 
 
 def clip_audio(cfg: SynthConfig, spec: ClipSpec, i: int) -> np.ndarray:
@@ -348,7 +401,7 @@ def clip_audio(cfg: SynthConfig, spec: ClipSpec, i: int) -> np.ndarray:
     level = bg_rms * 10 ** (cfg.snr_db / 20)
     if not spec.silent and spec.sound_end_s > spec.sound_start_s:
         a, b = int(round(spec.sound_start_s * sr)), int(round(spec.sound_end_s * sr))
-        out[a:b] += class_sound(spec.class_index, (b - a) / sr, sr, rng)[: b - a] * level
+        out[a:b] += event_sound(spec.sound, (b - a) / sr, sr, rng)[: b - a] * level
     for s in spec.distractor_sound_seconds:
         dur = rng.uniform(0.3, 0.8)
         a = int((s + rng.uniform(0, 1 - dur)) * sr)
@@ -368,7 +421,7 @@ def clip_frames(cfg: SynthConfig, spec: ClipSpec, i: int) -> Callable[[int, floa
     bg = _backgrounds()[BACKGROUNDS.index(spec.background)]
     picture = Image.fromarray(bg)
     S = cfg.size
-    scale = S / 448
+    period = spec.stripe_period * (S / 448)  # pixels in this picture
     view = camera(picture, S, rng)
     d = max(5, int(round(GLYPH_FRACTION * S)))
     margin = d
@@ -383,8 +436,8 @@ def clip_frames(cfg: SynthConfig, spec: ClipSpec, i: int) -> Callable[[int, floa
     tilt = rng.uniform(-0.08, 0.08)
     phase = rng.uniform(0, 2 * np.pi)
     gpos = (rng.uniform(margin, S - margin), rng.uniform(margin, S - margin))
-    g_img, g_alpha = glyph(spec.class_index, d, phase, tilt, scale)
-    distractors = {s: (distractor(d, rng, scale), rng.uniform(margin, S - margin), rng.uniform(margin, S - margin))
+    g_img, g_alpha = glyph(spec.class_index, d, phase, tilt, period)
+    distractors = {s: (distractor(d, rng, period), rng.uniform(margin, S - margin), rng.uniform(margin, S - margin))
                    for s in spec.distractor_seconds}
     dur = cfg.duration_s
     mover = None
@@ -440,12 +493,16 @@ def make_synthave(out_dir: str | Path, config: SynthConfig | None = None, *, wor
     >>> make_synthave("synthave", SynthConfig(n=60, snr_db=10))   # doctest: +SKIP
 
     Writes ``Annotations.txt``, ``trainSet.txt``, ``valSet.txt``, ``testSet.txt``, ``AVE/<id>.mp4`` and
-    ``synthave.json`` (the config and every clip's truth). A folder made with other settings is refused.
+    ``synthave.json`` (the config and every clip's truth). A folder made with other settings is refused; one
+    made before a setting existed counts as made with :data:`LEGACY_SETTINGS` (add them to resume it):
+
+    >>> make_synthave("old-folder", SynthConfig(n=60, **LEGACY_SETTINGS))   # doctest: +SKIP
     """
     cfg = config or SynthConfig()
     cfg.check()
     root = Path(out_dir)
-    videos = open_folder(root, MANIFEST, "earmark.synthave", asdict(cfg), asdict(SynthConfig()))
+    videos = open_folder(root, MANIFEST, "earmark.synthave", asdict(cfg), asdict(SynthConfig()),
+                         missing=LEGACY_SETTINGS)
     todo = plan_clips(cfg)
     run_jobs(write_clip, [(clip_audio, clip_frames, cfg, spec, i, str(videos), SAMPLE_RATE) for spec, i in todo],
              workers, progress)
