@@ -70,6 +70,7 @@ RULES = {"topk-plain": dict(mode="topk", min_gap_s=None, min_score=-np.inf, gap_
 for level in (1.0, 1.5, 2.0, 3.0):
     for m in (-np.inf, 1.5, 2.0, 2.5, 3.0):
         RULES[f"events L={level:g} M={m:g}"] = dict(mode="events", event_level=level, min_score=m)
+RULES["events L=1 M=1.5 inside"] = dict(mode="events", event_level=1.0, min_score=1.5, fill="inside")
 
 
 def run_rule(tl, rule: dict, k: int):
@@ -96,7 +97,7 @@ def main() -> None:
         print(f"\nprobe {probe}: Recall@K of distinct events (mean over clips with events), and the share of "
               f"bed-only clips that fall back\n")
         head = f"{'rule':24s}" + "".join(f" {'val@' + str(k):>8s} {'test@' + str(k):>8s}" for k in args.k)
-        print(head + f" {'flat fb':>8s} {'event fb':>8s}")
+        print(head + f" {'flat fb':>8s} {'event fb':>8s} {'val in@' + str(args.k[-1]):>9s}")
         for name, rule in RULES.items():
             cells = []
             for k in args.k:
@@ -106,7 +107,12 @@ def main() -> None:
                     cells.append(np.mean(vals))
             flat = [run_rule(tl, rule, args.k[0])[0].source == "fallback" for tl, r in zip(tls, rows) if not r["truth"]]
             ev = [run_rule(tl, rule, args.k[0])[0].source == "fallback" for tl, r in zip(tls, rows) if r["truth"]]
-            print(f"{name:24s}" + "".join(f" {c:8.3f}" for c in cells) + f" {np.mean(flat):8.2f} {np.mean(ev):8.2f}")
+            # The share of the K anchors that land on an event (what a plan's big frames buy), on val.
+            inside = [np.mean([any(a.start_s < e and s < a.end_s for s, e in r["truth"])
+                               for a in run_rule(tl, rule, args.k[-1])])
+                      for tl, r in zip(tls, rows) if r["split"] == "val" and r["truth"]]
+            print(f"{name:24s}" + "".join(f" {c:8.3f}" for c in cells) + f" {np.mean(flat):8.2f} {np.mean(ev):8.2f}"
+                  f" {np.mean(inside):9.3f}")
 
 
 if __name__ == "__main__":

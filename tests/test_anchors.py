@@ -190,6 +190,20 @@ def test_distinct_events_fill_up_outside_the_chosen_events_and_keep_the_gap():
     assert distinct_events(flat_top, np.arange(6.0), 1, 1.0, 2.0) == [3]  # equal peaks: the one nearest the centre
 
 
+def test_events_fill_inside_the_events_before_outside():
+    """One 8 s event and K=4: by default the extra anchors spread over the event (a plan's big frames land
+    where something happens); --fill outside sends them to the best windows elsewhere."""
+    z = np.zeros(30)
+    z[10:18] = [3, 5, 6, 8, 7, 6, 5, 3]
+    z[25] = 0.9  # a quiet blip under the event level
+    inside = [a.index for a in pick(z, AnchorConfig(k=4))]
+    assert len(inside) == 4 and all(10 <= i < 18 for i in inside) and np.all(np.diff(inside) >= 2)
+    outside = [a.index for a in pick(z, AnchorConfig(k=4, fill="outside"))]
+    assert sum(10 <= i < 18 for i in outside) == 1 and 25 in outside
+    with pytest.raises(ConfigError, match="anchor fill must be one of inside, outside"):
+        check_anchor_config(AnchorConfig(k=2, fill="middle"), 30, 30.0)  # type: ignore[arg-type]
+
+
 def test_default_gap_is_two_hops():
     z = np.array([0, 9, 8.5, 0.2, 0, 0, 0, 0], dtype=float)
     assert [a.index for a in pick(z, AnchorConfig(k=2, mode="topk"))] == [1, 3]  # 2 is one hop from 1

@@ -358,7 +358,7 @@ def _orderings(doc: dict, majority: float, key: str) -> None:
     acc = {n: r[key] for n, r in doc["strategies"].items() if r["group"] != "curve"}
     assert acc["uniform-448"] > acc["uniform-112"] + 0.10, acc  # pixels matter: the encoder reads them
     assert acc["oracle"] > acc["uniform"] + 0.03, acc  # big frames on the event seconds pay
-    assert acc["uniform"] > majority + 0.03, (acc, majority)  # the head learns more than the trivial answer
+    assert acc["uniform-448"] > majority + 0.10, (acc, majority)  # the head learns more than the trivial answer
 
 
 def test_quick_synthave_orderings(quick_run):
@@ -430,7 +430,7 @@ def test_quick_eval_writes_an_equal_token_results_folder(quick_run):
         assert 0.0 <= row["accuracy_mean"] <= 1.0 and len(row["accuracy"]) == row["seeds"] == 1
         assert len(row["event_accuracy"]) == len(row["background_accuracy"]) == row["seeds"]
     assert doc["config"]["seeds"] == 1 and doc["dataset"]["clips"]["test"] >= 8
-    assert (doc["config"]["epochs"], doc["config"]["batch_size"]) == (12, 8)  # the quick defaults, recorded
+    assert (doc["config"]["epochs"], doc["config"]["batch_size"]) == (40, 16)  # the quick defaults, recorded
     assert set(doc["recall"]["test"]) == {"anchored-energy", "anchored-flux", "anchored-onset", "random"}
     assert doc["recall"]["test"]["anchored-energy"]["recall@2,d0"] >= 0.8  # 10 dB events: the loud seconds
     assert {"dataset", "prepare_wall", "train_and_test"} <= set(doc["timing_s"])
@@ -475,7 +475,8 @@ def test_long_video_variant_scales_the_equal_token_shape(tmp_path):
     rec = doc["recall"]["all"]
     assert rec["anchored-energy"]["recall@12,d0"] == 1.0  # every clip's event is found
     # Precision: the share of the 12 anchors inside the event (≤ 10 of 60 seconds are event seconds).
-    assert rec["anchored-energy"]["precision"] > 0.4 > 0.25 > rec["random"]["precision"]
+    # (At most one anchor per 2 s gap: <= 5 of 12 fit in a 10 s event; the rest go to the best other windows.)
+    assert rec["anchored-energy"]["precision"] > 0.3 > 0.25 > rec["random"]["precision"]
     video = json.loads(sorted((out / "videos").glob("*.json"))[0].read_text())
     assert len(video["labels"]) == 60 and len(video["plans"]["uniform"]["frames"]) == 60
 
@@ -512,12 +513,15 @@ def test_eval_page_in_chromium(quick_run, page):
     assert main(["report", str(quick_run)]) == 0
     n_test = doc["dataset"]["clips"]["test"]
     page.goto((quick_run / "index.html").as_uri())
-    assert page.locator("#main tr").count() == 1 + 9  # header + every non-curve strategy
+    assert page.locator("#main tr").count() == 1 + 10  # header + every non-curve strategy
     cells = page.eval_on_selector_all("#main tr", "rs => rs.map(r => [...r.children].map(c => c.innerText))")
     uniform_row = next(r for r in cells if r[0] == "Uniform")
-    assert cells[0][8:] == ["event s %", "background s %"]
-    assert uniform_row[8] == f"{doc['strategies']['uniform']['event_accuracy_mean'] * 100:.1f}"
-    assert uniform_row[9] == f"{doc['strategies']['uniform']['background_accuracy_mean'] * 100:.1f}"
+    assert cells[0][11:] == ["event s %", "background s %"] and cells[0][6] == "Δ vs fixed-spread"
+    assert uniform_row[11] == f"{doc['strategies']['uniform']['event_accuracy_mean'] * 100:.1f}"
+    assert uniform_row[12] == f"{doc['strategies']['uniform']['background_accuracy_mean'] * 100:.1f}"
+    anchored_row = next(r for r in cells if r[0] == "Anchored-Top2 (energy)")
+    ci = doc["strategies"]["anchored-energy"]["ci_fixed_spread"]
+    assert anchored_row[6] == f"{ci['diff'] * 100:+.1f} [{ci['low'] * 100:+.1f}, {ci['high'] * 100:+.1f}]"
     assert page.locator("#recall tr").count() == 1 + 4
     assert page.locator("#videos tbody tr").count() == n_test
     assert page.evaluate("() => document.getElementById('curve').naturalWidth") > 300
@@ -530,7 +534,7 @@ def test_eval_page_in_chromium(quick_run, page):
     href = page.locator("#videos tbody tr a").first.get_attribute("href")
     assert (quick_run / href).exists()
     page.goto((quick_run / href).as_uri())
-    assert page.locator("g.strategy").count() == 9 and page.locator("rect.cell").count() == 9 * 10
+    assert page.locator("g.strategy").count() == 10 and page.locator("rect.cell").count() == 10 * 10
     assert page.problems == []
 
 

@@ -72,6 +72,8 @@ ANCHOR_HELP = {
              "--threshold (capped by --k); spread: K anchors spread over the regions over --threshold."),
     "threshold": ("--threshold", float, "Robust z-score for --mode threshold / spread."),
     "event_level": ("--event-level", float, "Robust z-score that bounds an event in --mode events."),
+    "fill": ("--fill", click.Choice(["inside", "outside"]), "--mode events with fewer events than --k: put the "
+             "remaining anchors inside the events first (spread by length), or on the best windows outside them."),
     "min_gap_s": ("--min-gap", float, "Minimum seconds between anchor starts (non-maximum suppression) "
                   "[default: two hops]."),
     "dilate_s": ("--dilate", float, "Grow anchor regions by this many seconds on each side."),

@@ -96,6 +96,8 @@ def _protocol_options(f):
                      help="Fall back to evenly spaced anchors when no window's z-score reaches this (0: never)."),
         click.option("--anchor-mode", type=click.Choice(list(ANCHOR_MODES)), default=_E.anchor_mode,
                      show_default=True, help="How anchors are chosen (as `earmark index --mode`)."),
+        click.option("--anchor-fill", type=click.Choice(["inside", "outside"]), default=_E.anchor_fill,
+                     show_default=True, help="As `earmark index --fill`."),
         click.option("--anchor-threshold", type=float, default=_E.anchor_threshold, show_default=True,
                      help="z-score for --anchor-mode threshold / spread."),
         click.option("--workers", type=int, default=None, help="Processes for the per-clip work (default: up to 2)."),

@@ -94,6 +94,9 @@ class EvalConfig:
     """``events``, ``topk``, ``threshold`` or ``spread`` (``earmark index --mode``). The eval uses the index's
     own defaults (what users get). The SynthAVE numbers published before 2026-12 used topk, gap 1 s and
     min-score 3: ``--anchor-mode topk --min-gap 1 --min-score 3`` reproduces them."""
+    anchor_fill: str = _A.fill
+    """``events`` mode with fewer events than K: more anchors ``inside`` the events, or ``outside`` them
+    (``earmark index --fill``)."""
     anchor_threshold: float = _A.threshold
     """z-score a window must reach in the ``threshold`` and ``spread`` modes (``earmark index --threshold``)."""
     low_size: int = 112
@@ -143,7 +146,7 @@ class EvalConfig:
             if value is not None and value < 1:
                 raise ConfigError(f"{name} must be >= 1, got {value}")
         check_anchor_config(AnchorConfig(k=self.k or 1, mode=self.anchor_mode, min_gap_s=self.min_gap_s,  # type: ignore[arg-type]
-                                         dilate_s=self.dilate_s), 10**6, float("inf"))
+                                         dilate_s=self.dilate_s, fill=self.anchor_fill), 10**6, float("inf"))  # type: ignore[arg-type]
         cost_model(self.model)  # unknown model names fail here
 
 

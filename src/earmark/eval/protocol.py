@@ -335,7 +335,8 @@ def _versions() -> dict[str, str]:
 def prepare_all(cfg: EvalConfig, ds: Dataset, cache: Path, requests: list[PlanRequest],
                 progress: ProgressFn | None = None) -> tuple[dict[str, ClipResult], list[str]]:
     anchor = AnchorConfig(k=cfg.k, dilate_s=cfg.dilate_s, offset_s=cfg.anchor_offset_s, min_score=cfg.min_score,
-                          min_gap_s=cfg.min_gap_s, mode=cfg.anchor_mode, threshold=cfg.anchor_threshold)
+                          min_gap_s=cfg.min_gap_s, mode=cfg.anchor_mode, threshold=cfg.anchor_threshold,
+                          fill=cfg.anchor_fill)  # type: ignore[arg-type]
     clips = [c for s in ("train", "val", "test") for c in ds.available(s)]
     jobs = [ClipJob(c.video_id, str(c.path), tuple(c.truth), ds.segments, tuple(requests), tuple(cfg.probes),
                     cfg.model, cfg.k, cfg.ratio, anchor, cfg.encoder, str(cache),
