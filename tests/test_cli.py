@@ -68,6 +68,20 @@ def test_index_writes_json_csv_parquet(capsys, events_mp4, tmp_path):
     assert list(rows[0])[:4] == ["video", "window", "t", "end"]
     assert [int(r["window"]) for r in rows if r["is_anchor"] == "1"] == EVENT_SECONDS
     assert float(rows[2]["score"]) == pytest.approx(doc["timeline"]["scores"][2], rel=1e-6)
+    # A file name that a spreadsheet would run as a formula is written as text (a leading quote).
+    import os
+    import shutil
+
+    shutil.copy(events_mp4, tmp_path / "=HYPERLINK(1).mp4")
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        code, _, err = run(capsys, "index", "=HYPERLINK(1).mp4", "--out", "formula.csv", "--quiet")
+    finally:
+        os.chdir(cwd)
+    assert code == 0, err
+    with (tmp_path / "formula.csv").open() as f:
+        assert {r["video"] for r in csv.DictReader(f)} == {"'=HYPERLINK(1).mp4"}
     table = pq.read_table(tmp_path / "all.parquet")
     assert table.num_rows == 12
     assert table.column("is_anchor").to_pylist() == [i in EVENT_SECONDS for i in range(12)]

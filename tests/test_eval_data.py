@@ -67,6 +67,14 @@ def test_ave_loader_strict_and_limit(ave_root):
     assert len(ds.split("train")) == 5 and len(ds.split("test")) == 1 and len(ds.split("val")) == 402
 
 
+def test_video_ids_cannot_point_outside_the_dataset():
+    """A video id names files the eval writes (cache, records): a path in it is a one-line error naming the line."""
+    for vid in ("../../etc/evil", "/abs/path", "a/b", "..", ".hidden", "a\\b"):
+        with pytest.raises(DatasetError, match=r"x.txt:2: video id .* must be a plain file name"):
+            parse_rows(f"Bark&ok_id-1&good&0&10\nBark&{vid}&good&0&10\n", "x.txt")
+    assert parse_rows("Bark&-0gkU5ynuoA&good&0&10\n", "x.txt")[0].video_id == "-0gkU5ynuoA"  # YouTube ids
+
+
 def test_malformed_lines_name_the_line(tmp_path):
     with pytest.raises(DatasetError, match=r"x.txt:2: expected 5 fields"):
         parse_rows("Bark&a&good&0&10\nBark&b&good&3\n", "x.txt")

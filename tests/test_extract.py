@@ -177,3 +177,46 @@ def test_cli_plan_then_extract(events_mp4, tmp_path, capsys):
         assert main(["extract", str(events_mp4), "--plan", str(bad), "--out", str(tmp_path / "x")]) == 1
         assert msg in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_extract_never_deletes_a_users_folder(events_mp4, tmp_path, capsys, monkeypatch):
+    """Only a folder of earmark frames with its own manifest is replaced; anything else is refused, as are the
+    current folder and the folders above it; stale temporaries of a killed run are cleaned, foreign ones kept."""
+    import os
+    import time
+
+    plan = tmp_path / "plan.json"
+    assert main(["plan", str(events_mp4), "--model", "vit-p16", "--budget", "2352", "--frames", "12", "--upscale",
+                 "--out", str(plan), "-q"]) == 0
+    app = tmp_path / "app"
+    (app / "src").mkdir(parents=True)
+    (app / "manifest.json").write_text("{}")  # somebody's manifest, not ours
+    (app / "src" / "main.js").write_text("keep")
+    assert main(["extract", str(events_mp4), "--plan", str(plan), "--out", str(app)]) == 1
+    assert "holds files earmark did not write" in capsys.readouterr().err
+    assert (app / "src" / "main.js").read_text() == "keep" and (app / "manifest.json").read_text() == "{}"
+    ours = tmp_path / "frames"
+    assert main(["extract", str(events_mp4), "--plan", str(plan), "--out", str(ours)]) == 0
+    (ours / "notes.txt").write_text("mine")  # a user's file inside an earmark frames folder: no longer ours
+    assert main(["extract", str(events_mp4), "--plan", str(plan), "--out", str(ours)]) == 1
+    assert (ours / "notes.txt").read_text() == "mine"
+    (ours / "notes.txt").unlink()
+    assert main(["extract", str(events_mp4), "--plan", str(plan), "--out", str(ours)]) == 0  # ours: replaced
+    capsys.readouterr()
+    work = tmp_path / "work"
+    (work / "deep").mkdir(parents=True)
+    (work / "keep.txt").write_text("keep")
+    monkeypatch.chdir(work / "deep")
+    for target in (".", "..", str(work)):
+        assert main(["extract", str(events_mp4), "--plan", str(plan), "--out", target]) == 1
+        assert "refusing to write frames over this folder" in capsys.readouterr().err
+    assert (work / "keep.txt").read_text() == "keep"
+    # A killed run's temporary folder (only frame files, older than this run) goes; one with a stranger's file stays.
+    stale, foreign = tmp_path / ".frames.abc123.part", tmp_path / ".frames.def456.part"
+    for d, extra in ((stale, "00001.000000s.png"), (foreign, "thesis.tex")):
+        d.mkdir()
+        (d / extra).write_bytes(b"x")
+        old = time.time() - 3600
+        os.utime(d, (old, old))
+    assert main(["extract", str(events_mp4), "--plan", str(plan), "--out", str(ours)]) == 0
+    assert not stale.exists() and (foreign / "thesis.tex").exists()

@@ -166,3 +166,16 @@ def test_plan_prompt_and_report_take_the_index_anchor_options(events_mp4, tmp_pa
         (tmp_path / "bad.json").write_text(text)
         with pytest.raises(ConfigError, match=r"bad\.json: (cannot read|not an earmark messages document)"):
             read_messages(tmp_path / "bad.json")
+
+
+def test_prompt_keeps_the_old_frames_when_it_fails(events_mp4, tmp_path, capsys):
+    out = tmp_path / "m.json"
+    assert main(["prompt", str(events_mp4), "--model", "vit-p16", "--budget", "2352", "--frames", "12", "--upscale",
+                 "--question", "What?", "--out", str(out), "-q"]) == 0
+    before = sorted(p.name for p in (tmp_path / "m_frames").iterdir())
+    assert main(["prompt", str(events_mp4), "--model", "vit-p16", "--budget", "2352", "--frames", "8", "--upscale",
+                 "--question", "What \udcff?", "--out", str(out), "-q"]) == 1  # not valid Unicode
+    assert "not valid Unicode" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "m_frames").iterdir()) == before
+    assert json.loads(out.read_text())["question"] == "What?"
+    assert not list(tmp_path.glob(".m_frames*"))

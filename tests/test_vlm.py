@@ -171,3 +171,16 @@ def test_cli_prompt_writes_messages_and_images(events_mp4, tmp_path, capsys):
 def test_model_folder_errors(tmp_path):
     with pytest.raises(earmark.ConfigError, match="not a model folder"):
         QwenVL.from_pretrained(tmp_path)
+    # A folder of another kind, or one that brings its own code (auto_map), is refused before anything loads.
+    marker = tmp_path / "ran.txt"
+    (tmp_path / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    for cfg, msg in (({"model_type": "evil", "auto_map": {"AutoModelForImageTextToText": "evil.Evil"}},
+                      r"a 'evil' checkpoint; QwenVL loads qwen2_vl"),
+                     ({"auto_map": {"AutoModelForImageTextToText": "evil.Evil"}}, "a None checkpoint")):
+        (tmp_path / "config.json").write_text(json.dumps(cfg))
+        with pytest.raises(earmark.ConfigError, match=msg):
+            QwenVL.from_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(earmark.ConfigError, match="config.json: not valid JSON"):
+        QwenVL.from_pretrained(tmp_path)
+    assert not marker.exists()

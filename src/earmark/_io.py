@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -73,3 +74,55 @@ def one_blas_thread() -> contextlib.AbstractContextManager:
     except ImportError:  # pragma: no cover - a core dependency; without it the products just run as configured
         return contextlib.nullcontext()
     return threadpool_limits(limits=1, user_api="blas")
+
+
+FRAME_FILE = re.compile(r"^\d{5,}\.\d{6}s\.(png|jpg)$")
+"""Names of the frame images earmark writes (planned time, zero-padded: ``00012.500000s.png``)."""
+
+
+def check_replaceable_output(out: Path) -> None:
+    """Refuse to replace a folder that is the root, the home folder, the current folder or one above it: a
+    typo there would delete a user's files. One line, naming the folder."""
+    r = out.resolve()
+    cwd = Path.cwd().resolve()
+    if r == Path(r.anchor) or r == Path.home().resolve() or r == cwd or r in cwd.parents:
+        from .errors import ConfigError
+
+        raise ConfigError(f"{out}: refusing to write frames over this folder (the root, your home, the current "
+                          f"folder or one above it); give a new folder, e.g. --out frames/")
+
+
+def is_frames_folder(folder: Path, manifest_kind: str | None = None) -> bool:
+    """True when ``folder`` holds only what earmark writes there: frame images named by their time and, when
+    ``manifest_kind`` is given, a ``manifest.json`` of that kind. Only such a folder may be replaced."""
+    if not folder.is_dir():
+        return False
+    for p in folder.iterdir():
+        if p.name == "manifest.json" and manifest_kind is not None:
+            try:
+                doc = json.loads(p.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return False
+            if not isinstance(doc, dict) or doc.get("kind") != manifest_kind:
+                return False
+        elif not (p.is_file() and not p.is_symlink() and FRAME_FILE.match(p.name)):
+            return False
+    return manifest_kind is None or (folder / "manifest.json").is_file() or not any(folder.iterdir())
+
+
+def remove_stale_temporaries(parent: Path, prefix: str, older_than: float) -> int:
+    """Remove ``parent/<prefix>*.part`` folders a killed earlier run left, when they hold only earmark frame
+    files (and maybe its manifest) and are older than ``older_than`` (a time stamp); returns how many."""
+    import glob
+    import shutil
+
+    removed = 0
+    for p in parent.glob(f"{glob.escape(prefix)}*.part"):
+        try:
+            stale = p.is_dir() and not p.is_symlink() and p.stat().st_mtime < older_than
+            if stale and (is_frames_folder(p) or is_frames_folder(p, "earmark.frames")):
+                shutil.rmtree(p)
+                removed += 1
+        except OSError:
+            continue
+    return removed

@@ -8,6 +8,7 @@ so one loader reads both.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,9 @@ BACKGROUND = "background"
 HEADER = ("category", "videoid", "quality", "starttime", "endtime")
 VIDEO_DIRS = ("", "AVE", "videos")
 """Where videos are looked for under the root, in this order (the release puts them in ``AVE/``)."""
+
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]*$")
 
 
 class DatasetError(EarmarkError):
@@ -63,6 +67,10 @@ def parse_rows(text: str, source: str, segments: int = 10) -> list[AveRow]:
             raise DatasetError(f"{source}:{n}: start and end must be whole seconds, got {a!r} and {b!r}") from None
         if not cat or not vid:
             raise DatasetError(f"{source}:{n}: empty category or video id")
+        if not _SAFE_ID.match(vid) or vid in (".", ".."):
+            # The id names files the eval writes (feature cache, per-video records): never a path elsewhere.
+            raise DatasetError(f"{source}:{n}: video id {vid[:80]!r} must be a plain file name (letters, digits, "
+                               f"'-', '_', '.'; no path separators or '..')")
         # ``start == end`` is an empty event (all background): the AVE release has one such row.
         if not 0 <= start <= end <= segments:
             raise DatasetError(f"{source}:{n}: event [{start}, {end}) is not inside the clip's {segments} "

@@ -17,6 +17,7 @@ import contextlib
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -25,7 +26,7 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from .._io import dumps_json
+from .._io import check_replaceable_output, dumps_json, is_frames_folder, remove_stale_temporaries
 from ..errors import ConfigError, MediaError, NoVideoStreamError, unknown_name
 from ..types import SCHEMA_VERSION, Frame, Plan, PlannedFrame, VideoInfo
 from .probe import check_file, info, open_container
@@ -340,9 +341,12 @@ def save_frames(path: str | Path, plan: Plan, out_dir: str | Path, *, fmt: str =
     if fmt not in FRAME_FORMATS:
         raise unknown_name("image format", fmt, FRAME_FORMATS)
     out = Path(out_dir)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "manifest.json").exists())):
-        raise ConfigError(f"{out}: exists and is not an earmark frames folder; choose another --out")
+    check_replaceable_output(out)
+    if out.exists() and not is_frames_folder(out, "earmark.frames"):
+        raise ConfigError(f"{out}: exists and holds files earmark did not write (only a folder of earmark frames "
+                          f"and its manifest is replaced); move it or choose another --out")
     out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out.parent, f".{out.name}.", time.time() - 60)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
     try:
         rows = []

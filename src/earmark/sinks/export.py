@@ -88,11 +88,17 @@ def write_csv(results: Sequence[IndexResult], path: str | Path) -> Path:
     return write_atomic(path, write)
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+"""Text cells starting with these run as formulas when a spreadsheet opens the CSV: they get a leading ``'``."""
+
+
 def _csv_value(v):
     if isinstance(v, bool):
         return int(v)
     if isinstance(v, float):
         return repr(float(np.float32(v))) if v == v else ""
+    if isinstance(v, str) and v.startswith(FORMULA_START):
+        return "'" + v  # shown as text, never evaluated (OWASP's advice for CSV injection)
     return v
 
 

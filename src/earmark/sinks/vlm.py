@@ -154,6 +154,10 @@ def qwen_patchify(images: Sequence[np.ndarray], mean: Sequence[float], std: Sequ
     return x.reshape(gt * gh * gw, c * temporal * patch * patch), (gt, gh, gw)
 
 
+QWEN_MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
+"""``model_type`` values :class:`QwenVL` accepts (transformers' built-in classes)."""
+
+
 class QwenVL:
     """A local Qwen2.5-VL (or compatible) checkpoint: model, tokenizer and image processor from one folder."""
 
@@ -169,15 +173,26 @@ class QwenVL:
     @classmethod
     def from_pretrained(cls, path: str | Path) -> QwenVL:
         """Load from a local folder (``save_pretrained`` layout); never downloads."""
+        import json
+
         from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer
 
         p = Path(path)
         if not (p / "config.json").exists():
             raise ConfigError(f"{p}: not a model folder (no config.json); give the local path of a Qwen2.5-VL "
                               f"checkpoint")
-        model = AutoModelForImageTextToText.from_pretrained(p, local_files_only=True).eval()
-        return cls(model, AutoTokenizer.from_pretrained(p, local_files_only=True),
-                   AutoImageProcessor.from_pretrained(p, local_files_only=True))
+        try:
+            cfg = json.loads((p / "config.json").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            raise ConfigError(f"{p / 'config.json'}: not valid JSON ({e})") from None
+        kind = cfg.get("model_type") if isinstance(cfg, dict) else None
+        if kind not in QWEN_MODEL_TYPES:
+            # Only transformers' own Qwen-VL classes load: a folder's own code (auto_map) never runs.
+            raise ConfigError(f"{p}: a {kind!r} checkpoint; QwenVL loads {', '.join(QWEN_MODEL_TYPES)} "
+                              f"(transformers' own code, never the folder's)")
+        kw = {"local_files_only": True, "trust_remote_code": False}
+        model = AutoModelForImageTextToText.from_pretrained(p, **kw).eval()
+        return cls(model, AutoTokenizer.from_pretrained(p, **kw), AutoImageProcessor.from_pretrained(p, **kw))
 
     def inputs(self, frames: Sequence[Frame], plan: Plan, question: str, prompt: str = "",
                video: bool | None = None) -> dict[str, Any]:
@@ -233,13 +248,9 @@ class QwenVL:
 # ----------------------------------------------------------------------------------------- messages document
 
 MESSAGES_KIND = "earmark.messages"
-_FRAME_FILE = re.compile(r"^\d{5}\.\d{6}s\.jpg$")
 _FRAME_REF = re.compile(r"^[^/\\]+_frames/\d{5}\.\d{6}s\.jpg$")
 
 
-def _replaceable(folder: Path) -> bool:
-    """A frames folder earmark wrote (only files named like our frames): safe to replace."""
-    return folder.is_dir() and all(p.is_file() and _FRAME_FILE.match(p.name) for p in folder.iterdir())
 
 
 def write_messages(video: str | Path, plan: Plan, question: str, out: str | Path, *, inline: bool = False,
@@ -252,13 +263,15 @@ def write_messages(video: str | Path, plan: Plan, question: str, out: str | Path
     import shutil
     import tempfile
 
-    from .._io import write_json_atomic
+    from .._io import check_replaceable_output, dumps_json, is_frames_folder, write_atomic
     from ..media.frames import extract
     from .prompts import audio_prompt as make_prompt
 
     out = Path(out)
     folder = None if inline else out.parent / f"{out.stem}_frames"
-    if folder is not None and folder.exists() and not _replaceable(folder):
+    if folder is not None:
+        check_replaceable_output(folder)
+    if folder is not None and folder.exists() and not is_frames_folder(folder):
         raise ConfigError(f"{folder}: exists and holds files earmark did not write; move it or choose another --out")
     frames = list(extract(video, plan))
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -273,6 +286,11 @@ def write_messages(video: str | Path, plan: Plan, question: str, out: str | Path
                "audio_prompt": text, "messages": build_messages(frames, plan, question, refs, text),
                "plan": plan.to_dict(), "frame_times_s": [f.pts_s for f in frames],
                "paths": "relative to this file's folder"}
+        try:  # everything that can fail happens before the old frames are touched
+            body = dumps_json(doc).encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ConfigError(f"{out}: the question or a name holds text that is not valid Unicode ({e.reason} at "
+                              f"{e.start}); nothing was written") from None
         if tmp is not None:
             old = None
             if folder.exists():
@@ -282,7 +300,7 @@ def write_messages(video: str | Path, plan: Plan, question: str, out: str | Path
             tmp = None
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
-        write_json_atomic(out, doc)
+        write_atomic(out, lambda p: p.write_bytes(body))
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
