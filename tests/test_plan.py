@@ -235,6 +235,15 @@ def test_custom_formula_cost_model():
     for bad in ("__import__('os').system('true')", "w.__class__", "open('x')", "w +"):
         with pytest.raises(ConfigError, match="custom cost formula"):
             cost_model(f"custom:{bad}")
+    # Formulas that hang, divide by zero, overflow or cost nothing: one line each, at once (never exit 70).
+    for bad, msg in (("9**9**99", "a power must be a number"), ("w/0", "fails at 14x14: float division"),
+                     ("h-w", "gives 0.0 tokens at 14x14"), ("1e308*1e308", "gives inf tokens"),
+                     ("w*h*w", "gives 11239424.0 tokens at 224x224"), ("True", "only numbers"),
+                     ("w" + "+w" * 300, "at most 500")):
+        with pytest.raises(ConfigError, match=msg):
+            cost_model(f"custom:{bad}")
+    with pytest.raises(ConfigError, match="the patch size must be 1 to 64 px, got 2000"):
+        cost_model("vit-p2000")
 
 
 # ---------------------------------------------------------------- plan() on an index, documents, CLI

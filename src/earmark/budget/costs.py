@@ -488,6 +488,11 @@ _FORMULA_FUNCS: dict[str, Callable] = {"ceil": math.ceil, "floor": math.floor, "
                                        "max": max}
 
 
+MAX_FRAME_TOKENS = 1_000_000
+"""What one frame may cost under a custom formula (a 4K frame at 14 px patches is about 42000)."""
+MAX_PATCH = 64
+
+
 def formula_cost(expr: str) -> CustomCost:
     """A CustomCost from an arithmetic formula in ``w`` and ``h``, e.g. ``"ceil(w/14)*ceil(h/14)"``.
 
@@ -497,20 +502,34 @@ def formula_cost(expr: str) -> CustomCost:
         tree = ast.parse(expr, mode="eval")
     except SyntaxError as e:
         raise ConfigError(f"custom cost formula {expr!r} is not valid: {e.msg}") from e
+    if len(expr) > 500:
+        raise ConfigError(f"custom cost formula is {len(expr)} characters long; at most 500 are allowed")
     for node in ast.walk(tree):
         bad = not isinstance(node, _FORMULA_NODES) or (isinstance(node, ast.Name) and node.id not in {
             "w", "h", *_FORMULA_FUNCS}) or (isinstance(node, ast.Call) and not (
                 isinstance(node.func, ast.Name) and node.func.id in _FORMULA_FUNCS)) or (
-            isinstance(node, ast.Constant) and not isinstance(node.value, (int, float)))
+            isinstance(node, ast.Constant) and (isinstance(node.value, bool) or
+                                                not isinstance(node.value, (int, float))))
         if bad:
             raise ConfigError(f"custom cost formula {expr!r}: only numbers, w, h, arithmetic and "
                               f"{', '.join(_FORMULA_FUNCS)} are allowed")
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow) and not (
+                isinstance(node.right, ast.Constant) and abs(node.right.value) <= 4):
+            raise ConfigError(f"custom cost formula {expr!r}: a power must be a number between -4 and 4")
     code = compile(tree, "<cost formula>", "eval")
 
     def fn(w: int, h: int) -> int:
-        return int(eval(code, {"__builtins__": {}}, {**_FORMULA_FUNCS, "w": w, "h": h}))
+        try:  # floats: no unbounded integer arithmetic
+            v = eval(code, {"__builtins__": {}}, {**_FORMULA_FUNCS, "w": float(w), "h": float(h)})
+        except (ArithmeticError, ValueError, TypeError) as e:
+            raise ConfigError(f"custom cost formula {expr!r} fails at {w}x{h}: {e}") from None
+        if not (isinstance(v, (int, float)) and math.isfinite(v) and 1 <= v <= MAX_FRAME_TOKENS):
+            raise ConfigError(f"custom cost formula {expr!r} gives {v!r} tokens at {w}x{h}; a frame must cost "
+                              f"1 to {MAX_FRAME_TOKENS} tokens")
+        return int(v)
 
-    fn(224, 224)  # fail now (e.g. division by zero), not half-way through planning
+    for size in ((14, 14), (224, 224), (448, 448), (1344, 756)):  # fail now, not half-way through planning
+        fn(*size)
     return CustomCost(fn, name=f"custom:{expr}")
 
 
@@ -573,7 +592,9 @@ def cost_model(name: str, processor_dir: str | Path | None = None) -> CostModel:
         raise ConfigError(f"processor_dir is read for Qwen models only ({', '.join(QWEN_MODELS)}), not {name!r}")
     if name in _MODELS:
         return _MODELS[name]()
-    if name.startswith("vit-p") and name[5:].isdigit() and int(name[5:]) > 0:
+    if name.startswith("vit-p") and name[5:].isdigit():
+        if not 1 <= int(name[5:]) <= MAX_PATCH:
+            raise ConfigError(f"model {name!r}: the patch size must be 1 to {MAX_PATCH} px, got {int(name[5:])}")
         return ViTCost(int(name[5:]))
     if name.startswith("custom:"):
         return formula_cost(name[len("custom:"):])
