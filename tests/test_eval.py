@@ -28,6 +28,7 @@ def test_stats_against_hand_values():
     assert stats.anchor_precision([5, 8], [5, 6]) == 0.5
     assert stats.recovery_ratio(0.7, 0.5, 0.8) == pytest.approx(2 / 3)
     assert stats.recovery_ratio(0.7, 0.5, 0.5) is None
+    assert stats.recovery_ratio(0.25, 0.4, 0.25) is None  # the oracle below the reference: no share of a gain
     assert stats.anchor_seconds([0.5, 9.99, 12.0], 10) == [0, 9, 9]
     # Background = 28: two event seconds (one right), three background seconds (two right).
     assert stats.split_accuracy(np.array([[3, 5, 28, 28, 3]]), np.array([[3, 3, 28, 28, 28]]), 28) == (

@@ -127,7 +127,8 @@ def anchor_precision(anchor_secs: Sequence[int], event_secs: Sequence[int]) -> f
 def recovery_ratio(anchored: float, uniform: float, oracle: float) -> float | None:
     """(anchored − uniform) / (oracle − uniform): the share of the oracle's gain that the audio index recovers."""
     gap = oracle - uniform
-    return None if abs(gap) < 1e-9 else float((anchored - uniform) / gap)
+    # Only a share of a real gain: when the oracle is no better than the reference the ratio means nothing.
+    return None if gap < 1e-9 else float((anchored - uniform) / gap)
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
