@@ -190,11 +190,9 @@ def music_files(music: Path = MUSIC) -> list[str]:
 @lru_cache(maxsize=128)
 def load_sound(path: str) -> np.ndarray:
     """A recording as mono float64 at 16 kHz, leading and trailing silence (30 dB under its peak) cut."""
-    from ..media.audio import stream_audio
-    from ..media.probe import info
+    from ..realsound import load
 
-    x = np.concatenate([np.zeros(0, np.float32), *stream_audio(info(path), sample_rate=SAMPLE_RATE)])
-    x = x.astype(np.float64)
+    x = load(Path(path))  # 16 kHz mono float64, the one decoder of Debian sound-package files
     if len(x) < 160:
         raise DatasetError(f"{path}: too short to use ({len(x)} samples)")
     frames = np.sqrt(np.mean(x[: len(x) // 160 * 160].reshape(-1, 160) ** 2, 1))
