@@ -31,11 +31,17 @@ VFR_TIMES = tuple(np.round(np.cumsum([0.0] + [0.04 if (k // 10) % 2 == 0 else 0.
 
 
 @pytest.fixture(scope="module")
-def clips(tmp_path_factory) -> dict[str, Path]:
+def clips(tmp_path_factory, ffmpeg) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("frames")
+    bframes = write_media(d / "bframes.mp4", 6.0, None, video=VideoSpec(W, H, FPS, gop=12, bframes=2),
+                          frame_fn=numbered)
+    # MPEG-TS as broadcast and capture devices write it: no keyframe index, timestamps starting at 601.4 s.
+    ts = d / "start600.ts"
+    subprocess.run([ffmpeg, "-v", "error", "-y", "-i", str(bframes), "-c", "copy", "-output_ts_offset", "600",
+                    "-f", "mpegts", str(ts)], check=True)
     return {
-        "bframes": write_media(d / "bframes.mp4", 6.0, None, video=VideoSpec(W, H, FPS, gop=12, bframes=2),
-                               frame_fn=numbered),
+        "bframes": bframes,
+        "ts600": ts,
         "vfr": write_media(d / "vfr.mkv", float(VFR_TIMES[-1]) + 0.1, None,
                            video=VideoSpec(W, H, FPS, gop=10, frame_times=VFR_TIMES), frame_fn=numbered),
         "rotated": write_media(d / "rotated.mp4", 2.0, None, video=VideoSpec(W, H, FPS, gop=25, rotation=90),
@@ -57,12 +63,14 @@ def plan_for(path: Path, times, width=W, height=H, fit="stretch") -> Plan:
                 len(times), frames, fit=fit)
 
 
-@pytest.mark.parametrize("name", ["bframes", "vfr"])
+@pytest.mark.parametrize("name", ["bframes", "vfr", "ts600"])
 @pytest.mark.parametrize("seek", ["auto", "sequential", "seek"])
 def test_frames_match_ffprobe_timestamps_and_picture_numbers(clips, name, seek, ffmpeg):
     path = clips[name]
     pts = ffprobe_pts(path)
     origin = pts[0]
+    if name == "ts600":
+        assert origin > 600 and earmark.info(path).duration_s == pytest.approx(6.0, abs=0.05)
     rng = np.random.default_rng(3)
     ends = pts[-1] - origin + 0.04
     # Random times, exact frame starts and times just before the next frame starts.
@@ -77,8 +85,9 @@ def test_frames_match_ffprobe_timestamps_and_picture_numbers(clips, name, seek, 
         assert f.image.shape == (H, W, 3) and f.image.dtype == np.uint8
 
 
-def test_seek_policies_give_identical_pictures(clips):
-    path = clips["bframes"]
+@pytest.mark.parametrize("name", ["bframes", "ts600"])
+def test_seek_policies_give_identical_pictures(clips, name):
+    path = clips[name]
     times = [0.1, 0.5, 0.52, 2.0, 4.9, 5.96]
     runs = {(s, w): [f.image.tobytes() for f in extract(path, plan_for(path, times), seek=s, workers=w)]
             for s in ("auto", "sequential", "seek") for w in (1, 2)}

@@ -39,6 +39,10 @@ SKIP_MARGIN_FRAMES = 3
 """Frames this many frame durations before a planned time are always decoded (never skipped as non-reference);
 the answer is at most one frame duration before it at a steady frame rate."""
 
+SEEK_BACK_S = 1.0
+"""Where a seek lands past the keyframe it needs (containers without a keyframe index), look this much further
+back, doubling each time."""
+
 FRAME_FORMATS = ("png", "jpg")
 
 
@@ -151,24 +155,50 @@ class _Reader:
         cc.skip_frame = "DEFAULT"
 
     def _keyframe_time(self, t: float) -> float | None:
-        """Presentation time of the keyframe at or before ``t`` (absolute seconds), from the index."""
+        """Presentation time of the keyframe at or before ``t`` (absolute seconds), from the index.
+
+        Containers without a keyframe index (MPEG-TS, some MKV) seek to any packet near ``t``, not to a
+        keyframe: read on to the first keyframe and, when it lies past ``t``, look again further back
+        (:data:`SEEK_BACK_S`, doubling). None when the file cannot be searched this way."""
         assert self.index is not None
         vs = self.index.streams[self.stream.index]
+        target, step = t, SEEK_BACK_S
         try:
-            self.index.seek(int(t / self.tb), stream=vs, backward=True)
-            for packet in self.index.demux(vs):
-                if packet.pts is not None:
-                    return self._time(packet)
+            while True:
+                key = self._first_keyframe(vs, target)
+                if (key is not None and key <= t + 1e-6) or target <= self.origin:
+                    return key
+                target, step = max(self.origin, target - step), step * 2
         except (av.error.FFmpegError, OSError):
             return None
+
+    def _first_keyframe(self, vs, target: float) -> float | None:
+        assert self.index is not None
+        _seek_container(self.index, vs, target, self.origin)
+        for packet in self.index.demux(vs):
+            if packet.pts is not None and packet.is_keyframe:
+                return self._time(packet)
         return None
 
     def _seek(self, t: float) -> None:
-        self.container.seek(int(t / self.tb), stream=self.stream, backward=True)
-        self.seeks += 1
-        self._frames = None
-        self.prev = self.ahead = None
-        self.eof = False
+        """Seek so that decoding starts at or before ``t``. Where the container's seek lands past the keyframe
+        before ``t`` (no decodable frame, or the first one after ``t``: MPEG-TS), seek further back (doubling),
+        down to the first frame."""
+        target, step = t, SEEK_BACK_S
+        while True:
+            _seek_container(self.container, self.stream, target, self.origin)
+            self.seeks += 1
+            self._frames = self._decode()
+            self.prev = None
+            try:
+                first = next(self._frames)
+            except StopIteration:
+                first = None
+            if target <= self.origin or (first is not None and self._time(first) <= t + 1e-6):
+                self.ahead = first
+                self.eof = first is None
+                return
+            target, step = max(self.origin, target - step), step * 2
 
     def _position(self) -> float:
         f = self.ahead or self.prev
@@ -211,6 +241,15 @@ class _Reader:
                 self.eof = True
             except av.error.FFmpegError as e:
                 raise MediaError(self.container.name, f"cannot decode the frame at {t_rel:.3f} s ({e})") from e
+
+
+def _seek_container(container, stream, t: float, origin: float) -> None:
+    """Seek to the keyframe before ``t`` (absolute seconds); at or before the first frame, to the file's start
+    (an MPEG-TS seek to its first frame's own time lands after it)."""
+    if t <= origin:
+        container.seek(0)
+    else:
+        container.seek(int(t / stream.time_base), stream=stream, backward=True)
 
 
 def _default_workers() -> int:
