@@ -32,6 +32,9 @@ class MediaError(EarmarkError):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
 
+    def __reduce__(self):  # pickles with both arguments, so a worker process's error reaches its parent as is
+        return type(self), (self.path, self.problem)
+
 
 class NoAudioStreamError(MediaError):
     """The file has no audio stream an audio probe could read."""
