@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import earmark
 from earmark.anchors import (
     AnchorConfig,
     above_threshold,
@@ -21,7 +22,8 @@ from earmark.anchors import (
     top_k,
     uniform_indices,
 )
-from earmark.errors import ConfigError
+from earmark.errors import ConfigError, EarmarkWarning
+from earmark.types import Timeline
 
 
 def pick(scores, cfg=AnchorConfig(), hop=1.0, window=1.0, duration=None, confidence=None, coverage=None):
@@ -95,9 +97,19 @@ def test_fallback_when_nothing_stands_out():
     assert out[0].source == "fallback"
 
 
+def test_a_short_video_gets_the_anchors_it_holds():
+    one = np.ones(1, np.float32)
+    tl = Timeline(video="clip.mp4", fingerprint="f", duration_s=1.0, hop_s=1.0, window_s=1.0, probe="energy",
+                  probe_config={}, raw_unit="dB", raw=one * 0, scores=one * 0, confidence=one, coverage=one,
+                  norm_center=0.0, norm_scale=1.0, audio_stream=None, sample_rate=16000)
+    with pytest.warns(EarmarkWarning, match="clip.mp4: k=2 anchors asked for, but the video holds 1 window: "
+                                            "using k=1"):
+        out = earmark.anchors(tl, k=2)
+    assert [(a.index, a.time_s) for a in out] == [(0, 0.5)]
+    check_anchor_config(AnchorConfig(k=11), 10, 10.0, "clip.mp4")  # not an error: anchors() clamps it
+
+
 def test_config_checks():
-    with pytest.raises(ConfigError, match=r"clip.mp4: k=11 is larger than the number of windows \(10\)"):
-        check_anchor_config(AnchorConfig(k=11), 10, 10.0, "clip.mp4")
     with pytest.raises(ConfigError, match="anchor mode must be one of events, topk, threshold, spread, got 'peaks'"):
         check_anchor_config(AnchorConfig(mode="peaks"), 10, 10.0)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="spread anchors need k"):

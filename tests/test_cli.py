@@ -178,13 +178,21 @@ def test_audio_shorter_than_video_warns_and_zeroes_confidence(capsys, media_dir,
     (["--hop", "0"], "hop must be > 0 seconds, got 0.0"),
     (["--hop", "-1"], "hop must be > 0 seconds, got -1.0"),
     (["--window", "0"], "window must be > 0 seconds, got 0.0"),
-    (["--k", "13"], "k=13 is larger than the number of windows (12)"),
     (["--out", "x.txt"], "unknown output format '.txt'"),
 ])
 def test_bad_settings_give_one_line_and_exit_1(capsys, events_mp4, args, message):
     code, _, err = run(capsys, "index", events_mp4, *args)
     assert code == 1
     assert message in err and "Traceback" not in err
+
+
+def test_k_past_the_windows_is_clamped_with_a_warning(capsys, events_mp4):
+    code, out, err = run(capsys, "index", events_mp4, "--k", "13", "--json")
+    assert code == 0
+    assert f"{events_mp4}: k=13 anchors asked for, but the video holds 12 windows: using k=12" in err
+    doc = json.loads(out)
+    assert doc["anchor_config"]["k"] == 12 and 1 <= len(doc["anchors"]) <= 12
+    assert err.count("k=13 anchors asked for") == 1
 
 
 def test_keep_going_skips_bad_files_but_fails_the_run(capsys, events_mp4, bad_files, tmp_path):

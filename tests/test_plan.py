@@ -225,8 +225,6 @@ def test_budget_too_small_and_bad_settings_say_what_would_work():
     with pytest.raises(UnknownNameError,
                        match="valid strategies: anchored, dense-at-anchors, fixed-spread, oracle, random"):
         run("vit-p16", 1960, "best")
-    with pytest.raises(ConfigError, match="no context frames"):
-        run("vit-p16", 1960, "anchored", frames=2)
 
 
 def test_custom_formula_cost_model():
@@ -281,9 +279,30 @@ def test_plan_documents_round_trip_and_validate(indexed):
         Plan.from_dict(indexed.to_dict())
 
 
-def test_k_larger_than_the_number_of_seconds(indexed):
-    with pytest.raises(ConfigError, match="k=40 anchors asked for, but .* has only 12 windows"):
-        earmark.plan(indexed, "vit-p16", 1960, "anchored", k=40)
+def test_k_larger_than_the_number_of_seconds_plans_what_fits(indexed):
+    p = earmark.plan(indexed, "vit-p16", 1960, "anchored", k=40)
+    assert p.notes[0] == "k=40 anchors asked for, but the video holds 12 windows of 1 s: k=12"
+    assert p.config["k"] == 12 and p.total_tokens == p.target_tokens
+
+
+@pytest.mark.parametrize("strategy", ["anchored", "fixed-spread", "random"])
+def test_more_anchors_than_slots_keeps_the_best_and_a_context_frame(strategy):
+    # Two planned frames, two anchors: the better anchor (score 5) keeps its moment, the other slot is context.
+    _, frames, used, notes = plan_frames(cost_model("vit-p16"), 10.0, 1280, 720, 1960, strategy, ANCHORS, frames=2,
+                                         k=2, upscale=True)
+    assert len(frames) == 2 and [f.role for f in frames].count("anchor") == 1
+    assert "2 anchors do not fit 2 planned slots with a context frame beside them: kept the best 1" in notes
+    if strategy == "anchored":
+        assert [a.time_s for a in used] == [max(ANCHORS, key=lambda a: a.score).time_s]
+    # One planned frame: nothing to anchor; the one frame is planned uniformly.
+    _, frames, used, notes = plan_frames(cost_model("vit-p16"), 10.0, 1280, 720, 1960, strategy, ANCHORS, frames=1,
+                                         k=2, upscale=True)
+    assert len(frames) == 1 and used == [] and "planned the frame uniformly" in notes[-1]
+
+
+def test_errors_from_the_planner_name_the_video(indexed):
+    with pytest.raises(ConfigError, match=r"^\S*events\.mp4: budget 50 tokens is too small"):
+        earmark.plan(indexed, "vit-p16", 50, "anchored")
 
 
 def test_cli_plan_is_byte_identical_and_prints_the_table(tmp_path, events_mp4, capsys):
@@ -306,7 +325,6 @@ def test_cli_plan_errors(tmp_path, events_mp4, capsys):
     cases = [
         (["--model", "gpt-9", "--budget", "100"], "unknown model 'gpt-9'; valid models: internvl"),
         (["--model", "vit-p16", "--budget", "50"], "budget 50 tokens is too small"),
-        (["--model", "vit-p16", "--budget", "2000", "--k", "99"], "k=99 is larger than the number of windows (12)"),
         (["--model", "vit-p16", "--budget", "2000", "--strategy", "oracle"], "--strategy oracle needs --truth"),
         (["--model", "vit-p16", "--budget", "2000", "--strategy", "oracle", "--truth", "5-3"], "--truth '5-3'"),
     ]
@@ -319,3 +337,22 @@ def test_cli_plan_errors(tmp_path, events_mp4, capsys):
     (tmp_path / "bad.json").write_text("{not json")
     assert main(["plan", str(tmp_path / "bad.json"), "--model", "vit-p16", "--budget", "2000"]) == 1
     assert "not valid JSON" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("duration_s,frames", [(1.0, 1), (2.0, 2)])
+def test_a_short_video_indexes_plans_and_extracts_what_fits(tmp_path, capsys, duration_s, frames):
+    from earmark.media.write import VideoSpec, write_media
+
+    rng = np.random.default_rng(0)
+    clip = write_media(tmp_path / "short.mp4", duration_s, rng.normal(0, 0.05, int(48_000 * duration_s)),
+                       video=VideoSpec(640, 360, 25.0))
+    idx, plan_json, out = tmp_path / "i.json", tmp_path / "p.json", tmp_path / "frames"
+    assert main(["index", str(clip), "--out", str(idx), "-q"]) == 0
+    assert main(["plan", str(idx), "--model", "qwen2.5-vl", "--budget", "2000", "--out", str(plan_json), "-q"]) == 0
+    assert main(["extract", str(clip), "--plan", str(plan_json), "--out", str(out), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert f"{clip}: k=2 anchors asked for, but the video holds 1 window: using k=1" in err or duration_s == 2.0
+    doc = json.loads(plan_json.read_text())
+    assert len(doc["frames"]) == frames and len(list(out.glob("*.png"))) == frames
+    assert sum(f["role"] == "anchor" for f in doc["frames"]) == frames - 1
+    assert any("do not fit" in n for n in doc["notes"])

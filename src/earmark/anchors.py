@@ -232,9 +232,6 @@ def check_anchor_config(cfg: AnchorConfig, n_windows: int, duration_s: float, vi
         raise ConfigError(f"{cfg.mode} anchors need k")
     if cfg.k is not None and cfg.k < 1:
         raise ConfigError(f"k must be >= 1, got {cfg.k}")
-    if cfg.k is not None and cfg.mode in ("events", "topk", "spread") and cfg.k > n_windows:
-        raise ConfigError(f"{where}k={cfg.k} is larger than the number of windows ({n_windows}); "
-                          f"use k <= {n_windows} or a smaller hop")
     for name in ("min_gap_s", "dilate_s"):
         if getattr(cfg, name) is not None and getattr(cfg, name) < 0:
             raise ConfigError(f"{name.removesuffix('_s').replace('_', '-')} must be >= 0, got {getattr(cfg, name)}")
@@ -308,8 +305,25 @@ def anchors(timeline: Timeline, k: int | EllipsisType | None = ..., *, config: A
         overrides["k"] = k
     cfg = replace(config or AnchorConfig(), **overrides)
     check_anchor_config(cfg, len(timeline), timeline.duration_s, timeline.video)
+    cfg = fit_k(cfg, len(timeline), timeline.video)
     return choose_anchors(timeline.scores, timeline.confidence, timeline.coverage, timeline.starts,
                           timeline.window_s, timeline.hop_s, timeline.duration_s, cfg, probe_family(timeline.probe))
+
+
+def fit_k(cfg: AnchorConfig, n_windows: int, video: str = "") -> AnchorConfig:
+    """``cfg`` with K at most the number of windows: a short video gets the anchors it holds, with a warning
+    (a 1 s clip has one window, so it cannot hold the default two anchors)."""
+    import warnings
+    from dataclasses import replace
+
+    from .errors import EarmarkWarning
+
+    if cfg.k is None or cfg.mode not in ("events", "topk", "spread") or cfg.k <= n_windows:
+        return cfg
+    warnings.warn(EarmarkWarning(f"{video + ': ' if video else ''}k={cfg.k} anchors asked for, but the video holds "
+                                 f"{n_windows} window{'s' if n_windows != 1 else ''}: using k={n_windows}"),
+                  stacklevel=3)
+    return replace(cfg, k=n_windows)
 
 
 def probe_family(probe: str) -> str:

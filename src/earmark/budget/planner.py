@@ -517,8 +517,14 @@ def plan_frames(model: CostModel, duration_s: float, width: int, height: int, bu
     centres = [float(np.mean(g)) for g in _group_times(slot_times(duration_s, n_slots * per_slot), per_slot)]
 
     k = len(anchors) if k is None else k
-    if strategy in ("random", "oracle", "fixed-spread") and k > n_slots:
-        raise ConfigError(f"k={k} anchors asked for, but only {n_slots} slots are planned")
+    dense = strategy == "dense-at-anchors" or (shape == "dense" and strategy in ("random", "oracle", "fixed-spread"))
+    fits = n_slots if dense else n_slots - 1  # the anchored shape keeps at least one context frame
+    if strategy != "uniform" and max(k, len(anchors)) > fits:
+        capped.append(f"{max(k, len(anchors))} anchors do not fit {n_slots} planned "
+                      f"{'slot' if n_slots == 1 else 'slots'}{'' if dense else ' with a context frame beside them'}: "
+                      f"{'kept the best ' + str(fits) if fits else 'planned the frame uniformly'}")
+        k = min(k, fits)
+        anchors = sorted(anchors, key=lambda a: (-a.score, a.time_s))[:fits]
     used: list[Anchor] = {
         "uniform": lambda: [],
         "random": lambda: random_anchors(duration_s, centres, k, seed),
@@ -589,9 +595,11 @@ def plan(source, model: str | CostModel, budget: int, strategy: str = "anchored"
                          f">= {AUTO_FILL:.0%} of the budget at frames >= {AUTO_MIN_SIDE} px; --frames N overrides")
     if cfg.k < 0:
         raise ConfigError(f"k must be >= 0, got {cfg.k}")
-    if cfg.k > len(timeline):
-        raise ConfigError(f"k={cfg.k} anchors asked for, but {timeline.video} has only {len(timeline)} windows "
-                          f"of {timeline.hop_s:g} s")
+    k_note = None
+    if cfg.k > len(timeline):  # a short video: the anchors it holds
+        k_note = (f"k={cfg.k} anchors asked for, but the video holds {len(timeline)} "
+                  f"window{'s' if len(timeline) != 1 else ''} of {timeline.hop_s:g} s: k={len(timeline)}")
+        cfg = replace(cfg, k=len(timeline))
     fit = cfg.fit or ("stretch" if aspect == "keep" else "pad")
     if fit not in FITS:
         raise unknown_name("fit", fit, FITS)
@@ -604,11 +612,15 @@ def plan(source, model: str | CostModel, budget: int, strategy: str = "anchored"
             found = source.anchors
         else:
             found = choose(timeline, k=cfg.k, config=AnchorConfig(**stored))
-    target, frames, used, notes = plan_frames(cm, duration, width, height, budget, strategy, found,
-                                              frames=n_frames, k=cfg.k, ratio=cfg.ratio, aspect=aspect,
-                                              seed=cfg.seed, truth=truth, shape=cfg.shape, upscale=cfg.upscale)
-    if auto_note:
-        notes.insert(0, auto_note)
+    try:
+        target, frames, used, notes = plan_frames(cm, duration, width, height, budget, strategy, found,
+                                                  frames=n_frames, k=cfg.k, ratio=cfg.ratio, aspect=aspect,
+                                                  seed=cfg.seed, truth=truth, shape=cfg.shape, upscale=cfg.upscale)
+    except ConfigError as e:  # every error names its file
+        if e.args and isinstance(e.args[0], str) and not e.args[0].startswith(f"{info.path}: "):
+            e.args = (f"{info.path}: {e.args[0]}", *e.args[1:])
+        raise
+    notes = [n for n in (auto_note, k_note) if n] + notes
     if any(a.source == "fallback" for a in used):
         notes.append("no window stood out in the audio: anchors were spread uniformly (fallback)")
     if budget > target:

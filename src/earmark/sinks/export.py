@@ -196,6 +196,8 @@ def _index_from_dict(doc: Any) -> IndexResult:
         check_anchor_config(cfg, len(tl), tl.duration_s)
     except ConfigError as e:
         raise SchemaError(f"anchor_config: {e}") from None
+    if cfg.k is not None and cfg.k > len(tl):  # earmark records the K it used, at most one per window
+        raise SchemaError(f"anchor_config: k={cfg.k} is larger than the number of windows ({len(tl)})")
     return result
 
 
