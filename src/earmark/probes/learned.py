@@ -309,6 +309,19 @@ class LinearProbe(Probe):
             f = context_features(f, max(1, round(self.config.context_s / grid.hop_s)))
         return f
 
+    def hidden(self, frame_values: np.ndarray, grid: WindowGrid) -> np.ndarray:
+        """The classifier's hidden layer per window (n, hidden): a frozen embedding taught by the probe's labels
+        (``earmark highlights --scorer activation --embedding learned``). Logistic-regression probes have none."""
+        import torch
+
+        if self._clf is None:
+            weights_file(None, "linear", "--probe-weights PATH (make one with `earmark train-probe`)")
+        if not hasattr(self._clf, "__getitem__"):
+            raise ConfigError(f"{self._weights}: a logistic-regression probe (--hidden 0) has no hidden layer")
+        x = (self.features(frame_values, grid) - self._norm[0]) / self._norm[1]
+        with torch.no_grad():
+            return self._clf[1](self._clf[0](torch.from_numpy(x))).double().numpy()
+
     def window_values(self, frame_values: np.ndarray, grid: WindowGrid) -> np.ndarray:
         import torch
 
