@@ -185,3 +185,28 @@ def test_zero_length_media_is_a_clear_error(tmp_path, capsys, ffmpeg):
 
     assert main(["index", str(path)]) == 1
     assert "zero-length" in capsys.readouterr().err
+
+
+def test_a_header_that_lies_about_the_duration_is_not_believed(tmp_path, ffmpeg):
+    """A 6 s Matroska file whose Segment Duration says ten hours: info, index and plan use the 6 s the streams
+    hold (before: 36000 s, windows to match, and planned frames at thousands of seconds)."""
+    import struct
+
+    clip = write_media(tmp_path / "ok.mkv", 6.0, np.zeros(6 * 48_000), video=VideoSpec(160, 96, 25.0))
+    data = bytearray(clip.read_bytes())
+    at = data.find(b"\x44\x89\x88")  # EBML Duration, an 8-byte float in milliseconds
+    assert at > 0
+    data[at + 3:at + 11] = struct.pack(">d", 3.6e7)
+    lie = tmp_path / "lie.mkv"
+    lie.write_bytes(bytes(data))
+    probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(lie)],
+                           capture_output=True, text=True, check=True).stdout
+    assert float(probe) == pytest.approx(36000.0)  # what the header says
+    assert info(lie).duration_s == pytest.approx(info(clip).duration_s, abs=1e-6)
+    assert info(lie).duration_s == pytest.approx(6.0, abs=0.05)
+    tl = earmark.index(lie)
+    assert len(tl) == 6
+    res = earmark.IndexResult(info=info(lie), timeline=tl, anchors=tuple(earmark.anchors(tl, k=2)),
+                              anchor_config={})
+    p = earmark.plan(res, "qwen2.5-vl", 2000)
+    assert max(f.time_s for f in p.frames) < 6.0

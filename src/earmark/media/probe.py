@@ -136,6 +136,25 @@ def _duration_by_demux(container: av.container.InputContainer, stream: av.stream
     return float((last - first) * stream.time_base)
 
 
+def _end_by_seek(container: av.container.InputContainer, stream: av.stream.Stream, declared_end_s: float
+                 ) -> float | None:
+    """Where the stream's last packet really ends (absolute seconds): seek to the declared end and read the
+    packets after the keyframe the seek lands on (one GOP, no decoding). None when nothing can be read there."""
+    tb = stream.time_base
+    if not tb:
+        return None
+    last = None
+    try:
+        container.seek(int(declared_end_s / tb), stream=stream, backward=True)
+        for packet in container.demux(stream):
+            if packet.pts is not None:
+                end = packet.pts + (packet.duration or 0)
+                last = end if last is None else max(last, end)
+    except (av.error.FFmpegError, OSError):
+        return None
+    return float(last * tb) if last is not None else None
+
+
 def _first_frame_rotation(container: av.container.InputContainer, stream: av.video.stream.VideoStream
                           ) -> int:
     """Rotation from the display matrix, read off the first decoded frame (0 when none or undecodable)."""
@@ -201,8 +220,17 @@ def info(path: str | Path) -> VideoInfo:
             assert default_a is not None
             start = default_a.start_time_s if default_a.start_time_s is not None else (container_start or 0.0)
             duration = default_a.duration_s or container_duration
+        main = vs if vinfo is not None else next(s for s in audios if s.index == default_audio)
+        declared = vinfo.duration_s if vinfo is not None else default_a.duration_s
+        if duration and not declared:
+            # Only the container's header gives the length, and headers lie (a 10 s file can say 10 hours):
+            # trust where the stream's packets end.
+            end = _end_by_seek(container, main, start + duration)
+            real = end - start if end is not None else _duration_by_demux(container, main)
+            if real is not None and 0 < real < duration:
+                duration = real
         if not duration:
-            duration = _duration_by_demux(container, videos[0] if vinfo is not None else audios[0])
+            duration = _duration_by_demux(container, main)
         if not duration or duration <= 0:
             raise MediaError(p, "zero-length: the file declares no duration and holds no media")
         return VideoInfo(
