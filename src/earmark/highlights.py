@@ -399,6 +399,8 @@ class Highlights:
     config: dict[str, Any]
     segments: tuple[Segment, ...]
     notes: tuple[str, ...] = ()
+    scores: np.ndarray | None = None
+    """The per-window scores the segments grew over (for drawing; not saved in the JSON document)."""
 
     KIND: ClassVar[str] = "earmark.highlights"
 
@@ -464,7 +466,7 @@ def highlights_of(result: IndexResult, config: HighlightConfig | None = None) ->
     return Highlights(video=tl.video, fingerprint=tl.fingerprint, duration_s=tl.duration_s,
                       fps=None if rate is None else f"{rate.numerator}/{rate.denominator}",
                       has_audio=result.info.has_audio, scorer=cfg.scorer, probe=tl.probe, embedding=embedding,
-                      config=cfg.to_dict(), segments=chosen, notes=tuple(notes))
+                      config=cfg.to_dict(), segments=chosen, notes=tuple(notes), scores=scores)
 
 
 def highlights(source: str | Path | IndexResult, config: HighlightConfig | None = None, *, probe: str = "energy",

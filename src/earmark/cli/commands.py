@@ -603,4 +603,5 @@ def report_cmd(source: str, probes: str, plan_file: str | None, truth: str | Non
     con.print(f"wrote {path}")
 
 
+from . import highlights_cmd  # noqa: E402, F401, I001  (registers earmark highlights)
 _register_eval()

@@ -1,0 +1,103 @@
+"""``earmark highlights VIDEO|INDEX.json``: the best segments of a video as JSON, CSV, a CMX3600 EDL, an HTML reel
+page and clips (options -> HighlightConfig; defaults read from it, never repeated here)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import click
+from rich.markup import escape
+
+from .._io import dumps_json
+from ..errors import ConfigError
+from ..highlights import EMBEDDINGS, SCORERS, HighlightConfig, check_highlight_config, highlights_of
+from ..sinks.clips import check_clips_folder, clip_files, cut_clips
+from ..sinks.edl import EDL_ORDERS, highlight_format, render_highlights, write_rendered
+from .commands import _console, _given, _load_source, cli, probe_options
+from .render import fmt_time
+
+_H = {f.name: f.default for f in dataclasses.fields(HighlightConfig)}
+
+
+def _opt(flag: str, name: str, typ, text: str):
+    default = _H[name]
+    return click.option(flag, name, type=typ, default=default, show_default=default is not None, help=text)
+
+
+@cli.command("highlights")
+@click.argument("source", type=click.Path(path_type=str))
+@click.option("--probe", default="energy", show_default=True, metavar="NAME",
+              help="Probe that indexes a VIDEO (an index JSON keeps its own).")
+@_opt("--scorer", "scorer", click.Choice(SCORERS),
+      "eventness: the probe's scores; activation: how far each window's embedding rises above the video's typical "
+      "window (top-k contrast). eventness won on val (benchmarks/README.md).")
+@_opt("--embedding", "embedding", click.Choice(EMBEDDINGS),
+      "activation: logmel (sound), learned (the shipped probe's hidden layer, needs torch), visual (picture "
+      "alone); auto: logmel, or visual without sound.")
+@_opt("--top", "top", int, "Keep at most N segments.")
+@_opt("--total-duration", "total_duration_s", float,
+      "Keep segments, best first, while they fit in S seconds (a reel; the last one trimmed around its peak).")
+@_opt("--min-len", "min_len_s", float, "Shortest segment, seconds.")
+@_opt("--max-len", "max_len_s", float, "Longest segment, seconds.")
+@_opt("--level", "level", float, "Robust z-score a window needs to join a growing segment.")
+@_opt("--merge-gap", "merge_gap_s", float, "Join event segments at most this many seconds apart.")
+@_opt("--top-k", "top_k", int, "activation: dimensions averaged per window.")
+@click.option("--out", "outs", multiple=True, type=click.Path(dir_okay=False, path_type=str),
+              help="Write FILE.json, FILE.csv, FILE.edl (CMX3600) or FILE.html (reel page); repeatable.")
+@click.option("--order", type=click.Choice(EDL_ORDERS), default="time", show_default=True,
+              help="Order of the segments in the CSV and EDL (the JSON lists them by rank).")
+@click.option("--cut", "cut_dir", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="Write one clip per segment into this folder (stream copy: fast, starts on the keyframe before "
+                   "each segment).")
+@click.option("--reencode", is_flag=True, help="With --cut: decode and encode (H.264/AAC MP4), frame-accurate.")
+@click.option("--json", "as_json", is_flag=True, help="Print the highlights JSON to stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors (and --json output).")
+@probe_options
+def highlights_cmd(source: str, probe: str, scorer: str, embedding: str, top: int | None,
+                   total_duration_s: float | None, min_len_s: float, max_len_s: float, level: float,
+                   merge_gap_s: float, top_k: int, outs: tuple[str, ...], order: str, cut_dir: str | None,
+                   reencode: bool, as_json: bool, quiet: bool, probe_kw: dict) -> None:
+    """The best segments of SOURCE (a video, or an index JSON from `earmark index`), ranked: region growing over the
+    window scores, short gaps merged, each window in one segment at most, --top N or --total-duration S."""
+    cfg = HighlightConfig(scorer=scorer, embedding=embedding, top=top, total_duration_s=total_duration_s,
+                          min_len_s=min_len_s, max_len_s=max_len_s, level=level, merge_gap_s=merge_gap_s,
+                          top_k=top_k)
+    # Everything that can be refused is refused before any decoding.
+    check_highlight_config(cfg)
+    kinds = [highlight_format(o) for o in outs]
+    if reencode and cut_dir is None:
+        raise ConfigError("--reencode applies to --cut DIR (give the folder for the clips)")
+    if cut_dir is not None:
+        check_clips_folder(cut_dir)
+    if embedding != _H["embedding"] and scorer != "activation":
+        raise ConfigError(f"--embedding {embedding}: applies to --scorer activation")
+    con = _console(quiet or as_json)
+    result = _load_source(source, probe, con, True, probe_kw, probe_given=_given("probe"))
+    h = highlights_of(result, cfg)
+    mode = "reencode" if reencode else "copy"
+    # Render every file first (a failure writes nothing), then cut, then write.
+    rendered = {o: render_highlights(h, k, order=order) for o, k in zip(outs, kinds) if k != "html"}
+    if "html" in kinds:
+        from ..report.reel import reel_html
+
+        files = clip_files(result.info, h, mode) if cut_dir is not None else {}
+        rendered.update({o: reel_html(result, h, o, files, cut_dir) for o, k in zip(outs, kinds) if k == "html"})
+    clips = cut_clips(result.info.path, h, cut_dir, mode, video_info=result.info) if cut_dir is not None else []
+    if as_json:
+        click.echo(dumps_json(h.to_dict()), nl=False)
+    how = f"activation of the {h.embedding} embedding" if h.embedding else f"eventness of the {h.probe} probe"
+    con.print(f"[bold]{escape(h.video)}[/]: {len(h.segments)} segments, {h.total_s:.2f} s ({how})")
+    for g in h.segments:
+        con.print(f"  #{g.rank}  [{fmt_time(g.start_s)}, {fmt_time(g.end_s)})  {g.duration_s:5.2f} s  "
+                  f"peak z {g.score:5.2f} at {fmt_time(g.peak_s)}")
+    for note in h.notes:
+        con.print(f"[yellow]note:[/] {note}")
+    for path, text in rendered.items():
+        con.print(f"wrote {write_rendered(path, text)}")
+    if clips:
+        if reencode:
+            con.print(f"wrote {len(clips)} clips to {cut_dir}/ (re-encoded H.264/AAC: frame-accurate)")
+        else:
+            early = max((c.start_s - c.clip_start_s for c in clips), default=0.0)
+            con.print(f"wrote {len(clips)} clips to {cut_dir}/ (stream copy: fast, each starts on the keyframe at or "
+                      f"before its segment, up to {early:.2f} s early here; --reencode for frame-accurate cuts)")
