@@ -9,6 +9,7 @@ import pytest
 
 import earmark
 from conftest import EVENT_SECONDS, SMALL, SR, events_audio
+from earmark.cli import main
 from earmark.errors import ConfigError, UnknownNameError
 from earmark.media.write import write_media
 from earmark.probes import ProbeConfig, get_probe, normalise, probe_names, register_probe, window_grid
@@ -211,3 +212,35 @@ def test_segmented_index_of_audio_shorter_than_video(media_dir):
     np.testing.assert_array_equal(segmented.coverage, one_pass.coverage)
     assert segmented.coverage[6:].max() == 0.0 and segmented.coverage[4] == 1.0
     np.testing.assert_array_equal(segmented.confidence[6:], 0.0)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--probe", "flux", "--probe-option", "n_fft=0"], "probe 'flux': n_fft must be between 64 and 8192, got 0"),
+    (["--probe", "flux", "--probe-option", "n_fft=abc"], "probe 'flux': n_fft must be an integer, got 'abc'"),
+    (["--probe", "flux", "--probe-option", "n_mels=100000"], "n_mels must be between 1 and 256, got 100000"),
+    (["--probe", "flux", "--probe-option", "n_mels=0"], "n_mels must be between 1 and 256, got 0"),
+    (["--probe", "flux", "--probe-option", "fmin=7000", "--probe-option", "fmax=6000"],
+     "probe 'flux': fmin (7000 Hz) must be below fmax (6000 Hz)"),
+    (["--probe", "onset", "--probe-option", "lag=-5"], "probe 'onset': lag must be between 1 and 100, got -5"),
+    (["--probe", "onset", "--probe-option", "max_size=1e9"], "max_size must be an integer, got 1000000000.0"),
+    (["--probe-option", "min_scale=[1,2]"], "probe 'energy': min_scale must be a finite number, got [1, 2]"),
+    (["--probe-option", "min_scale=NaN"], "probe 'energy': min_scale must be a finite number, got nan"),
+    (["--probe-option", "z_ref=0"], "probe 'energy': z_ref must be between 0.001 and 1000, got 0.0"),
+    (["--probe", "motion", "--probe-option", "fps=100000"], "probe 'motion': fps must be between 0.01 and 30"),
+    (["--probe", "motion", "--probe-option", "size=100000"], "probe 'motion': size must be between 8 and 1024"),
+    (["--offset", "nan"], "offset must be a finite number, got nan"),
+    (["--min-gap", "inf"], "min-gap must be a finite number, got inf"),
+])
+def test_probe_and_anchor_settings_out_of_range_are_one_line_before_decoding(capsys, events_mp4, tmp_path, args,
+                                                                             message):
+    # Before: "internal error" (exit 70) after a full decode, or minutes and gigabytes (n_mels, fps).
+    out = tmp_path / "i.json"
+    assert main(["index", str(events_mp4), *args, "--out", str(out), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "internal error" not in err, err
+    assert not out.exists()
+
+
+def test_probe_settings_of_the_right_kind_are_normalised():
+    p = get_probe("flux", fmin=50)
+    assert p.config.fmin == 50.0 and isinstance(p.config.fmin, float)

@@ -98,7 +98,7 @@ def test_visual_probe_settings_change_the_sampling(visual_video):
     tl = earmark.index(visual_video, probe="motion", fps=4.0, size=32)
     assert tl.probe_config["fps"] == 4.0 and tl.probe_config["size"] == 32
     assert top(tl, 2) == [3, 6]
-    with pytest.raises(ConfigError, match="size must be >= 8"):
+    with pytest.raises(ConfigError, match="size must be between 8 and 1024, got 4"):
         earmark.index(visual_video, probe="motion", size=4)
 
 
@@ -140,7 +140,7 @@ def test_hybrid_hands_over_to_the_picture_when_audio_says_nothing(visual_noise_v
     assert top(silent, 1) == [6] and any("no audio stream" in n for n in silent.notes)
     with pytest.raises(ConfigError, match="needs an audio probe and a visual probe"):
         earmark.index(visual_noise_video, probe="hybrid", audio="motion")
-    with pytest.raises(ConfigError, match="audio_weight must be in"):
+    with pytest.raises(ConfigError, match="audio_weight must be between 0 and 1, got 2.0"):
         earmark.index(visual_noise_video, probe="hybrid", audio_weight=2.0)
 
 

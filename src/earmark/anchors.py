@@ -223,7 +223,14 @@ def merge_regions(regions: list[tuple[float, float]]) -> list[tuple[float, float
 
 
 def check_anchor_config(cfg: AnchorConfig, n_windows: int, duration_s: float, video: str = "") -> None:
+    import math
+    from dataclasses import fields
+
     where = f"{video}: " if video else ""
+    for f in fields(cfg):
+        v = getattr(cfg, f.name)
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError(f"{f.name.removesuffix('_s').replace('_', '-')} must be a finite number, got {v}")
     if cfg.mode not in ANCHOR_MODES:
         raise ConfigError(f"anchor mode must be one of {', '.join(ANCHOR_MODES)}, got {cfg.mode!r}")
     if cfg.fill not in ANCHOR_FILLS:

@@ -44,8 +44,67 @@ class ProbeConfig:
     min_scale: float = 1.0
     """Floor of the normalisation scale, in raw units: flat audio must not turn noise into events."""
 
+    LIMITS: ClassVar[dict[str, tuple[float, float]]] = {"z_ref": (1e-3, 1e3), "min_scale": (1e-9, 1e6)}
+    """Inclusive ranges of numeric settings; subclasses add theirs (merged along the class hierarchy). Every
+    value a user can give that multiplies memory or time has one (``n_mels``, ``fps``, ``size`` ...)."""
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def check(self) -> None:
+        """Cross-field checks of a subclass (one :class:`ConfigError` line); ranges live in ``LIMITS``."""
+
+
+def checked_config(cfg: ProbeConfig, probe: str) -> ProbeConfig:
+    """``cfg`` with every field of its declared type (ints as ints, finite floats, strings, tuples of strings)
+    and inside its ``LIMITS``; ints given for float fields become floats and lists become tuples. One
+    :class:`ConfigError` line naming the probe and the setting otherwise (hand-typed ``--probe-option`` values)."""
+    import math
+    import typing
+
+    hints = typing.get_type_hints(type(cfg))
+    fixed: dict[str, Any] = {}
+    for f in dataclasses.fields(cfg):
+        v, t = getattr(cfg, f.name), hints[f.name]
+        args = typing.get_args(t)
+        optional = type(None) in args
+        base = next((a for a in args if a is not type(None)), t) if optional else t
+        if v is None and optional:
+            continue
+        origin = typing.get_origin(base)
+        ok = True
+        if base is bool:
+            ok = isinstance(v, bool)
+        elif base is int:
+            ok = isinstance(v, int) and not isinstance(v, bool)
+        elif base is float:
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            if ok and isinstance(v, int):
+                fixed[f.name] = float(v)
+        elif base is str:
+            ok = isinstance(v, str)
+        elif origin is tuple:
+            ok = isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v)
+            if ok and isinstance(v, list):
+                fixed[f.name] = tuple(v)
+        if not ok:
+            kind = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}.get(
+                base, "a list of strings")
+            raise ConfigError(f"probe {probe!r}: {f.name} must be {kind}{' or null' if optional else ''}, "
+                              f"got {v!r}")
+    cfg = dataclasses.replace(cfg, **fixed) if fixed else cfg
+    limits: dict[str, tuple[float, float]] = {}
+    for klass in reversed(type(cfg).__mro__):
+        limits.update(klass.__dict__.get("LIMITS", {}))
+    for name, (lo, hi) in limits.items():
+        v = getattr(cfg, name, None)
+        if v is not None and not lo <= v <= hi:
+            raise ConfigError(f"probe {probe!r}: {name} must be between {lo:g} and {hi:g}, got {v!r}")
+    try:
+        cfg.check()
+    except ConfigError as e:
+        raise ConfigError(f"probe {probe!r}: {e}") from None
+    return cfg
 
 
 @dataclass(frozen=True)
@@ -135,6 +194,7 @@ class Probe(ABC):
         except TypeError as e:
             valid = ", ".join(f.name for f in dataclasses.fields(self.Config))
             raise ConfigError(f"probe {self.name!r}: {e}; its settings are: {valid}") from None
+        self.config = checked_config(self.config, self.name)
         self.reset()
 
     def reset(self) -> None:

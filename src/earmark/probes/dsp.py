@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import ClassVar
 
 import numpy as np
 
+from ..errors import ConfigError
 from .base import SAMPLE_RATE, Probe, ProbeConfig, register_probe
 
 _DB_FLOOR = 1e-12  # -120 dBFS: digital silence
@@ -73,6 +75,13 @@ class SpectralConfig(ProbeConfig):
     min_scale: float = 0.25
     """dB per frame and band."""
 
+    LIMITS: ClassVar[dict[str, tuple[float, float]]] = {"n_fft": (64, 8192), "n_mels": (1, 256),
+                                                        "fmin": (0, 8000), "fmax": (1, 8000)}
+
+    def check(self) -> None:
+        if self.fmin >= self.fmax:
+            raise ConfigError(f"fmin ({self.fmin:g} Hz) must be below fmax ({self.fmax:g} Hz)")
+
 
 class _LogMelProbe(Probe):
     """Shared log-mel front end (Hann window, |rfft|^2, mel, dB)."""
@@ -104,6 +113,8 @@ class FluxConfig(SpectralConfig):
     smooth: int = 3
     """Frames of mel power averaged (causally) before the log: halves the flux of stationary noise."""
     min_scale: float = 0.25
+
+    LIMITS: ClassVar[dict[str, tuple[float, float]]] = {"smooth": (1, 1000)}
 
 
 @register_probe
@@ -145,6 +156,8 @@ class OnsetConfig(SpectralConfig):
     max_size: int = 3
     """Mel bands of the maximum filter that suppresses vibrato (SuperFlux)."""
     min_scale: float = 0.5
+
+    LIMITS: ClassVar[dict[str, tuple[float, float]]] = {"lag": (1, 100), "max_size": (1, 64)}
 
 
 @register_probe

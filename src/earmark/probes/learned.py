@@ -14,7 +14,7 @@ import importlib.util
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -163,6 +163,8 @@ class LinearConfig(ProbeConfig):
     them (how the window differs from its surroundings); 0: none. Set from the checkpoint."""
     min_scale: float = 0.5
     """Logit units."""
+
+    LIMITS: ClassVar[dict[str, tuple[float, float]]] = {"n_mels": (1, 256), "context_s": (0.0, 60.0)}
 
 
 def logmel_frames(frames: np.ndarray, n_mels: int, n_fft: int = 512) -> np.ndarray:

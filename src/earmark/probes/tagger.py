@@ -72,6 +72,8 @@ class TaggerConfig(ProbeConfig):
     batch: int = 16
     min_scale: float = 0.05
 
+    LIMITS: ClassVar[dict[str, tuple[float, float]]] = {"top": (1, 1000), "batch": (1, 1024)}
+
 
 def _tuple(v: Any) -> Any:
     if isinstance(v, str):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -35,6 +35,8 @@ class VisualConfig(ProbeConfig):
     size: int = 64
     """Thumbnail width in pixels (height keeps the aspect ratio)."""
     min_scale: float = 1.0
+
+    LIMITS: ClassVar[dict[str, tuple[float, float]]] = {"fps": (0.01, 30.0), "size": (8, 1024)}
 
 
 def thumbnail_times(duration_s: float, fps: float) -> np.ndarray:
@@ -199,6 +201,8 @@ class NoveltyConfig(VisualConfig):
     """Rate of the running appearance model (an exponential mean): larger forgets faster."""
     min_scale: float = 0.02
 
+    LIMITS: ClassVar[dict[str, tuple[float, float]]] = {"alpha": (1e-6, 1.0)}
+
 
 @register_probe
 class NoveltyProbe(VisualProbe):
@@ -232,6 +236,8 @@ class HybridConfig(ProbeConfig):
     informative_conf: float = 0.5
     """A track whose most confident window reaches this confidence is fully informative; a flat track
     (nothing stands out) hands over to the picture."""
+
+    LIMITS: ClassVar[dict[str, tuple[float, float]]] = {"audio_weight": (0.0, 1.0), "informative_conf": (1e-6, 1.0)}
 
 
 @register_probe
