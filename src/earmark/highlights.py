@@ -3,7 +3,8 @@
 A segment is grown from a window that stands out (region growing over the per-window scores), at least
 ``min_len_s`` and at most ``max_len_s`` long; segments of one event split by a short dip are merged; each window
 belongs to at most one segment, claimed by the strongest seed first (non-maximum suppression between
-segments); the ``top`` best are kept, or as many as fit in ``total_duration_s`` (a reel).
+segments; where windows overlap, hop < window, the better segment keeps the overlap); the ``top`` best are
+kept, or as many as fit in ``total_duration_s`` (a reel).
 
 Two scorers give the per-window scores:
 
@@ -245,11 +246,28 @@ def find_segments(scores: np.ndarray, hop_s: float, window_s: float, duration_s:
                      level=cfg.level)
     runs = merge_runs(runs, s, hop_s, window_s, duration_s, merge_gap_s=cfg.merge_gap_s, max_len_s=cfg.max_len_s,
                       level=cfg.level)
-    segs = [Segment(start_s=_us(a * hop_s), end_s=_us(min(duration_s, (b - 1) * hop_s + window_s)),
-                    score=float(np.float32(s[seed])), peak_s=_us(min(seed * hop_s + window_s / 2, duration_s)),
-                    mean_score=float(np.float32(s[a:b].mean())))
-            for a, b, seed in runs]
-    return rank_segments(segs)
+    segs = [Segment(start_s=a * hop_s, end_s=min(duration_s, (b - 1) * hop_s + window_s),
+                    score=float(np.float32(s[seed])), peak_s=min(seed * hop_s + window_s / 2, duration_s),
+                    mean_score=float(np.float32(s[a:b].mean()))) for a, b, seed in sorted(runs)]
+    return rank_segments(_without_overlaps(segs))
+
+
+def _without_overlaps(segs: list[Segment]) -> list[Segment]:
+    """Segments (in time order) of windows longer than the hop overlap their neighbours by ``window - hop``: the
+    better-ranked of two keeps the overlap, the other is shortened (and dropped if nothing is left). Times are
+    then kept to the microsecond."""
+    key = {id(g): (-g.score, -g.mean_score, g.start_s) for g in segs}
+    out = list(segs)
+    for i in range(len(out) - 1):
+        g1, g2 = out[i], out[i + 1]
+        if g1.end_s > g2.start_s:
+            if key[id(segs[i])] <= key[id(segs[i + 1])]:
+                out[i + 1] = dataclasses.replace(g2, start_s=g1.end_s)
+            else:
+                out[i] = dataclasses.replace(g1, end_s=g2.start_s)
+    return [dataclasses.replace(g, start_s=_us(g.start_s), end_s=_us(g.end_s),
+                                peak_s=_us(min(max(g.peak_s, g.start_s), g.end_s)))
+            for g in out if g.end_s - g.start_s > 1e-6]
 
 
 def _us(t: float) -> float:
