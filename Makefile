@@ -36,7 +36,7 @@ sysdeps:
 	    tuxpaint-stamps-default asterisk-moh-opsound-wav; }
 
 test: sysdeps $(PY)
-	$(PIP) install -q -e ".[test,vlm,eval,probes]"
+	$(PIP) install -q -e ".[test,vlm,eval,probes,ray,duckdb]"
 	$(PY) -m pytest -q
 
 # A developer's quick loop: everything but the tests marked slow.

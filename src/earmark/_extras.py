@@ -14,6 +14,8 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "eval": ("torch", "transformers", "matplotlib", "skimage"),
     "vlm": ("torch", "transformers"),
     "probes": ("onnxruntime", "silero_vad", "torch"),
+    "ray": ("ray",),
+    "duckdb": ("duckdb",),
 }
 """Import names each extra of ``pyproject.toml`` provides (the ones earmark imports)."""
 

@@ -605,3 +605,4 @@ def report_cmd(source: str, probes: str, plan_file: str | None, truth: str | Non
 
 from . import highlights_cmd  # noqa: E402, F401, I001  (registers earmark highlights)
 _register_eval()
+from . import batch_cmd  # noqa: E402, F401  (registers earmark batch and earmark query)
