@@ -177,3 +177,26 @@ def test_event_motion_variant_makes_events_visible_to_the_motion_probe(tmp_path)
             tl = earmark.index(c.path, probe="motion")
             found.append(c.row.start_s <= int(np.argmax(tl.scores)) < c.row.end_s)
     assert found and np.mean(found) >= 0.75, found
+
+
+def test_eval_never_writes_over_the_data_it_reads(tmp_path, capsys):
+    """`eval ave --root DATA --out DATA` used to replace DATA/videos/ (a documented AVE video folder) with its
+    per-video records; a videos/ folder of anything but our records is never replaced either."""
+    from earmark.cli import main
+
+    data = tmp_path / "DATA"
+    (data / "videos").mkdir(parents=True)
+    (data / "videos" / "clip.mp4").write_bytes(b"keep me")
+    for f in ("Annotations.txt", "trainSet.txt", "valSet.txt", "testSet.txt"):
+        (data / f).write_text("Category&VideoID&Quality&StartTime&EndTime\nBark&clip&good&0&10\n")
+    assert main(["eval", "ave", "--root", str(data), "--out", str(data), "--quick"]) == 1
+    err = capsys.readouterr().err
+    assert f"--out {data}: holds the dataset ({data})" in err and err.count("\n") == 1, err
+    inside = tmp_path / "out"
+    (inside / "videos").mkdir(parents=True)
+    (inside / "videos" / "notes.txt").write_text("mine")
+    assert main(["eval", "ave", "--root", str(data), "--out", str(inside), "--quick"]) == 1
+    assert "videos: exists and holds files eval did not write" in capsys.readouterr().err
+    assert (data / "videos" / "clip.mp4").read_bytes() == b"keep me"
+    assert (inside / "videos" / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in inside.iterdir()) == ["videos"]

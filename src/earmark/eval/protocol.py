@@ -399,6 +399,7 @@ def run_eval_seeds(cfg: EvalConfig, out_dir: str | Path, data_seeds: Sequence[in
     if not data_seeds or len(set(data_seeds)) != len(data_seeds):
         raise ConfigError(f"data seeds must be distinct and at least one, got {list(data_seeds)}")
     out = Path(out_dir)
+    report.check_results_folder(out, cfg.root)
     docs, names = [], []
     for s in data_seeds:
         name = f"data-seed-{s}"
@@ -422,6 +423,7 @@ def run_eval(cfg: EvalConfig, out_dir: str | Path, progress: ProgressFn | None =
 
     encoder = get_encoder(cfg.encoder)  # a bad encoder fails before any work
     out = Path(out_dir)
+    report.check_results_folder(out, cfg.root)  # never replace what eval did not write: fail before any work
     work = Path(cfg.cache) if cfg.cache else out / "cache"
     timing: dict[str, float] = {}
     if cfg.dataset in GENERATED:  # the picture size is known before any clip is made: fail fast

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .._io import dumps_json
+from ..errors import ConfigError
 
 DISPLAY = {"uniform": "Uniform", "random": "Random-Top{k}", "oracle": "Oracle-GT-Top{k}",
            "fixed-spread": "Fixed-spread-Top{k}", "uniform-112": "Uniform-112", "uniform-448": "Uniform-448",
@@ -233,11 +234,36 @@ def video_record(clip, result, runs, strategies, label_names, row: int) -> dict[
     return rec
 
 
+OUTPUTS = ("results.json", "table.md", "curve.csv", "curve.png", "videos")
+"""What a results folder holds besides its cache: the only names eval ever replaces."""
+
+
+def check_results_folder(out: str | Path, data_root: str | Path | None = None) -> None:
+    """Refuse an output folder eval could not write without removing what it did not write: the dataset's own
+    folder (or one of ours that holds it: ``--out DATA`` would replace ``DATA/videos/``), or output names that
+    hold other files (a ``videos/`` of anything but our per-video records)."""
+    out = Path(out)
+    if data_root is not None:
+        root, o = Path(data_root).resolve(), out.resolve()
+        if root == o or any(root == (o / name) or (o / name) in root.parents for name in OUTPUTS):
+            raise ConfigError(f"--out {out}: holds the dataset ({data_root}), and eval replaces its outputs "
+                              f"({', '.join(OUTPUTS)}) there; choose another --out")
+    videos = out / "videos"
+    if videos.is_symlink() or (videos.exists() and (not videos.is_dir() or any(
+            not p.is_file() or p.suffix != ".json" for p in videos.iterdir()))):
+        raise ConfigError(f"{videos}: exists and holds files eval did not write (eval replaces a videos/ of its "
+                          f"own per-video .json records only); move it or choose another --out")
+    for name in OUTPUTS[:-1]:
+        if (out / name).is_dir() or (out / name).is_symlink():
+            raise ConfigError(f"{out / name}: exists and is not a file eval wrote; move it or choose another --out")
+
+
 def write_results(out: Path, doc: dict[str, Any], test=(), results=None, runs=None, strategies=None,
                   ds=None) -> None:
     """Write a results folder (results.json, table.md, curve.csv/png, and videos/ when ``test`` clips are
     given); a combined run over dataset seeds has no per-video records (they live in each seed's folder)."""
     out = Path(out)
+    check_results_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".results.", suffix=".part", dir=out))
     try:
