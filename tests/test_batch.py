@@ -31,6 +31,7 @@ from earmark.batch import (
 from earmark.cli import main
 from earmark.errors import ConfigError, SchemaError
 from earmark.media.write import write_media
+from earmark.probes.dsp import EnergyProbe
 from earmark.synth import Event
 
 CLIP_S = 3.0
@@ -219,6 +220,45 @@ def test_parts_no_manifest_line_vouches_for_never_reach_a_query_and_are_removed(
     assert (s.done, s.skipped_done) == (0, 1)
     assert not any(p.exists() for p in strays)
     assert query(out, "SELECT count(*) AS n, min(probe) AS p FROM windows").to_pylist() == [{"n": 3, "p": "energy"}]
+
+
+class _DogProbe(EnergyProbe):
+    """Energy that names its loud windows "Dog" and the rest "Silence" (a stand-in for a tagger's labels)."""
+
+    name = "test-dog"
+
+    def window_values(self, frame_values, grid):
+        db = super().window_values(frame_values, grid)
+        self.labels_out = tuple(("Dog",) if x > db.min() + 6 else ("Silence",) for x in db)
+        return db
+
+
+def test_the_readme_queries(corpus, tmp_path, monkeypatch):
+    from earmark.probes import base
+
+    monkeypatch.setitem(base._REGISTRY, _DogProbe.name, _DogProbe)  # registered for this test only
+    root = tmp_path / "in"
+    root.mkdir()
+    for i in range(2):  # three dog seconds of four, and one of four
+        audio = events_audio(4.0, [Event("noise", s + 0.2, s + 0.8) for s in ((0, 1, 3) if i == 0 else (2,))],
+                             seed=i)
+        write_media(root / f"dogs{i}.mp4", 4.0, audio, SR, video=SMALL)
+    out = tmp_path / "out"
+    cfg = BatchConfig(probe="test-dog", anchors=AnchorConfig(k=4, mode="threshold", threshold=-10, min_gap_s=0),
+                      plan_model="vit-p16", budget=4 * 196, plan_options={"upscale": True, "frames": 4})
+    assert run_batch(root, out, cfg, workers=1).done == 2
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    dogs_sql = next(line for line in readme.splitlines() if line.startswith("SELECT path, count(*) AS dogs"))
+    assert [(r["path"], r["dogs"]) for r in query(out, dogs_sql).to_pylist()] == [(str(root / "dogs0.mp4"), 3)]
+    block = readme[readme.index("WITH v AS"):]
+    saved_sql = block[: block.index(";") + 1]
+    rows = query(out, saved_sql).to_pylist()
+    frames = query(out, "SELECT path, tokens FROM frames ORDER BY path, frame").to_pylist()
+    per_video = {}
+    for f in frames:
+        per_video.setdefault(f["path"], []).append(f["tokens"])
+    saved = sum(len(t) * max(t) - sum(t) for t in per_video.values())  # vit-p16: one frame per slot
+    assert saved > 0 and rows == [{"model": "vit-p16", "budget": 784, "saved_per_hour": round(saved / (8 / 3600))}]
 
 
 def test_discover_folder_list_glob_and_single_file(corpus, tmp_path):

@@ -294,7 +294,8 @@ def _run_ray(fn: Callable[[Any], Any], jobs: Iterable[Any], workers: int | None,
 
     started = False
     if not ray.is_initialized():
-        kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": "warning"}
+        kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                              "logging_level": "warning" if address else "error"}
         if address:
             kw["address"] = address
         else:  # a small local instance for this run
