@@ -398,6 +398,21 @@ def test_activation_scorer_with_sound_and_picture_alone(capsys, media, tmp_path)
     assert json.loads(out)["embedding"] == "visual"
 
 
+def test_activation_from_an_index_reads_its_video(capsys, media, tmp_path):
+    video = tmp_path / "v.mp4"
+    shutil.copy(media["pal"], video)
+    idx = tmp_path / "i.json"
+    assert run(capsys, "index", video, "--out", idx)[0] == 0
+    a = run(capsys, "highlights", idx, "--scorer", "activation", "--json")
+    b = run(capsys, "highlights", video, "--scorer", "activation", "--json")
+    assert a[0] == b[0] == 0 and json.loads(a[1])["segments"] == json.loads(b[1])["segments"]
+    video.unlink()
+    assert run(capsys, "highlights", idx, "--json")[0] == 0  # eventness needs only the index
+    code, _, err = run(capsys, "highlights", idx, "--scorer", "activation")
+    assert code == 1 and err.startswith(f"earmark: error: {video}: not found: the activation scorer reads")
+    assert err.count("\n") == 1
+
+
 def test_stream_copy_clips_start_on_the_keyframe_before(capsys, media, tmp_path):
     cut = tmp_path / "clips"
     code, out, err = run(capsys, "highlights", media["ntsc"], "--top", "2", "--cut", cut)

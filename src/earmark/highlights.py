@@ -481,6 +481,9 @@ def highlights_of(result: IndexResult, config: HighlightConfig | None = None) ->
         notes.append(f"{len(chosen) - events} of {len(chosen)} segments peak below --level {cfg.level:g}: nothing "
                      f"else stands out")
     rate = frame_rate(result.info)
+    if rate is not None and result.info.video.vfr:
+        notes.append(f"variable frame rate: EDL timecodes and re-encoded clips count frames at the nominal "
+                     f"{float(rate):.3f} fps")
     return Highlights(video=tl.video, fingerprint=tl.fingerprint, duration_s=tl.duration_s,
                       fps=None if rate is None else f"{rate.numerator}/{rate.denominator}",
                       has_audio=result.info.has_audio, scorer=cfg.scorer, probe=tl.probe, embedding=embedding,
