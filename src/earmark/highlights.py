@@ -28,8 +28,9 @@ functions on arrays; times are seconds (floats) on the picture's timeline and in
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
-import itertools
+import heapq
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -203,21 +204,43 @@ def merge_runs(runs: Sequence[tuple[int, int, int]], scores: np.ndarray, hop_s: 
                ) -> list[tuple[int, int, int]]:
     """Join event runs (seed at or above ``level``) that lie at most ``merge_gap_s`` apart when the joined run is
     at most ``max_len_s`` long; the joined run keeps the better seed and takes in anything between. Pairs are
-    tried strongest first (by their better seed's score, then time) until none can be joined."""
+    joined strongest first (by their better seed's score, then time) until none can be (a heap: n log n)."""
     s = np.asarray(scores, dtype=np.float64)
-    out = sorted(runs)
-    while True:
-        events = [r for r in out if s[r[2]] >= level]
-        pairs = []
-        for r1, r2 in itertools.pairwise(events):
-            gap = r2[0] * hop_s - min(duration_s, (r1[1] - 1) * hop_s + window_s)
-            if gap <= merge_gap_s + _EPS and _span(r1[0], r2[1], hop_s, window_s, duration_s) <= max_len_s + _EPS:
-                best = max(r1[2], r2[2], key=lambda i: (s[i], -i))
-                pairs.append((-s[best], r1[0], r1, r2, best))
-        if not pairs:
-            return out
-        _, _, r1, r2, best = min(pairs)
-        out = sorted([r for r in out if not r1[0] <= r[0] < r2[1]] + [(r1[0], r2[1], best)])
+    events = sorted(r for r in runs if s[r[2]] >= level)
+    cur = list(events)
+    n = len(cur)
+    nxt, prv = list(range(1, n + 1)), list(range(-1, n - 1))
+    version = [0] * n
+    heap: list[tuple[float, int, int, int, int, int]] = []
+
+    def push(i: int, j: int) -> None:
+        (a1, b1, p1), (a2, b2, p2) = cur[i], cur[j]
+        gap = a2 * hop_s - min(duration_s, (b1 - 1) * hop_s + window_s)
+        if gap <= merge_gap_s + _EPS and _span(a1, b2, hop_s, window_s, duration_s) <= max_len_s + _EPS:
+            best = p1 if (s[p1], -p1) >= (s[p2], -p2) else p2
+            heapq.heappush(heap, (-s[best], a1, i, j, version[i], version[j]))
+
+    for i in range(n - 1):
+        push(i, i + 1)
+    while heap:
+        _, _, i, j, vi, vj = heapq.heappop(heap)
+        if version[i] != vi or version[j] != vj or nxt[i] != j:
+            continue  # stale: one side has changed since
+        (a1, _, p1), (_, b2, p2) = cur[i], cur[j]
+        cur[i] = (a1, b2, p1 if (s[p1], -p1) >= (s[p2], -p2) else p2)
+        version[i] += 1
+        version[j] = -1
+        nxt[i] = nxt[j]
+        if nxt[i] < n:
+            prv[nxt[i]] = i
+            push(i, nxt[i])
+        if prv[i] >= 0:
+            push(prv[i], i)
+    merged = [cur[i] for i in range(n) if version[i] >= 0]
+    starts = [a for a, _, _ in merged]  # in time order; a quiet run between two joined ones is taken in
+    quiet = [r for r in runs if s[r[2]] < level]
+    kept = [r for r in quiet if (k := bisect.bisect_right(starts, r[0]) - 1) < 0 or r[0] >= merged[k][1]]
+    return sorted([*merged, *kept])
 
 
 def rank_segments(segments: Sequence[Segment]) -> tuple[Segment, ...]:
