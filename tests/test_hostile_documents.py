@@ -25,7 +25,7 @@ from earmark.cli import main
 from earmark.errors import SchemaError
 from earmark.schemas import load_schema
 from earmark.sinks.export import ANCHOR_SETTINGS, read_index, read_plan
-from earmark.types import MAX_SIDE_PX
+from earmark.types import MAX_SIDE_PX, MAX_SOURCE_SIDE_PX
 
 NAN, INF = float("nan"), float("inf")
 EXAMPLES = int(os.environ.get("EARMARK_HOSTILE_EXAMPLES", "60"))
@@ -96,10 +96,10 @@ INDEX_CASES = [
     ("rotation not a number", [("info.video.rotation", "x")], 'info.video.rotation must be one of 0, 90, 180, 270, '
                                                               'got "x"'),
     ("rotation not a quarter turn", [("info.video.rotation", 45)], "info.video.rotation"),
-    ("width 0", [("info.video.width", 0)], "info.video.width must be an integer in 1..16384, got 0"),
-    ("width a float", [("info.video.width", 224.7)], "info.video.width must be an integer in 1..16384, got 224.7"),
-    ("width a bool", [("info.video.width", True)], "info.video.width must be an integer in 1..16384, got true"),
-    ("width too large", [("info.video.width", MAX_SIDE_PX + 1)], "info.video.width"),
+    ("width 0", [("info.video.width", 0)], "info.video.width must be an integer in 1..65536, got 0"),
+    ("width a float", [("info.video.width", 224.7)], "info.video.width must be an integer in 1..65536, got 224.7"),
+    ("width a bool", [("info.video.width", True)], "info.video.width must be an integer in 1..65536, got true"),
+    ("width too large", [("info.video.width", MAX_SOURCE_SIDE_PX + 1)], "info.video.width"),
     ("fps 0", [("info.video.fps_nominal", 0)], "info.video.fps_nominal must be a finite number > 0 or null"),
     ("anchor k not a number", [("anchor_config.k", "x")], 'anchor_config.k must be an integer >= 0 or null, got "x"'),
     ("anchor k above the windows", [("anchor_config.k", 40)], "anchor_config: k=40 is larger than the number of "

@@ -356,3 +356,39 @@ def test_a_short_video_indexes_plans_and_extracts_what_fits(tmp_path, capsys, du
     assert len(doc["frames"]) == frames and len(list(out.glob("*.png"))) == frames
     assert sum(f["role"] == "anchor" for f in doc["frames"]) == frames - 1
     assert any("do not fit" in n for n in doc["notes"])
+
+
+def test_plan_settings_the_video_cannot_hold_are_one_line(events_mp4, tmp_path, capsys):
+    cases = [
+        (["--strategy", "random", "--seed", "-1"], f"{events_mp4}: seed must be >= 0, got -1"),  # was exit 70
+        (["--frames", "1000000", "--budget", "200000000"],  # was minutes and gigabytes
+         f"{events_mp4}: --frames 1000000, but the video holds 300 frames (12.000 s at 25 fps)"),
+    ]
+    for args, msg in cases:
+        out = tmp_path / "p.json"
+        argv = ["plan", str(events_mp4), "--model", "vit-p16", "--budget", "2000", *args, "--out", str(out), "-q"]
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert msg in err and err.count("\n") == 1, err
+        assert not out.exists()
+
+
+def test_a_source_wider_than_16384_px_plans_and_extracts(tmp_path, ffmpeg, capsys):
+    import subprocess
+
+    wide = tmp_path / "wide.mkv"  # FFV1 decodes pictures wider than 16384 px; planned frames stay <= 16384
+    subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "color=c=red:size=17000x1000:rate=5", "-t", "2",
+                    "-c:v", "ffv1", str(wide)], check=True)
+    plan_json, frames = tmp_path / "p.json", tmp_path / "frames"
+    assert main(["plan", str(wide), "--model", "vit-p16", "--budget", "4000", "--out", str(plan_json), "-q"]) == 0
+    doc = json.loads(plan_json.read_text())
+    assert doc["video"]["width"] == 17000 and all(f["width"] <= 16384 for f in doc["frames"])
+    assert main(["extract", str(wide), "--plan", str(plan_json), "--out", str(frames), "-q"]) == 0
+    assert len(list(frames.glob("*.png"))) == len(doc["frames"]) == 2
+    # A model's own limit is still an error, and it names the file.
+    thin = tmp_path / "thin.mkv"
+    subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "color=c=red:size=20000x16:rate=5", "-t", "2",
+                    "-c:v", "ffv1", str(thin)], check=True)
+    capsys.readouterr()
+    assert main(["plan", str(thin), "--model", "qwen2.5-vl", "--budget", "20000", "-q"]) == 1
+    assert f"{thin}: aspect ratio 224.0 exceeds Qwen-VL's limit of 200" in capsys.readouterr().err

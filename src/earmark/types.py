@@ -49,7 +49,11 @@ def _f32(values: Any) -> np.ndarray:
 
 
 MAX_SIDE_PX = 16384
-"""Largest picture side, in pixels, a saved document may name (video streams, plans, planned frames)."""
+"""Largest side, in pixels, of a planned frame (what a plan asks the decoder to produce)."""
+
+MAX_SOURCE_SIDE_PX = 65536
+"""Largest side, in pixels, of a source video a document may name: FFmpeg decodes some codecs (FFV1, ProRes)
+wider than 16384; planned frames stay within :data:`MAX_SIDE_PX`."""
 
 MAX_COUNT = 2**53 - 1
 """Largest count (bytes, tokens, budgets, stream indices) a saved document may hold: JSON readers everywhere keep
@@ -345,8 +349,8 @@ class VideoStreamInfo(_Flat):
     """Median spacing of keyframes in the scanned packets; None when fewer than two were seen."""
 
     _FIELDS: ClassVar[dict[str, Check]] = {
-        "index": int_field(), "codec": text_field(), "width": int_field(1, MAX_SIDE_PX),
-        "height": int_field(1, MAX_SIDE_PX), "pix_fmt": text_field(null=True),
+        "index": int_field(), "codec": text_field(), "width": int_field(1, MAX_SOURCE_SIDE_PX),
+        "height": int_field(1, MAX_SOURCE_SIDE_PX), "pix_fmt": text_field(null=True),
         "fps_nominal": number_field(above=0, null=True), "fps_average": number_field(above=0, null=True),
         "frame_count": int_field(null=True), "start_time_s": number_field(null=True),
         "duration_s": number_field(lo=0, null=True), "rotation": enum_field(ROTATIONS),
@@ -701,7 +705,8 @@ class PlanVideo(_Flat):
 
     _FIELDS: ClassVar[dict[str, Check]] = {
         "path": text_field(path=True), "fingerprint": text_field(pattern=FINGERPRINT),
-        "duration_s": number_field(above=0), "width": int_field(1, MAX_SIDE_PX), "height": int_field(1, MAX_SIDE_PX)}
+        "duration_s": number_field(above=0), "width": int_field(1, MAX_SOURCE_SIDE_PX),
+        "height": int_field(1, MAX_SOURCE_SIDE_PX)}
     _REQUIRED: ClassVar[tuple[str, ...]] = tuple(_FIELDS)
     _WHAT: ClassVar[str] = "plan video"
 

@@ -572,6 +572,17 @@ def plan(source, model: str | CostModel, budget: int, strategy: str = "anchored"
     anchored shape at K evenly spaced slots: the baseline that reads no audio, so anchored minus fixed-spread is
     what the index adds).
     """
+    try:
+        return _plan(source, model, budget, strategy, config, truth, overrides)
+    except ConfigError as e:  # every error names its file
+        path = source.info.path
+        if e.args and isinstance(e.args[0], str) and not e.args[0].startswith(f"{path}: "):
+            e.args = (f"{path}: {e.args[0]}", *e.args[1:])
+        raise
+
+
+def _plan(source, model: str | CostModel, budget: int, strategy: str, config: PlanConfig | None,
+          truth: Sequence[tuple[float, float]], overrides: dict[str, Any]) -> Plan:
     cfg = replace(config or PlanConfig(), strategy=strategy, **overrides)
     cm = cost_model(model) if isinstance(model, str) else model
     info, timeline = source.info, source.timeline
@@ -581,8 +592,14 @@ def plan(source, model: str | CostModel, budget: int, strategy: str = "anchored"
     duration = timeline.duration_s
     aspect = cfg.aspect or default_aspect(cm)
     auto_note = None
+    if cfg.seed < 0:
+        raise ConfigError(f"seed must be >= 0, got {cfg.seed}")
     if cfg.frames is not None:
         n_frames = cfg.frames
+        held = held_frames(duration, info.video.fps_average or info.video.fps_nominal)
+        if held is not None and n_frames > held:
+            raise ConfigError(f"--frames {n_frames}, but the video holds {held} frames ({duration:.3f} s at "
+                              f"{info.video.fps_average or info.video.fps_nominal:g} fps)")
     else:  # one per window at most (and at most DEFAULT_MAX_FRAMES), as many as spend the budget well
         most = min(len(timeline), DEFAULT_MAX_FRAMES)
         levels = cm.levels(width, height, square=(aspect == "square"))
@@ -612,14 +629,9 @@ def plan(source, model: str | CostModel, budget: int, strategy: str = "anchored"
             found = source.anchors
         else:
             found = choose(timeline, k=cfg.k, config=AnchorConfig(**stored))
-    try:
-        target, frames, used, notes = plan_frames(cm, duration, width, height, budget, strategy, found,
-                                                  frames=n_frames, k=cfg.k, ratio=cfg.ratio, aspect=aspect,
-                                                  seed=cfg.seed, truth=truth, shape=cfg.shape, upscale=cfg.upscale)
-    except ConfigError as e:  # every error names its file
-        if e.args and isinstance(e.args[0], str) and not e.args[0].startswith(f"{info.path}: "):
-            e.args = (f"{info.path}: {e.args[0]}", *e.args[1:])
-        raise
+    target, frames, used, notes = plan_frames(cm, duration, width, height, budget, strategy, found,
+                                              frames=n_frames, k=cfg.k, ratio=cfg.ratio, aspect=aspect,
+                                              seed=cfg.seed, truth=truth, shape=cfg.shape, upscale=cfg.upscale)
     notes = [n for n in (auto_note, k_note) if n] + notes
     if any(a.source == "fallback" for a in used):
         notes.append("no window stood out in the audio: anchors were spread uniformly (fallback)")
@@ -631,6 +643,18 @@ def plan(source, model: str | CostModel, budget: int, strategy: str = "anchored"
                 anchors=tuple(used), seed=cfg.seed if strategy == "random" else None,
                 config={**cfg.to_dict(), "aspect": aspect, "fit": fit, "frames": n_frames,
                         "probe": timeline.probe, "anchor_settings": anchor_settings}, fit=fit, notes=tuple(notes))
+
+
+def held_frames(duration_s: float, fps: float | None) -> int | None:
+    """How many distinct frames a video of ``duration_s`` at ``fps`` holds (None: frame rate unknown); a plan
+    may not ask for more (each frame decoded, every planned time distinct).
+
+    >>> held_frames(10.0, 25.0), held_frames(0.2, 25.0), held_frames(10.0, None)
+    (250, 5, None)
+    """
+    if not fps or fps <= 0:
+        return None
+    return max(1, int(round(duration_s * fps)))
 
 
 def _display_size(width: int, height: int, rotation: int) -> tuple[int, int]:
