@@ -340,3 +340,28 @@ def test_edited_plans_extract_or_fail_in_one_line(documents, events_mp4, monkeyp
     monkeypatch.chdir(tmp_path)
     check_one_run(mutate(documents[1], data), "plan", events_mp4)
     assert list(tmp_path.iterdir()) == []
+
+
+TRUTH_CASES = [
+    ("a list per event", '{"events": [[3, 4]]}', None),
+    ("infinite end", '{"events": [[3, Infinity]]}', "event 0: times must be finite seconds >= 0, got [3.0, inf)"),
+    ("events a string", '{"events": "abc"}', 'expected {"events": [{"start_s": .., "end_s": ..}]}'),
+    ("a string time", '[[1, 2], [3, "x"]]', 'event 1 is [3, "x"]'),
+    ("negative start", '[[-1, 2]]', "event 0: times must be finite seconds >= 0, got [-1.0, 2.0)"),
+    ("a label object", '{"events": [{"start_s": 1, "end_s": 2, "label": {"a": 1}}]}', None),
+]
+
+
+@pytest.mark.parametrize("text,message", [c[1:] for c in TRUTH_CASES], ids=[c[0] for c in TRUTH_CASES])
+def test_a_bad_truth_file_is_one_line_before_decoding(documents, tmp_path, capsys, monkeypatch, text, message):
+    """`report --truth` crashed with exit 70 (AttributeError) on a list per event, Infinity and a string."""
+    truth, idx, out = tmp_path / "truth.json", tmp_path / "i.json", tmp_path / "r.html"
+    truth.write_text(text)
+    idx.write_text(json.dumps(documents[0]))
+    code = main(["report", str(idx), "--truth", str(truth), "--out", str(out)])
+    err = capsys.readouterr().err
+    if message is None:
+        assert code == 0 and out.exists(), err
+    else:
+        assert code == 1 and f"{truth}: " in err and message in err and err.count("\n") == 1, err
+        assert not out.exists()

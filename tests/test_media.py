@@ -210,3 +210,22 @@ def test_a_header_that_lies_about_the_duration_is_not_believed(tmp_path, ffmpeg)
                               anchor_config={})
     p = earmark.plan(res, "qwen2.5-vl", 2000)
     assert max(f.time_s for f in p.frames) < 6.0
+
+
+@pytest.mark.parametrize("angle,turn", [(45, 0), (100, 90), (90, 90)])
+def test_a_display_rotation_is_a_quarter_turn(tmp_path, ffmpeg, capsys, angle, turn):
+    """A 45° display matrix was reported as 45, and the index earmark wrote could not be read back."""
+    from earmark.cli import main
+
+    src = write_media(tmp_path / "src.mp4", 2.0, np.zeros(2 * 48_000), video=VideoSpec(160, 96, 25.0))
+    rot = tmp_path / f"rot{angle}.mp4"
+    subprocess.run([ffmpeg, "-v", "error", "-i", str(src), "-c", "copy", "-metadata:s:v:0", f"rotate={angle}",
+                    str(rot)], check=True)
+    idx = tmp_path / "i.json"
+    assert main(["index", str(rot), "--out", str(idx), "-q"]) == 0
+    assert main(["plan", str(idx), "--model", "vit-p16", "--budget", "400", "-q"]) == 0
+    err = capsys.readouterr().err
+    assert info(rot).video.rotation == turn
+    # (FFmpeg's display matrix keeps 100° as 99°)
+    assert (f"is not a quarter turn: frames are turned {turn}° (the nearest)" in err) == (angle % 90 != 0), err
+    assert (f"{rot}: display rotation" in err) == (angle % 90 != 0)

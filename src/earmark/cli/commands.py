@@ -25,7 +25,15 @@ from ..media.probe import info as probe_info
 from ..probes import get_probe, probe_classes, probe_names, window_grid
 from ..probes.train import DATASETS as TRAIN_DATASETS
 from ..probes.train import TrainProbeConfig
-from ..sinks.export import output_kind, read_index, read_plan, read_truth, write_plan, write_results
+from ..sinks.export import (
+    output_kind,
+    read_index,
+    read_plan,
+    read_truth,
+    read_truth_events,
+    write_plan,
+    write_results,
+)
 from ..types import IndexResult, Plan
 from .render import index_header, index_table, info_table, plan_summary, plan_table, sparkline
 
@@ -582,6 +590,8 @@ def report_cmd(source: str, probes: str, plan_file: str | None, truth: str | Non
         path = render_eval(source, out)
         con.print(f"wrote {path} (and a timeline per test video in {Path(source) / 'videos'}/)")
         return
+    intervals = _truth(truth)  # a bad truth file is one line, before any decoding
+    labels = ([e[2] for e in read_truth_events(truth)] if truth and Path(truth).suffix.lower() == ".json" else [])
     p = read_plan(plan_file) if plan_file else None
     if p is not None and anchor_given:
         raise ConfigError(f"--plan {plan_file}: the report shows the plan's own anchors; drop "
@@ -594,11 +604,7 @@ def report_cmd(source: str, probes: str, plan_file: str | None, truth: str | Non
         results = [_load_source(source, n, con, True, probe_kw, anchor_cfg) for n in names]
     if p is not None:  # the plan's anchors and settings, not a second choice that could disagree with them
         results = [_with_plan_anchors(r, p, plan_file) for r in results]
-    labels = []
-    if truth and Path(truth).suffix.lower() == ".json":
-        doc = json.loads(Path(truth).read_text())
-        labels = [e.get("label", "") for e in doc.get("events", [])] if isinstance(doc, dict) else []
-    path = timeline_report(results, out or "report.html", plan=p, truth=_truth(truth), labels=labels,
+    path = timeline_report(results, out or "report.html", plan=p, truth=intervals, labels=labels,
                            assets_dir=assets_dir)
     con.print(f"wrote {path}")
 

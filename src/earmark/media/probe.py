@@ -155,15 +155,33 @@ def _end_by_seek(container: av.container.InputContainer, stream: av.stream.Strea
     return float(last * tb) if last is not None else None
 
 
+def quarter_turn(degrees: float, path: str | Path = "") -> int:
+    """A display rotation as the nearest quarter turn (0, 90, 180, 270): earmark turns pictures by quarter turns
+    only, so another angle (a display matrix of 45°) is rounded, with a warning naming the file.
+
+    >>> quarter_turn(-90.0), quarter_turn(89.6), quarter_turn(0.0)
+    (270, 90, 0)
+    """
+    turn = int(round(degrees / 90.0)) * 90 % 360
+    if abs(((degrees - turn) + 180) % 360 - 180) > 1.0:
+        import warnings
+
+        from ..errors import EarmarkWarning
+
+        warnings.warn(EarmarkWarning(f"{path}: display rotation {degrees:.0f}° is not a quarter turn: frames are "
+                                     f"turned {turn}° (the nearest)"), stacklevel=3)
+    return turn
+
+
 def _first_frame_rotation(container: av.container.InputContainer, stream: av.video.stream.VideoStream
-                          ) -> int:
+                          ) -> float:
     """Rotation from the display matrix, read off the first decoded frame (0 when none or undecodable)."""
     with contextlib.suppress(av.error.FFmpegError, StopIteration):
         container.seek(0, stream=stream) if stream.start_time is None else container.seek(
             stream.start_time, stream=stream)
         frame = next(container.decode(stream))
-        return int(round(frame.rotation or 0)) % 360
-    return 0
+        return float(frame.rotation or 0)
+    return 0.0
 
 
 def info(path: str | Path) -> VideoInfo:
@@ -191,7 +209,7 @@ def info(path: str | Path) -> VideoInfo:
             vs = next((s for s in videos if s.disposition & av.stream.Disposition.default), videos[0])
             cc = vs.codec_context
             vfr, key_interval = _scan_video_packets(container, vs)
-            rotation = _first_frame_rotation(container, vs)
+            rotation = quarter_turn(_first_frame_rotation(container, vs), p)
             vinfo = VideoStreamInfo(
                 index=vs.index,
                 codec=cc.name,

@@ -317,6 +317,13 @@ def write_results(results: Sequence[IndexResult], out: str | Path) -> list[Path]
 def read_truth(path: str | Path) -> list[tuple[float, float]]:
     """Ground-truth event intervals ``[start, end)`` from JSON: ``{"events": [{"start_s", "end_s"}, ...]}``
     (what ``earmark demo`` writes) or a plain list of ``[start, end]`` pairs."""
+    return [(s, e) for s, e, _ in read_truth_events(path)]
+
+
+def read_truth_events(path: str | Path) -> list[tuple[float, float, str]]:
+    """:func:`read_truth` with each event's ``label`` (a string; "" when the event has none)."""
+    import math
+
     p = Path(path)
     try:
         doc = json.loads(p.read_text(encoding="utf-8"))
@@ -325,13 +332,21 @@ def read_truth(path: str | Path) -> list[tuple[float, float]]:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise SchemaError(f"{p}: not valid JSON ({e})") from None
     rows = doc.get("events") if isinstance(doc, dict) else doc
-    try:
-        out = [(float(r["start_s"]), float(r["end_s"])) if isinstance(r, dict) else (float(r[0]), float(r[1]))
-               for r in rows]
-    except (TypeError, KeyError, IndexError, ValueError):
-        raise SchemaError(f"{p}: expected {{\"events\": [{{\"start_s\": .., \"end_s\": ..}}]}} or a list of "
-                          f"[start, end] pairs") from None
-    bad = [r for r in out if not r[0] < r[1]]
-    if bad:
-        raise SchemaError(f"{p}: empty interval [{bad[0][0]}, {bad[0][1]})")
+    expected = (f"{p}: expected {{\"events\": [{{\"start_s\": .., \"end_s\": ..}}]}} or a list of [start, end] "
+                f"pairs")
+    if not isinstance(rows, list):
+        raise SchemaError(expected)
+    out = []
+    for i, r in enumerate(rows):
+        pair = (r.get("start_s"), r.get("end_s")) if isinstance(r, dict) else r
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2 or not all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) for x in pair):
+            raise SchemaError(f"{expected}; event {i} is {json.dumps(r)[:80]}")
+        start, end = float(pair[0]), float(pair[1])
+        if not (math.isfinite(start) and math.isfinite(end)) or start < 0:
+            raise SchemaError(f"{p}: event {i}: times must be finite seconds >= 0, got [{start}, {end})")
+        if not start < end:
+            raise SchemaError(f"{p}: empty interval [{start}, {end})")
+        label = r.get("label", "") if isinstance(r, dict) else ""
+        out.append((start, end, label if isinstance(label, str) else str(label)))
     return out
