@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing as mp
-import os
 import warnings
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +17,7 @@ from .media.audio import select_audio_stream, stream_audio
 from .media.probe import info as probe_info
 from .probes import Probe, get_probe, normalise, window_grid
 from .probes.base import FRAME_HOP_S, SAMPLE_RATE, WindowGrid, frame_count, reduce_frames
+from .runner import default_workers, run
 from .types import Timeline, VideoInfo
 
 # Audio that misses more than this much of the picture (start or end) is reported.
@@ -83,7 +81,12 @@ def _segments(n_frames: int, segment_s: float) -> list[tuple[int, int]]:
 
 
 def default_jobs() -> int:
-    return max(1, min(2, os.cpu_count() or 1))
+    """Processes for the segments of a long file unless told: the runner's default (one per usable CPU)."""
+    return default_workers()
+
+
+def _segment_job(task: tuple) -> _SegmentResult:
+    return _segment_values(*task)
 
 
 def index(path: str | Path, probe: str = "energy", hop_s: float = 1.0, window_s: float = 1.0, *,
@@ -103,9 +106,9 @@ def index(path: str | Path, probe: str = "energy", hop_s: float = 1.0, window_s:
     in the Timeline; ``fallback=None`` raises NoAudioStreamError instead. ``ignore_speech`` removes windows in
     which the ``vad`` probe hears speech (their scores drop to the video's lowest, confidence 0); a string
     names the VAD's ONNX weights instead of the ones silero-vad ships.
-    Files longer than 7.5 minutes are decoded in 5-minute segments on ``jobs`` processes (default:
-    up to 2); the result does not depend on ``jobs``. Raises MediaError / NoAudioStreamError /
-    ConfigError / UnknownNameError with a message naming the file and the problem.
+    Files longer than 7.5 minutes are decoded in 5-minute segments on ``jobs`` processes (default: one per usable
+    CPU, :func:`earmark.runner.default_workers`); the result does not depend on ``jobs``. Raises MediaError /
+    NoAudioStreamError / ConfigError / UnknownNameError with a message naming the file and the problem.
     """
     prb = get_probe(probe, **probe_config)
     window_grid(1.0, hop_s, window_s)  # validates hop/window before touching the file
@@ -210,28 +213,16 @@ def frame_values(vi: VideoInfo, stream_index: int, prb: Probe, grid: WindowGrid,
 
 
 def _run_segments(tasks: list[tuple], jobs: int, progress: ProgressFn | None, total_s: float) -> list[_SegmentResult]:
+    """The segments on the runner (in this process when one job or one segment), in order."""
     done_s = 0.0
-
-    def report(task: tuple) -> None:
-        nonlocal done_s
+    results = []
+    for d in run(_segment_job, tasks, workers=max(1, min(jobs, len(tasks)))):  # a worker's MediaError is raised
+        results.append(d.value)
+        task = tasks[d.index]
         done_s += (task[4] - task[3]) * FRAME_HOP_S
         if progress is not None:
             progress(min(done_s, total_s), total_s)
-
-    if jobs == 1 or len(tasks) == 1:
-        out = []
-        for t in tasks:
-            out.append(_segment_values(*t))
-            report(t)
-        return out
-    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=ctx) as pool:
-        futures = [pool.submit(_segment_values, *t) for t in tasks]
-        results = []
-        for fut, t in zip(futures, tasks):
-            results.append(fut.result())  # re-raises a worker's MediaError as is
-            report(t)
-        return results
+    return results
 
 
 def _gap_notes(vi: VideoInfo, audio_start_s: float, audio_end_s: float) -> list[str]:

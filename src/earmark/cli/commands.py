@@ -181,7 +181,8 @@ def probes_cmd(as_json: bool) -> None:
               help="Container stream index of the audio to read (see `earmark info`); default: the default stream.")
 @click.option("--out", "out", type=click.Path(path_type=str), default=None,
               help="Write FILE.json (one video), FILE.csv / FILE.parquet (all videos) or DIR/ (one JSON each).")
-@click.option("--jobs", type=int, default=None, help="Processes decoding segments of long files (default: up to 2).")
+@click.option("--jobs", type=int, default=None,
+              help="Processes decoding segments of long files [default: one per usable CPU].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON index document per video to stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors (and --json output).")
 @click.option("--keep-going", is_flag=True, help="Skip videos that fail (exit code 1 at the end) instead of stopping.")
