@@ -9,9 +9,7 @@ anything else, so a dataset on disk always matches its manifest.
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,18 +50,13 @@ def open_folder(root: Path, manifest: str, kind: str, config: dict[str, Any], de
 
 def run_jobs(fn: Callable[[Any], Any], jobs: Sequence[Any], workers: int | None,
              progress: Callable[[int, int], None] | None) -> None:
-    """``fn`` over ``jobs`` on ``workers`` processes (default up to 2), reporting progress."""
-    workers = workers or min(2, os.cpu_count() or 1)
-    results: Iterator[Any]
-    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
-    results = pool.map(fn, jobs, chunksize=8) if pool is not None else map(fn, jobs)
-    try:
-        for done, _ in enumerate(results, start=1):
-            if progress:
-                progress(done, len(jobs))
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+    """``fn`` over ``jobs`` on :mod:`earmark.runner` (``workers`` processes, default one per usable CPU),
+    reporting progress as jobs finish."""
+    from ..runner import run
+
+    for done, _ in enumerate(run(fn, jobs, workers=workers, ordered=False), start=1):
+        if progress:
+            progress(done, len(jobs))
 
 
 def write_clip(job: tuple[Callable[..., Any], Callable[..., Any], Any, Any, int, str, int]) -> str:

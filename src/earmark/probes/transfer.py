@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from ..runner import run_map
 from ..types import VideoInfo
 from .base import ProbeConfig, register_probe, window_grid
 from .learned import missing, read_checkpoint
@@ -137,20 +137,9 @@ def train_transfer(corpus: str | Path | Sequence[str | Path], out: str | Path,
     from .._io import atomic_path
 
     files = corpus_files(corpus)
-    workers = cfg.workers or 2
     jobs = [str(f) for f in files]
-    results = []
-    if workers > 1 and len(jobs) > 2:
-        with ProcessPoolExecutor(workers) as pool:
-            for i, r in enumerate(pool.map(_video_job, jobs, chunksize=4)):
-                results.append(r)
-                if progress:
-                    progress(i + 1, len(jobs))
-    else:
-        for i, j in enumerate(jobs):
-            results.append(_video_job(j))
-            if progress:
-                progress(i + 1, len(jobs))
+    results = run_map(_video_job, jobs, workers=cfg.workers if len(jobs) > 2 else 1,
+                      progress=(lambda done: progress(done, len(jobs))) if progress else None)
     used = [r for r in results if r[4] is None]
     skipped = [f"{r[0]}: {r[4]}" for r in results if r[4] is not None]
     if not used:
