@@ -294,3 +294,19 @@ def test_envelope_follows_the_sound(demo):
     levels = np.array([e["h"] for e in env])
     loud = [int(e.start_s) for e in DEMO_EVENTS]
     assert levels[loud].min() > np.median(levels) + 0.1
+
+
+def test_the_envelope_is_the_rms_of_each_stretch(tmp_path):
+    """Streamed in chunks (a 3-hour file no longer holds its whole track): values equal the RMS of each bin."""
+    from earmark.media.write import VideoSpec, write_media
+    from earmark.report.html import envelope
+
+    sr = 48_000
+    t = np.arange(4 * sr) / sr
+    audio = np.where(t >= 2.0, 0.5 * np.sin(2 * np.pi * 440 * t), 0.0).astype(np.float32)
+    clip = write_media(tmp_path / "half.mp4", 4.0, audio, sr, video=VideoSpec(64, 64, 10.0))
+    pts = envelope(clip, 4.0, points=8)
+    want = (20 * np.log10(0.5 / np.sqrt(2)) + 60) / 60  # a 0.5 sine: RMS 0.354, -9 dBFS
+    assert [p["t"] for p in pts] == [0.25, 0.75, 1.25, 1.75, 2.25, 2.75, 3.25, 3.75]
+    assert [p["h"] for p in pts[:3]] == [0.0, 0.0, 0.0]
+    assert [p["h"] for p in pts[5:]] == pytest.approx([want] * 3, abs=0.01)
