@@ -365,3 +365,33 @@ def test_a_bad_truth_file_is_one_line_before_decoding(documents, tmp_path, capsy
     else:
         assert code == 1 and f"{truth}: " in err and message in err and err.count("\n") == 1, err
         assert not out.exists()
+
+
+JSON_VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True),
+              st.text(max_size=8), st.sampled_from(["start_s", "end_s", "label", "events", "</script>"])),
+    lambda inner: st.one_of(st.lists(inner, max_size=4),
+                            st.dictionaries(st.sampled_from(["events", "start_s", "end_s", "label", "x"]), inner,
+                                            max_size=4)),
+    max_leaves=12)
+
+
+@settings(max_examples=max(20, EXAMPLES // 2), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(truth=st.one_of(JSON_VALUES, st.lists(st.tuples(st.floats(-5, 20), st.floats(-5, 20)), max_size=4)))
+def test_random_truth_files_report_or_fail_in_one_line(documents, tmp_path_factory, truth):
+    """Label documents are input too: any JSON as `report --truth` is a page or one line, exit 1, nothing written."""
+    root = tmp_path_factory.mktemp("truth")
+    idx, truth_file, out = root / "i.json", root / "t.json", root / "r.html"
+    idx.write_text(json.dumps(documents[0]))
+    truth_file.write_text(json.dumps(truth, allow_nan=True))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        rc = main(["report", str(idx), "--truth", str(truth_file), "--out", str(out)])
+    assert rc in (0, 1), err.getvalue()
+    if rc == 1:
+        lines = err.getvalue().strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"earmark: error: {truth_file}: "), err.getvalue()
+        assert not out.exists()
+    else:
+        assert out.exists()
