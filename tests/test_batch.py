@@ -481,3 +481,50 @@ def test_ray_backend_equals_the_local_pool_byte_for_byte(corpus, tmp_path):
     assert (s.done, s.failed) == (4, 1)
     assert _parts(ray) == _parts(local) and len(_parts(ray)) == 12
     assert _essence(ray) == _essence(local)
+
+
+def _ray_workers_running_a_task() -> list[int]:
+    pids = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                cmd = (p / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if cmd.startswith(b"ray::_call"):  # Ray titles a worker by the task it runs (ray::IDLE when idle)
+                pids.append(int(p.name))
+    return pids
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds Ray's workers in /proc")
+def test_a_ray_worker_killed_mid_way_changes_nothing(corpus, tmp_path):
+    pytest.importorskip("ray", reason="ray is not installed (pip install -e '.[ray]')")
+    import threading
+    import time
+
+    root = tmp_path / "in"
+    root.mkdir()
+    long_clip = root / "long0.mp4"
+    audio = events_audio(90.0, [Event("noise", s + 0.2, s + 0.7) for s in range(5, 90, 11)], seed=3)
+    write_media(long_clip, 90.0, audio, SR, video=SMALL)
+    for i in range(1, 6):
+        shutil.copy(long_clip, root / f"long{i}.mp4")
+    cfg = BatchConfig(probe="flux")
+    local, ray = tmp_path / "local", tmp_path / "ray"
+    run_batch(root, local, cfg, workers=2)
+    result: dict = {}
+    runner = threading.Thread(target=lambda: result.update(s=run_batch(root, ray, cfg, workers=2, backend="ray")))
+    runner.start()
+    killed = None
+    end = time.monotonic() + 60
+    while killed is None and runner.is_alive() and time.monotonic() < end:
+        busy = _ray_workers_running_a_task()
+        if busy:
+            os.kill(busy[0], signal.SIGKILL)
+            killed = busy[0]
+        time.sleep(0.01)
+    runner.join()
+    assert killed is not None, "no Ray worker was caught running a task"
+    assert (result["s"].done, result["s"].failed) == (6, 0)  # Ray ran the killed task again
+    assert _parts(ray) == _parts(local)
