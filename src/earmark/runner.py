@@ -27,6 +27,9 @@ worker default, one serial path and one answer to "what happens when a worker di
   once before it counts as a crash.
 
 An exception raised by the job function itself is re-raised in the parent (the pool is shut down first).
+
+The module imports nothing of earmark but its errors (Ray only inside the Ray backend), so every layer may use it:
+index segments, dataset writing, train-transfer and ``earmark batch`` do.
 """
 
 from __future__ import annotations
