@@ -402,3 +402,119 @@ def test_image_mode_models_give_one_timed_image_per_frame(hd_video):
     # Expanded entries plan nothing twice: a second call returns the same inputs.
     again, _ = process_vision_info(messages)
     assert [np.asarray(a).tobytes() for a in again] == [np.asarray(a).tobytes() for a in images]
+
+
+# ------------------------------------------------------------------------------------------------------- vLLM
+
+
+@pytest.mark.parametrize("model", ["qwen2.5-vl-video", "qwen3-vl-video"])
+def test_vllm_request_matches_the_processors_vllm_runs(qwen25, qwen3, hd_video, model):
+    """vLLM's input schema built without vLLM: the request's videos go through the same transformers processor
+    vLLM calls for Qwen-VL (one item and its metadata per placeholder), giving the plan's tokens and real times."""
+    from earmark.integrations.vllm import VIDEO_PLACEHOLDER, request_and_plan
+
+    req, plan = request_and_plan(hd_video, "what happens", {"budget": 1536, "model": model, "strategy": "anchored"})
+    assert set(req) == {"prompt", "multi_modal_data", "mm_processor_kwargs"}
+    items = req["multi_modal_data"]["video"]
+    assert req["prompt"].count(VIDEO_PLACEHOLDER) == len(items) > 1
+    assert req["mm_processor_kwargs"] == {"do_sample_frames": False}
+    times = []
+    for frames, meta in items:
+        assert frames.dtype == np.uint8 and frames.ndim == 4 and frames.shape[-1] == 3
+        assert meta["do_sample_frames"] is False and (meta["width"], meta["height"]) == frames.shape[2:0:-1]
+        times += [i / meta["fps"] for i in meta["frames_indices"]]
+    assert times == pytest.approx([f.time_s for f in plan.frames], abs=0.2)  # real pts: within a 5 fps frame
+    _, proc = qwen3 if model.startswith("qwen3") else qwen25
+    metadata = [{k: v for k, v in m.items() if k != "do_sample_frames"} for _, m in items]  # as vLLM passes them
+    inputs = proc(text=[req["prompt"]], videos=[torch.from_numpy(f).permute(0, 3, 1, 2) for f, _ in items],
+                  video_metadata=metadata, do_resize=False, do_sample_frames=False, return_tensors="pt")
+    assert int((inputs["input_ids"] == TOKEN_IDS["video_token_id"]).sum()) == plan.total_tokens
+    if model.startswith("qwen2.5"):
+        rates = [(len(m["frames_indices"]) - 1) / ((m["frames_indices"][-1] - m["frames_indices"][0]) / 1000)
+                 for _, m in items]
+        assert inputs["second_per_grid_ts"].tolist() == pytest.approx([2 / r for r in rates], rel=1e-3)
+
+
+def test_vllm_request_parses_with_vllms_own_classes(hd_video):
+    pytest.importorskip("vllm", reason="vLLM is not installed here: its wheels bring their own CUDA torch, which would "
+                                       "replace the project's pinned CPU torch (checked against transformers instead)")
+    from vllm.multimodal.parse import MultiModalDataParser
+
+    from earmark.integrations.vllm import request
+
+    req = request(hd_video, "Q", {"budget": 1536, "model": "qwen3-vl-video"})
+    items = MultiModalDataParser(video_needs_metadata=True).parse_mm_data(req["multi_modal_data"])
+    assert items.get_count("video") == len(req["multi_modal_data"]["video"])
+
+
+def test_vllm_refuses_image_mode_before_decoding(tmp_path):
+    from earmark.integrations.vllm import request
+
+    with pytest.raises(ConfigError, match="vLLM videos need a Qwen video model"):
+        request(tmp_path / "never-read.mp4", "Q", {"budget": 512, "model": "qwen2.5-vl"})
+
+
+# ----------------------------------------------------------------------------------------------------- InternVL
+# InternVL's published dynamic_preprocess / find_closest_aspect_ratio (OpenGVLab/InternVL, README and
+# internvl_chat), re-implemented here as the reference the plan's tiles must agree with.
+
+
+def _find_closest_aspect_ratio(aspect_ratio, target_ratios, width, height, image_size):
+    best_ratio_diff, best_ratio = float("inf"), (1, 1)
+    area = width * height
+    for ratio in target_ratios:
+        ratio_diff = abs(aspect_ratio - ratio[0] / ratio[1])
+        if ratio_diff < best_ratio_diff:
+            best_ratio_diff, best_ratio = ratio_diff, ratio
+        elif ratio_diff == best_ratio_diff and area > 0.5 * image_size * image_size * ratio[0] * ratio[1]:
+            best_ratio = ratio
+    return best_ratio
+
+
+def _dynamic_preprocess(image, min_num=1, max_num=12, image_size=448, use_thumbnail=False):
+    orig_width, orig_height = image.size
+    target_ratios = sorted({(i, j) for n in range(min_num, max_num + 1) for i in range(1, n + 1)
+                            for j in range(1, n + 1) if min_num <= i * j <= max_num}, key=lambda x: x[0] * x[1])
+    ratio = _find_closest_aspect_ratio(orig_width / orig_height, target_ratios, orig_width, orig_height, image_size)
+    target_width, target_height = image_size * ratio[0], image_size * ratio[1]
+    blocks = ratio[0] * ratio[1]
+    resized = image.resize((target_width, target_height))
+    cols = target_width // image_size
+    out = [resized.crop(((i % cols) * image_size, (i // cols) * image_size, (i % cols + 1) * image_size,
+                         (i // cols + 1) * image_size)) for i in range(blocks)]
+    if use_thumbnail and len(out) != 1:
+        out.append(image.resize((image_size, image_size)))
+    return out, (target_width, target_height)
+
+
+def test_internvl_tiles_follow_the_plan_and_internvls_own_arithmetic(hd_video):
+    from PIL import Image
+
+    from earmark.integrations.internvl import IMAGENET_MEAN, IMAGENET_STD, load_video
+
+    # Uniform: 12 frames of one tile. Anchored, same 12 tiles: 2x1 grids + thumbnail at the anchors (the largest
+    # grid a 1280x720 source fills), fewer one-tile frames elsewhere.
+    v = load_video(hd_video, {"budget": 12 * 256, "frames": 12, "strategy": "anchored"})
+    frames = v.plan.frames
+    assert sum(v.num_patches_list) * 256 == v.plan.total_tokens == 12 * 256
+    assert v.num_patches_list == [1, 3, 1, 1, 1, 1, 3, 1]
+    assert len(set(v.num_patches_list)) > 1  # the tile budget is shared unevenly: more where the sound points
+    assert max(v.num_patches_list[i] for i, f in enumerate(frames) if f.role == "anchor") > min(v.num_patches_list)
+    assert v.pixel_values.shape == (sum(v.num_patches_list), 3, 448, 448)
+    source = Image.new("RGB", (1280, 720))
+    extracted = {round(f.pts_s, 6): f for f in __import__("earmark").extract(hd_video, v.plan)}
+    at = 0
+    for f, n, max_num, t in zip(frames, v.num_patches_list, v.max_num, v.times_s):
+        # InternVL, given the source picture and this frame's max_num, cuts the grid the plan sized the frame to.
+        ref_tiles, target = _dynamic_preprocess(source, max_num=max_num, use_thumbnail=True)
+        assert (len(ref_tiles), target) == (n, (f.width, f.height)) and n == f.tiles
+        # ... and the same tiles, pixel for pixel, from the decoded frame (already at the target size).
+        image = Image.fromarray(extracted[round(t, 6)].image)
+        ref, _ = _dynamic_preprocess(image, max_num=max_num, use_thumbnail=True)
+        ref = (np.stack([np.asarray(x) for x in ref]).astype(np.float32) / 255 - IMAGENET_MEAN) / IMAGENET_STD
+        np.testing.assert_allclose(v.pixel_values[at:at + n].numpy(), ref.transpose(0, 3, 1, 2), atol=1e-5)
+        at += n
+    assert v.prefix.splitlines()[0] == f"Frame-1 (t={v.times_s[0]:.2f}s): <image>"
+    assert all(abs(t * 5 - round(t * 5)) < 1e-6 for t in v.times_s)  # real pts of the 5 fps source
+    with pytest.raises(ConfigError, match="planned with the internvl cost model"):
+        load_video(hd_video, {"budget": 1024, "model": "qwen2.5-vl"})
