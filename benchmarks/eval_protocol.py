@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from earmark.eval.protocol import EvalConfig, run_eval
-from earmark.eval.report import sweep_csv, sweep_png, sweep_row
+from earmark.eval.results import sweep_csv, sweep_png, sweep_row
 from earmark.eval.synthave import SynthConfig
 
 SWEEPS = {

@@ -51,7 +51,7 @@ def dataset(root: Path):
 
 
 def train_learned(root: Path, work: Path) -> dict[str, str]:
-    from earmark.probes.train import TrainProbeConfig, train_probe
+    from earmark.train.linear import TrainProbeConfig, train_probe
 
     out = {"linear": str(work / "probe-linear.pt")}
     t0 = time.process_time()
@@ -62,7 +62,7 @@ def train_learned(root: Path, work: Path) -> dict[str, str]:
 
 def train_transfer_on(root: Path, out: Path) -> str:
     """The transfer scorer, taught by the audio of ``root``'s train clips (no labels)."""
-    from earmark.probes.transfer import TransferTrainConfig, train_transfer
+    from earmark.train.transfer import TransferTrainConfig, train_transfer
 
     t0 = time.process_time()
     ds = dataset(root)

@@ -501,7 +501,7 @@ def test_eval_bad_input(tmp_path, capsys):
 
 
 def test_eval_page_in_chromium(quick_run, page):
-    from earmark.eval.report import SWEEP_COLUMNS, sweep_csv, sweep_png, sweep_row
+    from earmark.eval.results import SWEEP_COLUMNS, sweep_csv, sweep_png, sweep_row
 
     doc = json.loads((quick_run / "results.json").read_text())
     rows = [sweep_row(v, doc) for v in (0.0, 10.0)]  # a two-point "sweep" made of this run's numbers

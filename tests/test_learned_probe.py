@@ -120,7 +120,7 @@ def test_mixtures_are_deterministic_and_the_truth_is_where_the_events_are():
 
 
 def test_the_training_set_builder_gives_the_same_arrays_for_the_same_seed(monkeypatch):
-    from earmark.probes.train import TrainProbeConfig, sound_features
+    from earmark.train.linear import TrainProbeConfig, sound_features
 
     monkeypatch.setattr(rs, "load_pool", lambda names: _pool())
     monkeypatch.setattr(rs, "split_of", lambda path, share=2: "val" if Path(path).stem == "c" else "rest")

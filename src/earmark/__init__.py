@@ -13,8 +13,7 @@ fixed visual token budget where the audio points.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .anchors import AnchorConfig, anchors, merge_regions
 from .budget.costs import cost_model, cost_model_names
 from .budget.planner import BudgetTooSmallError, PlanConfig, budget_sweep, plan, plan_sweep

@@ -664,7 +664,7 @@ def run_batch(source: str | os.PathLike, out: str | os.PathLike, config: BatchCo
     Raises ConfigError / SchemaError (one line naming the file) for a bad input, folder or manifest; a bad video
     never raises: it is recorded.
     """
-    from . import __version__
+    from ._version import __version__
     from .runner import BACKENDS, check_workers, run
 
     t0 = time.perf_counter()

@@ -454,7 +454,7 @@ class Highlights:
         return _us(sum(g.duration_s for g in self.segments))
 
     def to_dict(self) -> dict[str, Any]:
-        from . import __version__
+        from ._version import __version__
         from .types import SCHEMA_VERSION
 
         return {"kind": self.KIND, "schema_version": SCHEMA_VERSION, "earmark_version": __version__,

@@ -116,7 +116,13 @@ def index(path: str | Path, probe: str = "energy", hop_s: float = 1.0, window_s:
         raise ConfigError(f"jobs must be >= 1, got {jobs}")
     vi = video_info if video_info is not None else probe_info(path)
     if prb.kind != "audio" or (not vi.has_audio and fallback):
-        if prb.kind != "audio":  # visual and hybrid probes index the picture (and the audio, if any) themselves
+        if prb.kind == "hybrid":  # the picture by its visual probe, the audio (if any) by its audio probe, mixed
+            ap, vp = prb.parts()
+            tv = vp.index_video(vi, hop_s, window_s)
+            ta = index(vi.path, probe=ap.name, hop_s=hop_s, window_s=window_s, audio_stream=audio_stream,
+                       video_info=vi, jobs=jobs, progress=progress) if vi.has_audio else None
+            tl = prb.combine(ta, tv)
+        elif prb.kind != "audio":  # visual probes (and transfer) index the picture themselves
             tl = prb.index_video(vi, hop_s, window_s, audio_stream=audio_stream, jobs=jobs, progress=progress)
         else:
             from .probes.visual import visual_fallback

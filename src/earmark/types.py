@@ -578,7 +578,7 @@ class _Document:
     __hash__ = None  # type: ignore[assignment]
 
     def _header(self) -> dict[str, Any]:
-        from . import __version__
+        from ._version import __version__
 
         return {"kind": self.KIND, "schema_version": SCHEMA_VERSION, "earmark_version": __version__}
 

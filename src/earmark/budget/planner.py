@@ -20,6 +20,7 @@ import numpy as np
 from ..anchors import AnchorConfig, uniform_indices
 from ..anchors import anchors as choose
 from ..errors import ConfigError, NoVideoStreamError, unknown_name
+from ..media.frames import display_size
 from ..types import Anchor, Plan, PlannedFrame, PlanVideo
 from .costs import CostModel, Level, cost_model
 
@@ -588,7 +589,7 @@ def _plan(source, model: str | CostModel, budget: int, strategy: str, config: Pl
     info, timeline = source.info, source.timeline
     if info.video is None:
         raise NoVideoStreamError(info.path, "no video stream to plan frames from")
-    width, height = _display_size(info.video.width, info.video.height, info.video.rotation)
+    width, height = display_size(info.video.width, info.video.height, info.video.rotation)
     duration = timeline.duration_s
     aspect = cfg.aspect or default_aspect(cm)
     auto_note = None
@@ -655,10 +656,6 @@ def held_frames(duration_s: float, fps: float | None) -> int | None:
     if not fps or fps <= 0:
         return None
     return max(1, int(round(duration_s * fps)))
-
-
-def _display_size(width: int, height: int, rotation: int) -> tuple[int, int]:
-    return (height, width) if rotation % 180 == 90 else (width, height)
 
 
 def budget_sweep(model: str | CostModel, width: int, height: int, frames: int, aspect: str = "keep",

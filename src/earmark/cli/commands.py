@@ -12,9 +12,9 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from .. import __version__
 from .._extras import require_extra
 from .._io import dumps_json
+from .._version import __version__
 from ..anchors import ANCHOR_MODES, AnchorConfig, anchors, check_anchor_config, fit_k
 from ..budget.costs import cost_model, cost_model_names
 from ..budget.planner import ASPECTS, DEFAULT_MAX_FRAMES, FITS, SHAPES, STRATEGIES, PlanConfig, plan
@@ -23,8 +23,6 @@ from ..index import index as run_index
 from ..media.frames import FRAME_FORMATS, SEEK_POLICIES, save_frames
 from ..media.probe import info as probe_info
 from ..probes import get_probe, probe_classes, probe_names, window_grid
-from ..probes.train import DATASETS as TRAIN_DATASETS
-from ..probes.train import TrainProbeConfig
 from ..sinks.export import (
     output_kind,
     read_index,
@@ -34,6 +32,8 @@ from ..sinks.export import (
     write_plan,
     write_results,
 )
+from ..train.linear import DATASETS as TRAIN_DATASETS
+from ..train.linear import TrainProbeConfig
 from ..types import IndexResult, Plan
 from .render import index_header, index_table, info_table, plan_summary, plan_table, sparkline
 
@@ -493,7 +493,7 @@ def train_probe_cmd(dataset: str, root: str | None, embed: str, context_s: float
                     clips: int, seed: int, limit: str | None, out: str) -> None:
     """Train the `linear` probe on labelled seconds; use it with --probe linear --probe-weights probe.pt."""
     require_extra("earmark train-probe", "eval", ("torch",))
-    from ..probes.train import train_probe
+    from ..train.linear import train_probe
     from .eval_cmd import parse_limit
 
     if dataset == "sounds":
@@ -530,7 +530,7 @@ def train_transfer_cmd(corpus: str, epochs: int, contrastive: float, seed: int, 
     """Train a visual-only scorer on CORPUS (videos with sound) to predict audio eventness; use it with
     --probe transfer --probe-weights scorer.pt on videos with or without sound."""
     require_extra("earmark train-transfer", "eval", ("torch",))
-    from ..probes.transfer import TransferTrainConfig, train_transfer
+    from ..train.transfer import TransferTrainConfig, train_transfer
 
     s = train_transfer(corpus, out, TransferTrainConfig(epochs=epochs, contrastive=contrastive, seed=seed))
     con = _console()
@@ -539,12 +539,6 @@ def train_transfer_cmd(corpus: str, epochs: int, contrastive: float, seed: int, 
     for line in s["skipped_examples"]:
         con.print(f"[yellow]skipped:[/] {line}")
     con.print(f"wrote {out}")
-
-
-def _register_eval() -> None:
-    from .eval_cmd import eval_group
-
-    cli.add_command(eval_group)
 
 
 def _with_plan_anchors(result: IndexResult, plan: Plan, plan_file: str) -> IndexResult:
@@ -608,8 +602,3 @@ def report_cmd(source: str, probes: str, plan_file: str | None, truth: str | Non
     path = timeline_report(results, out or "report.html", plan=p, truth=intervals, labels=labels,
                            assets_dir=assets_dir)
     con.print(f"wrote {path}")
-
-
-from . import highlights_cmd  # noqa: E402, F401, I001  (registers earmark highlights)
-_register_eval()
-from . import batch_cmd  # noqa: E402, F401  (registers earmark batch and earmark query)

@@ -145,7 +145,7 @@ def _config(dataset: str, root: str | None, generator: dict, kw: dict) -> EvalCo
 
 def _run(cfg: EvalConfig, out: Path, quiet: bool, data_seeds: int = 1) -> None:
     from ..eval.protocol import run_eval, run_eval_seeds
-    from ..eval.report import display_name
+    from ..eval.results import display_name
 
     con = Console(quiet=quiet, highlight=False, soft_wrap=True)
     bar, update = _progress(con, quiet)

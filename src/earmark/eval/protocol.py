@@ -392,14 +392,15 @@ def run_eval_seeds(cfg: EvalConfig, out_dir: str | Path, data_seeds: Sequence[in
                    progress: ProgressFn | None = None) -> dict[str, Any]:
     """The protocol on one generated dataset per seed in ``data_seeds`` (each in ``OUT/data-seed-S/``, a whole
     results folder), then ``OUT/results.json`` combining them: intervals resample dataset seeds, then clips."""
-    from . import report, stats
+    from . import stats
+    from .results import check_results_folder, write_results
 
     if cfg.dataset not in GENERATED:
         raise ConfigError(f"dataset seeds need a generated dataset ({', '.join(GENERATED)}), not {cfg.dataset}")
     if not data_seeds or len(set(data_seeds)) != len(data_seeds):
         raise ConfigError(f"data seeds must be distinct and at least one, got {list(data_seeds)}")
     out = Path(out_dir)
-    report.check_results_folder(out, cfg.root)
+    check_results_folder(out, cfg.root)
     docs, names = [], []
     for s in data_seeds:
         name = f"data-seed-{s}"
@@ -409,13 +410,14 @@ def run_eval_seeds(cfg: EvalConfig, out_dir: str | Path, data_seeds: Sequence[in
         docs.append(run_eval(sub, out / name, progress))
         names.append(name)
     doc = stats.combine_runs(docs, names)
-    report.write_results(out, doc)
+    write_results(out, doc)
     return doc
 
 
 def run_eval(cfg: EvalConfig, out_dir: str | Path, progress: ProgressFn | None = None) -> dict[str, Any]:
     """Run the protocol and write ``out_dir`` (results.json, table.md, curve.png/csv, videos/). Returns results."""
-    from . import report, stats
+    from . import stats
+    from .results import check_results_folder, write_results
 
     cfg = with_defaults(cfg)
     cfg.check()
@@ -423,7 +425,7 @@ def run_eval(cfg: EvalConfig, out_dir: str | Path, progress: ProgressFn | None =
 
     encoder = get_encoder(cfg.encoder)  # a bad encoder fails before any work
     out = Path(out_dir)
-    report.check_results_folder(out, cfg.root)  # never replace what eval did not write: fail before any work
+    check_results_folder(out, cfg.root)  # never replace what eval did not write: fail before any work
     work = Path(cfg.cache) if cfg.cache else out / "cache"
     timing: dict[str, float] = {}
     if cfg.dataset in GENERATED:  # the picture size is known before any clip is made: fail fast
@@ -507,5 +509,5 @@ def run_eval(cfg: EvalConfig, out_dir: str | Path, progress: ProgressFn | None =
                skipped_curve_budgets=skipped_budgets, encoder=encoder.describe())
     timing["summarise"] = time.perf_counter() - t0
     doc["timing_s"] = {k: round(v, 3) for k, v in timing.items()}
-    report.write_results(out, doc, splits["test"], results, runs, strategies, ds)
+    write_results(out, doc, splits["test"], results, runs, strategies, ds)
     return doc

@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -258,6 +258,43 @@ def _default_workers() -> int:
     return max(1, min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 
+def display_size(width: int, height: int, rotation: int) -> tuple[int, int]:
+    """The picture's size as shown (a quarter turn swaps the sides).
+
+    >>> display_size(1920, 1080, 90), display_size(1920, 1080, 180)
+    ((1080, 1920), (1920, 1080))
+    """
+    return (height, width) if rotation % 180 == 90 else (width, height)
+
+
+def decode_at(path: str | Path, times: Sequence[float], size: tuple[int, int] | Sequence[tuple[int, int]], *,
+              fit: str = "stretch", seek: str = "auto", workers: int | None = None, threads: int = 0,
+              video_info: VideoInfo | None = None, stats: dict | None = None) -> Iterator[Frame]:
+    """Decode the frames shown at ``times`` (seconds from the first picture, increasing), each resized to ``size``
+    (one ``(width, height)`` for all, or one per time), upright, fitted by ``fit`` (an iterator of
+    :class:`~earmark.types.Frame`, in time order).
+
+    >>> [f.pts_s for f in decode_at("clip.mp4", [0.5, 4.0], (64, 36))]     # doctest: +SKIP
+    [0.48, 3.96]
+
+    The frame loader every earmark reader uses (:func:`extract` is its plan-shaped wrapper); ``seek``,
+    ``workers``, ``threads`` and ``stats`` as in :func:`extract`.
+    """
+    p = check_file(path)
+    vi = video_info or info(p)
+    if vi.video is None:
+        raise NoVideoStreamError(p, "no video stream to decode frames from")
+    sizes = [tuple(size)] * len(times) if size and isinstance(size[0], int) else [tuple(s) for s in size]
+    if len(sizes) != len(times):
+        raise ConfigError(f"{len(times)} times but {len(sizes)} sizes")
+    frames = tuple(PlannedFrame(time_s=float(t), width=int(w), height=int(h), tokens=0)
+                   for t, (w, h) in zip(times, sizes))
+    late = [f for f in frames if not 0 <= f.time_s < vi.duration_s]
+    if late:
+        raise MediaError(p, f"frame at {late[0].time_s:.3f} s, but the video runs from 0 to {vi.duration_s:.3f} s")
+    yield from _decode(p, vi, frames, fit, seek, workers, threads, stats)
+
+
 def extract(path: str | Path, plan: Plan, *, seek: str = "auto", workers: int | None = None, threads: int = 0,
             check_fingerprint: bool = True, video_info: VideoInfo | None = None, stats: dict | None = None
             ) -> Iterator[Frame]:
@@ -273,27 +310,32 @@ def extract(path: str | Path, plan: Plan, *, seek: str = "auto", workers: int | 
     ``threads``: FFmpeg decoder threads per decoder (0: FFmpeg picks). ``stats`` (a dict) receives the number
     of seeks and decoded frames when the iterator finishes.
     """
-    if seek not in SEEK_POLICIES:
-        raise unknown_name("seek policy", seek, SEEK_POLICIES)
     p = check_file(path)
     vi = video_info or info(p)
     if vi.video is None:
         raise NoVideoStreamError(p, "no video stream to extract frames from")
     check_plan(plan, vi, p, check_fingerprint)
-    if plan.fit not in ("pad", "crop", "stretch"):
-        raise ConfigError(f"unknown fit policy {plan.fit!r} in the plan")
+    yield from _decode(p, vi, plan.frames, plan.fit, seek, workers, threads, stats)
+
+
+def _decode(p: Path, vi: VideoInfo, frames: Sequence[PlannedFrame], fit: str, seek: str, workers: int | None,
+            threads: int, stats: dict | None) -> Iterator[Frame]:
+    if seek not in SEEK_POLICIES:
+        raise unknown_name("seek policy", seek, SEEK_POLICIES)
+    if fit not in ("pad", "crop", "stretch"):
+        raise ConfigError(f"unknown fit policy {fit!r}")
     workers = _default_workers() if workers is None else max(1, workers)
-    if seek != "auto" or workers == 1 or len(plan.frames) < 2:
+    if seek != "auto" or workers == 1 or len(frames) < 2:
         reader = _Reader(p, vi, seek, threads)
         try:
-            for i, pf in enumerate(plan.frames):
-                yield _picture(reader, i, pf, plan.fit, vi)
+            for i, pf in enumerate(frames):
+                yield _picture(reader, i, pf, fit, vi)
         finally:
             if stats is not None:
                 stats.update(seeks=reader.seeks, decoded=reader.decoded)
             reader.close()
         return
-    yield from _extract_parallel(p, vi, plan, workers, threads, stats)
+    yield from _extract_parallel(p, vi, frames, fit, workers, threads, stats)
 
 
 def _picture(reader: _Reader, i: int, pf: PlannedFrame, fit: str, vi: VideoInfo) -> Frame:
@@ -303,8 +345,8 @@ def _picture(reader: _Reader, i: int, pf: PlannedFrame, fit: str, vi: VideoInfo)
     return Frame(index=i, planned=pf, pts_s=round(reader._time(frame) - reader.origin, 6), image=image)
 
 
-def _extract_parallel(p: Path, vi: VideoInfo, plan: Plan, workers: int, threads: int, stats: dict | None
-                      ) -> Iterator[Frame]:
+def _extract_parallel(p: Path, vi: VideoInfo, frames: Sequence[PlannedFrame], fit: str, workers: int, threads: int,
+                      stats: dict | None) -> Iterator[Frame]:
     """GOP groups decoded by ``workers`` readers on threads (PyAV releases the GIL while decoding)."""
     import threading
     from collections import deque
@@ -325,7 +367,7 @@ def _extract_parallel(p: Path, vi: VideoInfo, plan: Plan, workers: int, threads:
     probe = _Reader(p, vi, "auto", 1)
     try:
         last_key = None
-        for i, pf in enumerate(plan.frames):
+        for i, pf in enumerate(frames):
             key = probe._keyframe_time(vi.start_time_s + pf.time_s)
             if groups and (key is None or key == last_key):
                 groups[-1].append(i)
@@ -337,7 +379,7 @@ def _extract_parallel(p: Path, vi: VideoInfo, plan: Plan, workers: int, threads:
 
     def decode(group: list[int]) -> list[Frame]:
         r = reader()
-        return [_picture(r, i, plan.frames[i], plan.fit, vi) for i in group]
+        return [_picture(r, i, frames[i], fit, vi) for i in group]
 
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="earmark-decode")
     pending: deque = deque()

@@ -150,6 +150,21 @@ class VadProbe(Probe):
 # ----------------------------------------------------------------------------------------------- linear
 
 
+EMBEDDINGS = ("logmel-stats", "ast:FOLDER", "clap:FOLDER", "panns:FILE", "yamnet:FILE")
+TAGGER_EMBEDDINGS = ("ast", "clap", "panns", "yamnet")
+
+
+def parse_embed(spec: str) -> tuple[str, str | None]:
+    """``logmel-stats`` or ``TAGGER:PATH`` -> (kind, weights); clear errors for anything else."""
+    if spec == "logmel-stats":
+        return spec, None
+    kind, _, path = spec.partition(":")
+    if kind not in TAGGER_EMBEDDINGS or not path:
+        raise ConfigError(f"unknown embedding {spec!r}: use {', '.join(EMBEDDINGS)}")
+    return kind, path
+
+
+
 @dataclass(frozen=True)
 class LinearConfig(ProbeConfig):
     weights: str | None = None
@@ -284,7 +299,6 @@ class LinearProbe(Probe):
         self._tagger = None
         if self.config.embed:
             from .base import get_probe
-            from .train import parse_embed
 
             kind, path = parse_embed(self.config.embed)
             self._tagger = get_probe(kind, weights=path)

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import ConfigError, EarmarkWarning
-from ..types import Plan, PlannedFrame, PlanVideo, Timeline, VideoInfo
+from ..types import Timeline, VideoInfo
 from .base import Probe, ProbeConfig, get_probe, normalise, register_probe, window_grid
 
 
@@ -54,22 +54,17 @@ def thumbnail_times(duration_s: float, fps: float) -> np.ndarray:
 def thumbnails(vi: VideoInfo, fps: float, size: int):
     """(time, RGB uint8 (h, w, 3)) pairs at :func:`thumbnail_times`, decoded without keeping full frames."""
     from ..errors import NoVideoStreamError
-    from ..media.frames import extract
+    from ..media.frames import decode_at, display_size
 
     if vi.video is None:
         raise NoVideoStreamError(vi.path, "no video stream, so visual probes cannot index it")
     if size < 8:
         raise ConfigError(f"thumbnail size must be >= 8 px, got {size}")
-    from ..budget.planner import _display_size
-
-    w, h = _display_size(vi.video.width, vi.video.height, vi.video.rotation)
+    w, h = display_size(vi.video.width, vi.video.height, vi.video.rotation)
     th = max(2, int(round(size * h / w / 2)) * 2)
     times = thumbnail_times(vi.duration_s, fps)
     times = times[times < vi.duration_s]
-    frames = tuple(PlannedFrame(float(t), size, th, 0) for t in times)
-    plan = Plan(video=PlanVideo(vi.path, vi.fingerprint, vi.duration_s, w, h), model="thumbnails",
-                strategy="uniform", budget=0, target_tokens=0, frames=frames, fit="stretch")
-    for f in extract(vi.path, plan, video_info=vi):
+    for f in decode_at(vi.path, [float(t) for t in times], (size, th), video_info=vi):
         yield f.planned.time_s, f.image
 
 
@@ -258,23 +253,21 @@ class HybridProbe(Probe):
     def frame_values(self, frames: np.ndarray) -> np.ndarray:  # pragma: no cover - not an audio probe
         raise NotImplementedError
 
-    def index_video(self, vi: VideoInfo, hop_s: float, window_s: float, *, audio_stream: int | None = None,
-                    jobs: int | None = None, progress: Any = None) -> Timeline:
-        from ..index import index
-
+    def parts(self) -> tuple[Probe, Probe]:
+        """The audio and the visual probe this one mixes (``earmark.index`` runs each, then :meth:`combine`)."""
         c = self.config
-        if not 0.0 <= c.audio_weight <= 1.0:
-            raise ConfigError(f"hybrid audio_weight must be in [0, 1], got {c.audio_weight}")
         ap, vp = get_probe(c.audio), get_probe(c.visual)
         if ap.kind != "audio" or vp.kind != "visual":
             raise ConfigError(f"hybrid needs an audio probe and a visual probe, got {c.audio!r} ({ap.kind}) and "
                               f"{c.visual!r} ({vp.kind})")
-        tv = vp.index_video(vi, hop_s, window_s)
-        if not vi.has_audio:
+        return ap, vp
+
+    def combine(self, ta: Timeline | None, tv: Timeline) -> Timeline:
+        """The mixed Timeline from the audio probe's (None: the video has no audio) and the visual probe's."""
+        c = self.config
+        if ta is None:
             note = f"no audio stream: indexed by the visual probe {c.visual} alone"
             return _relabel(tv, self, tv.scores, tv.confidence, tv.scores, notes=(note,))
-        ta = index(vi.path, probe=c.audio, hop_s=hop_s, window_s=window_s, audio_stream=audio_stream,
-                   video_info=vi, jobs=jobs, progress=progress)
         informative = min(1.0, float(ta.confidence.max(initial=0.0)) / c.informative_conf)
         trust = c.audio_weight * ta.coverage * informative
         score = trust * ta.scores + (1 - trust) * tv.scores

@@ -316,7 +316,7 @@ def render_timeline(view: dict[str, Any], out: str | Path) -> Path:
 
 
 def eval_view(results_dir: str | Path) -> dict[str, Any]:
-    from ..eval.report import display_name, interval
+    from ..eval.results import display_name, interval
 
     root = Path(results_dir)
     f = root / "results.json"

@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from .base import SAMPLE_RATE, frame_count, window_grid
+from ..probes.base import SAMPLE_RATE, frame_count, window_grid
+from ..probes.learned import EMBEDDINGS, TAGGER_EMBEDDINGS, parse_embed  # noqa: F401  (the CLI's choices)
 
 DATASETS = ("synth", "realstamp", "ave", "sounds")
 SOUND_GAIN_DB = (-20.0, 0.0)
@@ -59,22 +60,8 @@ class TrainProbeConfig:
     """``sounds``: each event's SNR against its bed is drawn from this range (dB)."""
 
 
-EMBEDDINGS = ("logmel-stats", "ast:FOLDER", "clap:FOLDER", "panns:FILE", "yamnet:FILE")
-TAGGER_EMBEDDINGS = ("ast", "clap", "panns", "yamnet")
-
-
-def parse_embed(spec: str) -> tuple[str, str | None]:
-    """``logmel-stats`` or ``TAGGER:PATH`` -> (kind, weights); clear errors for anything else."""
-    if spec == "logmel-stats":
-        return spec, None
-    kind, _, path = spec.partition(":")
-    if kind not in TAGGER_EMBEDDINGS or not path:
-        raise ConfigError(f"unknown embedding {spec!r}: use {', '.join(EMBEDDINGS)}")
-    return kind, path
-
-
 def _front_end(n_mels: int, embed: str, context_s: float):
-    from .learned import LinearProbe
+    from ..probes.learned import LinearProbe
 
     return LinearProbe(n_mels=n_mels, embed=None if embed == "logmel-stats" else embed, context_s=context_s)
 
@@ -202,13 +189,13 @@ def train_probe(cfg: TrainProbeConfig, out: str | Path,
     import torch
 
     from .._io import atomic_path
-    from .learned import LINEAR_FORMAT
+    from ..probes.learned import LINEAR_FORMAT
 
     kind, weights = parse_embed(cfg.embed)
     if weights is not None:  # a bad tagger path fails before any decoding; the file records where it is
         from dataclasses import replace
 
-        from .base import get_probe
+        from ..probes.base import get_probe
 
         get_probe(kind, weights=weights)
         cfg = replace(cfg, embed=f"{kind}:{Path(weights).resolve()}")
@@ -253,7 +240,7 @@ def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, cfg: TrainProbeConf
     import torch
     from torch.nn import functional as F
 
-    from .learned import build_classifier
+    from ..probes.learned import build_classifier
 
     flat = x_train.reshape(-1, x_train.shape[-1])
     target = y_train.reshape(-1)
