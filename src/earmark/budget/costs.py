@@ -482,6 +482,64 @@ class CustomCost:
         return _ladder([Level(w, h, self.tokens(w, h)) for w, h in sizes if self.tokens(w, h) > 0])
 
 
+POOLED_TOKENS = 1
+"""What a pooled frame costs: one token, its pooled embedding."""
+
+
+@dataclass(frozen=True)
+class PooledCost:
+    """One token per frame: the frame's pooled embedding from a frozen image encoder (extreme compression, where
+    the lever is frames, not pixels).
+
+    ``pooled-1``: every frame is pooled, decoded at ``side`` px on its long side (the encoder's input, never larger
+    than the source). ``pooled-1+BASE`` (e.g. ``pooled-1+vit-p16``): the base model's ladder of full frames with a
+    one-token pooled rung below it, so a plan can mix a few full frames with many pooled ones at the same total
+    (strategy ``skim``); a planned frame of one token is a pooled frame.
+    """
+
+    side: int = 224
+    base: CostModel | None = None
+    frames_per_group: int = 1
+
+    def __post_init__(self) -> None:
+        if self.base is not None and self.base.frames_per_group != 1:
+            raise ConfigError(f"pooled-1+{self.base.name}: pooled frames mix with models that charge frames one by "
+                              f"one, not in groups of {self.base.frames_per_group} (use the image mode)")
+
+    @property
+    def name(self) -> str:
+        return "pooled-1" if self.base is None else f"pooled-1+{self.base.name}"
+
+    def pooled_level(self, width: int, height: int, square: bool = False) -> Level:
+        """The pooled rung: ``side`` px on the long side (the picture's aspect kept unless ``square``), never more
+        than the source's long side."""
+        long_side = max(width, height)
+        s = max(2, min(self.side, long_side))
+        if square:
+            return Level(s, s, POOLED_TOKENS)
+        return Level(max(2, round(width * s / long_side)), max(2, round(height * s / long_side)), POOLED_TOKENS)
+
+    def legal_size(self, width: int, height: int) -> tuple[int, int]:
+        if self.base is not None:
+            return self.base.legal_size(width, height)
+        lv = self.pooled_level(width, height)
+        return lv.width, lv.height
+
+    def tokens(self, width: int, height: int) -> int:
+        """A full frame's tokens under the base model (a pooled frame costs ``POOLED_TOKENS`` whatever its size)."""
+        return POOLED_TOKENS if self.base is None else self.base.tokens(width, height)
+
+    def levels(self, width: int, height: int, square: bool = False) -> tuple[Level, ...]:
+        pooled = self.pooled_level(width, height, square)
+        if self.base is None:
+            return (pooled,)
+        full = self.base.levels(width, height, square=square)
+        if full and full[0].tokens <= POOLED_TOKENS:
+            raise ConfigError(f"{self.name}: the base model's cheapest frame costs {full[0].tokens} token(s), so a "
+                              f"pooled frame could not be told from a full one")
+        return (pooled, *full)
+
+
 _FORMULA_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Name, ast.Load, ast.Call, ast.Add,
                   ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.USub, ast.UAdd)
 _FORMULA_FUNCS: dict[str, Callable] = {"ceil": math.ceil, "floor": math.floor, "round": round, "min": min,
@@ -539,6 +597,7 @@ _MODELS: dict[str, Callable[[], CostModel]] = {
     "vit-p32": lambda: ViTCost(32),
     "internvl": lambda: InternVLCost(),
     "llava-onevision": lambda: FixedCost(),
+    "pooled-1": lambda: PooledCost(),
 }
 QWEN_MODELS: dict[str, tuple[str, str]] = {
     f"{family}{suffix}": (family, mode) for family in RELEASED_QWEN_LIMITS
@@ -547,7 +606,8 @@ QWEN_MODELS: dict[str, tuple[str, str]] = {
 
 
 def cost_model_names() -> list[str]:
-    return [*sorted([*_MODELS, *QWEN_MODELS]), "vit-pP (any patch P)", "custom:FORMULA (in w and h)"]
+    return [*sorted([*_MODELS, *QWEN_MODELS]), "vit-pP (any patch P)", "custom:FORMULA (in w and h)",
+            "pooled-1+MODEL (one-token frames beside MODEL's full frames)"]
 
 
 _QWEN_NAME = re.compile(r"qwen(\d(?:\.\d)?)-?vl(?P<rest>.*)")
@@ -559,10 +619,12 @@ def canonical_model_name(name: str) -> str:
     ``Qwen/Qwen2.5-VL-7B-Instruct`` -> ``qwen2.5-vl``, ``Qwen2_5_VL-video`` -> ``qwen2.5-vl-video``,
     ``OpenGVLab/InternVL3-8B`` -> ``internvl``, ``llava-hf/llava-onevision-qwen2-7b-ov-hf`` -> ``llava-onevision``,
     ``google/siglip-so400m-patch14-384`` -> ``vit-p14``. Names it does not recognise come back lower-cased;
-    ``custom:`` formulas come back unchanged.
+    ``custom:`` formulas come back unchanged; ``pooled-1+BASE`` with BASE read the same way.
     """
     if name.startswith("custom:"):
         return name
+    if name.startswith("pooled-1+"):
+        return "pooled-1+" + canonical_model_name(name[len("pooled-1+"):])
     n = name.strip().lower().rsplit("/", 1)[-1]
     n = re.sub(r"(\d)_(\d)", r"\1.\2", n).replace("_", "-")
     if m := _QWEN_NAME.fullmatch(n):
@@ -585,6 +647,8 @@ def cost_model(name: str, processor_dir: str | Path | None = None) -> CostModel:
     released ones (see :func:`qwen_limits`).
     """
     name = canonical_model_name(name)
+    if name.startswith("pooled-1+"):
+        return PooledCost(base=cost_model(name[len("pooled-1+"):], processor_dir))
     if name in QWEN_MODELS:
         family, mode = QWEN_MODELS[name]
         return QwenVLCost(family, mode, qwen_limits(family, processor_dir))

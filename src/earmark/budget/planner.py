@@ -413,8 +413,104 @@ def _dense(p: _Problem, regions: Sequence[tuple[float, float]], ratio: float) ->
     return slots
 
 
-STRATEGIES = ("uniform", "anchored", "dense-at-anchors", "random", "oracle", "fixed-spread")
-SHAPES = ("anchored", "dense")
+def _union_length(regions: Sequence[tuple[float, float]], duration_s: float) -> float:
+    """Seconds of ``[0, duration)`` inside at least one region."""
+    total, end = 0.0, 0.0
+    for a, b in sorted((max(0.0, a), min(duration_s, b)) for a, b in regions):
+        if b > max(a, end):
+            total += b - max(a, end)
+            end = b
+    return total
+
+
+def _pooled_layout(levels: Sequence[Level], hi: int, n_full: int, pooled: int, max_frames: int | None
+                   ) -> tuple[list[int], int] | None:
+    """(levels of full context frames, pooled frames) spending ``pooled`` tokens in at most ``max_frames`` frames
+    besides ``n_full`` anchor frames, or None. Pooled frames are traded for full context frames (no larger than
+    the anchors' level ``hi``) while too many: each the smallest that makes the rest fit, else the largest
+    affordable, so few are added and the most pooled frames stay."""
+    from .costs import POOLED_TOKENS
+
+    extras: list[int] = []
+    while max_frames is not None and n_full + len(extras) + pooled > max_frames:
+        excess = n_full + len(extras) + pooled - max_frames
+        affordable = [e for e in range(1, hi + 1) if levels[e].tokens <= pooled]
+        if not affordable:
+            return None
+        e = next((e for e in affordable if levels[e].tokens - POOLED_TOKENS >= excess), affordable[-1])
+        extras.append(e)
+        pooled -= levels[e].tokens
+    return extras, pooled
+
+
+def _skim(p: _Problem, picks: list[tuple[float, int]], regions: Sequence[tuple[float, float]], ratio: float,
+          max_frames: int | None) -> tuple[list[_Slot], list[str]]:
+    """Skim the video with one-token pooled frames and look at the anchors with full ones: a few full frames at
+    the anchors, every other token a pooled frame, ``ratio`` times denser in the anchor regions; exactly
+    ``p.target`` tokens (pooled frames are one-token coins, so any total is reachable).
+
+    The anchors take the largest full level that leaves at least one pooled frame per other uniform slot (the
+    uniform plan's coverage); when the pooled frames would outnumber the frames the video holds (``max_frames``),
+    full context frames (no larger than the anchors') take their tokens, evenly spread, until they fit; the density
+    ratio is lowered where it would ask for more frames per second than the video has.
+    """
+    from .costs import POOLED_TOKENS
+
+    levels = p.levels
+    if len(levels) < 2 or levels[0].tokens != POOLED_TOKENS or levels[1].tokens <= POOLED_TOKENS:
+        raise ConfigError("the skim strategy needs a model with pooled frames beside full ones: "
+                          "pooled-1+MODEL (e.g. pooled-1+vit-p16)")
+    n_full = len(picks)
+    notes: list[str] = []
+    coverage = max(p.slots - n_full, 0)
+    fits = [i for i in range(1, len(levels)) if n_full * levels[i].tokens <= p.target - coverage]
+    if not fits:
+        fits = [i for i in range(1, len(levels)) if n_full * levels[i].tokens <= p.target]
+        if not fits:
+            raise ConfigError(f"the target of {p.target} tokens cannot pay for {n_full} full frames at the anchors "
+                              f"({levels[1].tokens} tokens each at the least)")
+        notes.append("skim: the full anchor frames leave fewer pooled frames than the uniform plan has slots")
+    for hi in sorted(fits, reverse=True):  # the largest anchor frames whose remainder the video can hold
+        laid = _pooled_layout(levels, hi, n_full, p.target - n_full * levels[hi].tokens, max_frames)
+        if laid is not None:
+            extras, pooled = laid
+            break
+    else:
+        raise ConfigError(f"a skim plan of {p.target} tokens needs more frames than the video holds "
+                          f"({max_frames}): plan fewer tokens or another strategy")
+    total = n_full + len(extras) + pooled
+    inside = _union_length(regions, p.duration_s)
+    if max_frames is not None and regions and inside < p.duration_s and ratio > 1:
+        fps = max_frames / p.duration_s
+        if total > fps * inside:  # the region's share would outrun the video's frame rate
+            most = fps * (p.duration_s - inside) / (total - fps * inside)
+            if most < ratio:
+                notes.append(f"skim: frames {most:.2f}x (not {ratio:g}x) denser in anchor regions: the video "
+                             f"holds {fps:.3g} frames a second")
+                ratio = max(1.0, most)
+    times = density_times(p.duration_s, total, regions, ratio)
+    free = list(range(total))
+    slots: dict[int, _Slot] = {}
+    for rank, (t, a) in enumerate(picks):
+        # The nearest planned time moves onto the anchor: it lies between that time's neighbours, so order holds.
+        j = min(free, key=lambda i: (abs(times[i] - t), i))
+        free.remove(j)
+        times[j] = _t(t)
+        slots[j] = _Slot([times[j]], hi, "anchor", a, priority=rank)
+    for e, j in zip(extras, [free[i] for i in uniform_indices(len(free), len(extras))] if extras else []):
+        free.remove(j)
+        slots[j] = _Slot([times[j]], e, "context")
+    for j in free:
+        a = next((i for _, i in picks if regions[i][0] <= times[j] < regions[i][1]), None)
+        slots[j] = _Slot([times[j]], 0, "anchor" if a is not None else "context", a)
+    lv = levels[hi]
+    notes.append(f"skim: {n_full} full frames at the anchors ({lv.width}x{lv.height}, {lv.tokens} tokens), "
+                 f"{len(extras)} full context frames, {pooled} pooled one-token frames")
+    return [slots[j] for j in range(total)], notes
+
+
+STRATEGIES = ("uniform", "anchored", "dense-at-anchors", "random", "oracle", "fixed-spread", "skim")
+SHAPES = ("anchored", "dense", "skim")
 
 
 # --------------------------------------------------------------------------------------------- anchors per strategy
@@ -469,13 +565,15 @@ def default_aspect(model: CostModel) -> str:
 def plan_frames(model: CostModel, duration_s: float, width: int, height: int, budget: int, strategy: str,
                 anchors: Sequence[Anchor] = (), *, frames: int, k: int | None = None, ratio: float = 4.0,
                 aspect: str = "keep", seed: int = 0, truth: Sequence[tuple[float, float]] = (),
-                shape: str | None = None,
-                upscale: bool = True) -> tuple[int, list[PlannedFrame], list[Anchor], list[str]]:
+                shape: str | None = None, upscale: bool = True,
+                max_frames: int | None = None) -> tuple[int, list[PlannedFrame], list[Anchor], list[str]]:
     """The pure core of :func:`plan`: (target tokens, planned frames, anchors used, notes) for plain numbers.
 
     ``anchors`` place the anchored and dense strategies; ``random``, ``oracle`` and ``fixed-spread`` draw ``k``
     (default ``len(anchors)``) slots of their own and take the ``shape`` of ``anchored`` (more pixels) or
-    ``dense`` (more frames); by default anchored, or dense for models whose frames all cost the same.
+    ``dense`` (more frames); by default anchored, or dense for models whose frames all cost the same; ``skim``
+    is the ``skim`` strategy's shape (``pooled-1+MODEL``: full frames at the anchors, one-token frames elsewhere,
+    at most ``max_frames`` frames in all: the frames the video holds).
     """
     if strategy not in STRATEGIES:
         raise unknown_name("strategy", strategy, STRATEGIES)
@@ -518,7 +616,9 @@ def plan_frames(model: CostModel, duration_s: float, width: int, height: int, bu
     centres = [float(np.mean(g)) for g in _group_times(slot_times(duration_s, n_slots * per_slot), per_slot)]
 
     k = len(anchors) if k is None else k
-    dense = strategy == "dense-at-anchors" or (shape == "dense" and strategy in ("random", "oracle", "fixed-spread"))
+    skim = strategy == "skim" or (shape == "skim" and strategy in ("random", "oracle", "fixed-spread"))
+    dense = skim or strategy == "dense-at-anchors" or (shape == "dense" and strategy in ("random", "oracle",
+                                                                                          "fixed-spread"))
     fits = n_slots if dense else n_slots - 1  # the anchored shape keeps at least one context frame
     if strategy != "uniform" and max(k, len(anchors)) > fits:
         capped.append(f"{max(k, len(anchors))} anchors do not fit {n_slots} planned "
@@ -537,6 +637,8 @@ def plan_frames(model: CostModel, duration_s: float, width: int, height: int, bu
     notes: list[str] = []
     if strategy == "uniform":
         slots = _uniform(problem)
+    elif skim:
+        slots, notes = _skim(problem, picks, [(a.start_s, a.end_s) for a in used], ratio, max_frames)
     elif strategy == "dense-at-anchors" or (shape == "dense" and strategy in ("random", "oracle", "fixed-spread")):
         slots = _dense(problem, [(a.start_s, a.end_s) for a in used], ratio)
     else:
@@ -625,19 +727,23 @@ def _plan(source, model: str | CostModel, budget: int, strategy: str, config: Pl
     # The index's anchor settings (mode, gap, dilation, offset) hold; only K comes from the plan.
     stored = {k: v for k, v in source.anchor_config.items() if k in AnchorConfig.__dataclass_fields__}
     anchor_settings = AnchorConfig(**{**stored, "k": cfg.k}).to_dict()
-    if strategy in ("anchored", "dense-at-anchors") and cfg.k > 0:
+    if strategy in ("anchored", "dense-at-anchors", "skim") and cfg.k > 0:
         if len(source.anchors) == cfg.k:  # the index's own anchors, as chosen and saved
             found = source.anchors
         else:
             found = choose(timeline, k=cfg.k, config=AnchorConfig(**stored))
     target, frames, used, notes = plan_frames(cm, duration, width, height, budget, strategy, found,
                                               frames=n_frames, k=cfg.k, ratio=cfg.ratio, aspect=aspect,
-                                              seed=cfg.seed, truth=truth, shape=cfg.shape, upscale=cfg.upscale)
+                                              seed=cfg.seed, truth=truth, shape=cfg.shape, upscale=cfg.upscale,
+                                              max_frames=held_frames(duration, info.video.fps_average or
+                                                                     info.video.fps_nominal))
     notes = [n for n in (auto_note, k_note) if n] + notes
     if any(a.source == "fallback" for a in used):
         notes.append("no window stood out in the audio: anchors were spread uniformly (fallback)")
     if budget > target:
-        notes.append(f"uniform sampling of {len(frames)} frames spends {target} of the {budget} tokens; "
+        # (A skim plan plans more frames than the uniform plan it is held to: name the uniform plan's count.)
+        shown = n_frames if strategy == "skim" else len(frames)
+        notes.append(f"uniform sampling of {shown} frames spends {target} of the {budget} tokens; "
                      f"every strategy is held to {target}")
     return Plan(video=PlanVideo(info.path, info.fingerprint, duration, width, height), model=cm.name,
                 strategy=strategy, budget=int(budget), target_tokens=target, frames=tuple(frames),
