@@ -9,7 +9,7 @@ import pytest
 
 import earmark
 from earmark.cli import main
-from earmark.sinks.prompts import audio_prompt, clock
+from earmark.sinks.prompts import audio_prompt
 from earmark.sinks.vlm import (
     QwenVL,
     image_refs,
@@ -18,6 +18,7 @@ from earmark.sinks.vlm import (
     qwen_messages,
     qwen_patchify,
 )
+from earmark.types import clock
 
 torch = pytest.importorskip("torch", reason="the VLM handoff test needs the [vlm] extra")
 transformers = pytest.importorskip("transformers", reason="the VLM handoff test needs the [vlm] extra")
@@ -135,13 +136,13 @@ def test_audio_prompt_points_at_anchors(indexed):
     plan = earmark.plan(indexed, "vit-p16", 196 * 12, "anchored", k=2, upscale=True)
     text = audio_prompt(plan)
     top = max(plan.anchors, key=lambda a: a.score)
-    assert f"A sound event at {clock(top.start_s)}–{clock(top.end_s)}" in text
+    assert f"A sound event at {clock(top.start_s, 0)}–{clock(top.end_s, 0)}" in text
     assert "For contrast, the frame at" in text
     labelled = audio_prompt(plan, labels=[["dog"], ["door", "knock"]], contrast=False)
     assert "A sound of dog at" in labelled and "It could be door or knock" in labelled
     assert "contrast" not in labelled
     custom = audio_prompt(plan, templates={"event": "EVENT {time}."})
-    assert f"EVENT {clock(top.time_s)}." in custom
+    assert f"EVENT {clock(top.time_s, 0)}." in custom
     uniform = earmark.plan(indexed, "vit-p16", 196 * 12, "uniform", upscale=True)
     assert audio_prompt(uniform) == "Nothing stood out in the audio; the frames are spread evenly."
 

@@ -48,6 +48,25 @@ def _f32(values: Any) -> np.ndarray:
     return arr
 
 
+def clock(seconds: float, decimals: int = 1) -> str:
+    """Seconds as a clock, the one formatter of times shown to people: ``m:ss.s`` (``h:mm:ss.s`` past an hour);
+    with ``decimals=0``, ``mm:ss`` (``h:mm:ss``), the way people write times in questions. Rounded first, so
+    59.96 s is ``1:00.0``, never ``0:60.0``.
+
+    >>> clock(83.44), clock(3723.0), clock(59.96), clock(83.44, 0), clock(3723.0, 0)
+    ('1:23.4', '1:02:03.0', '1:00.0', '01:23', '1:02:03')
+    """
+    total = round(max(0.0, float(seconds)), decimals)
+    h, rem = divmod(total, 3600)
+    m, sec = divmod(rem, 60)
+    if decimals == 0:
+        return f"{int(h)}:{int(m):02d}:{int(sec):02d}" if h else f"{int(m):02d}:{int(sec):02d}"
+    width = 3 + decimals
+    if h:
+        return f"{int(h)}:{int(m):02d}:{sec:0{width}.{decimals}f}"
+    return f"{int(m)}:{sec:0{width}.{decimals}f}"
+
+
 MAX_SIDE_PX = 16384
 """Largest side, in pixels, of a planned frame (what a plan asks the decoder to produce)."""
 

@@ -437,7 +437,7 @@ def prompt_cmd(source: str, model: str | None, budget: int | None, question: str
 def demo_cmd(out_dir: Path, quiet: bool) -> None:
     """Offline demo: make a sample video with sound events at known times, index it, compare with the truth."""
     from ..demo import DEMO_EVENTS, DEMO_PROBES, run_demo
-    from .render import fmt_time
+    from ..types import clock
 
     con = _console(quiet)
     result = run_demo(out_dir, progress=lambda msg: con.print(f"[dim]{msg}…[/]"))
@@ -453,8 +453,8 @@ def demo_cmd(out_dir: Path, quiet: bool) -> None:
         cells = []
         for p in DEMO_PROBES:
             a = hits[p][i]
-            cells.append(f"[green]✓ {fmt_time(a.time_s)}[/]" if a else "[red]✗ missed[/]")
-        table.add_row(ev.label, f"[{fmt_time(ev.start_s)}, {fmt_time(ev.end_s)})", *cells)
+            cells.append(f"[green]✓ {clock(a.time_s)}[/]" if a else "[red]✗ missed[/]")
+        table.add_row(ev.label, f"[{clock(ev.start_s)}, {clock(ev.end_s)})", *cells)
     table.add_row("", "", *[f"{sum(h is not None for h in hits[p])}/{len(DEMO_EVENTS)}" for p in DEMO_PROBES])
     con.print(table)
     for p in DEMO_PROBES:

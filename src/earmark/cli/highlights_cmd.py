@@ -13,8 +13,8 @@ from ..errors import ConfigError
 from ..highlights import EMBEDDINGS, SCORERS, HighlightConfig, check_highlight_config, highlights_of
 from ..sinks.clips import check_clips_folder, clip_files, cut_clips
 from ..sinks.edl import EDL_ORDERS, highlight_format, render_highlights, write_rendered
+from ..types import clock
 from .commands import _console, _given, _load_source, cli, probe_options
-from .render import fmt_time
 
 _H = {f.name: f.default for f in dataclasses.fields(HighlightConfig)}
 
@@ -88,8 +88,8 @@ def highlights_cmd(source: str, probe: str, scorer: str, embedding: str, top: in
     how = f"activation of the {h.embedding} embedding" if h.embedding else f"eventness of the {h.probe} probe"
     con.print(f"[bold]{escape(h.video)}[/]: {len(h.segments)} segments, {h.total_s:.2f} s ({how})")
     for g in h.segments:
-        con.print(f"  #{g.rank}  [{fmt_time(g.start_s)}, {fmt_time(g.end_s)})  {g.duration_s:5.2f} s  "
-                  f"peak z {g.score:5.2f} at {fmt_time(g.peak_s)}")
+        con.print(f"  #{g.rank}  [{clock(g.start_s)}, {clock(g.end_s)})  {g.duration_s:5.2f} s  "
+                  f"peak z {g.score:5.2f} at {clock(g.peak_s)}")
     for note in h.notes:
         con.print(f"[yellow]note:[/] {note}")
     for path, text in rendered.items():

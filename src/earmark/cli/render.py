@@ -6,16 +6,9 @@ import numpy as np
 from rich.table import Table
 from rich.text import Text
 
-from ..types import IndexResult, Plan, VideoInfo
+from ..types import IndexResult, Plan, VideoInfo, clock
 
 _BARS = "▁▂▃▄▅▆▇█"
-
-
-def fmt_time(s: float) -> str:
-    """Seconds as ``m:ss.s`` (or ``h:mm:ss.s`` past an hour)."""
-    h, rem = divmod(max(0.0, s), 3600)
-    m, sec = divmod(rem, 60)
-    return f"{int(h)}:{int(m):02d}:{sec:04.1f}" if h else f"{int(m)}:{sec:04.1f}"
 
 
 def sparkline(scores: np.ndarray, anchor_idx: set[int], width: int = 80) -> Text:
@@ -37,7 +30,7 @@ def index_table(result: IndexResult) -> Table:
     for col in ("anchor", "window", "time", "region", "score", "confidence", "source"):
         t.add_column(col, justify="right" if col not in ("source",) else "left")
     for i, a in enumerate(result.anchors, 1):
-        t.add_row(str(i), str(a.index), fmt_time(a.time_s), f"[{fmt_time(a.start_s)}, {fmt_time(a.end_s)})",
+        t.add_row(str(i), str(a.index), clock(a.time_s), f"[{clock(a.start_s)}, {clock(a.end_s)})",
                   f"{a.score:.1f}", f"{a.confidence:.2f}", a.source)
     if not result.anchors:
         t.add_row("-", "-", "-", "-", "-", "-", "none")
@@ -93,7 +86,7 @@ def plan_table(plan: Plan) -> Table:
         size = f"{f.width}x{f.height}" + (f" ({f.tiles} tiles)" if f.tiles else "")
         role = f.role + (f" #{f.anchor + 1}" if f.anchor is not None and f.role == "anchor" else "")
         style = "bold" if f.role == "anchor" else None
-        t.add_row(str(i), fmt_time(f.time_s), size, str(f.tokens), role, style=style)
+        t.add_row(str(i), clock(f.time_s), size, str(f.tokens), role, style=style)
     return t
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from .._io import write_text_atomic
 from ..errors import ConfigError
+from ..types import clock
 
 WIDTH = 1000
 """The width the page is first drawn at; in a browser the chart then fills the window (and redraws on resize)."""
@@ -278,12 +279,12 @@ def timeline_view(indexes: Sequence, plan=None, frames: Sequence = (), truth: Se
                      "anchors": [{"t": a.time_s, "x": x_of(a.time_s, duration), "x0": x_of(a.start_s, duration),
                                   "x1": x_of(a.end_s, duration)} for a in plan.anchors],
                      "probe": plan.config.get("probe"), "notes": list(plan.notes)}
-    ticks = [{"t": t, "x": x_of(t, duration), "label": _clock(t)} for t in _tick_times(duration)]
+    ticks = [{"t": t, "x": x_of(t, duration), "label": clock(t)} for t in _tick_times(duration)]
     view = {"title": title or Path(tl0.video).name, "video": tl0.video, "duration": duration,
             "width": WIDTH, "margin_l": MARGIN_L, "margin_r": MARGIN_R, "curve_h": CURVE_H, "head_h": HEAD_H,
             "curves": curves, "plan": plan_view, "truth_colour": TRUTH_COLOUR,
             "truth": [{"t0": s, "t1": e, "x0": x_of(s, duration), "x1": x_of(e, duration),
-                       "label": f"[{_clock(s)}, {_clock(e)})"} for s, e in truth],
+                       "label": f"[{clock(s)}, {clock(e)})"} for s, e in truth],
             "envelope": list(envelope_points), "labels": list(labels), "ticks": ticks,
             "anchor_times": sorted({a["t"] for c in curves[:1] for a in c["anchors"]}
                                    | ({a["t"] for a in plan_view["anchors"]} if plan_view else set()))}
@@ -295,11 +296,6 @@ def _tick_times(duration: float) -> list[float]:
     steps = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
     step = next((s for s in steps if duration / s <= 12), 3600)
     return [float(t) for t in np.arange(0, duration + 1e-9, step)]
-
-
-def _clock(t: float) -> str:
-    m, s = divmod(t, 60)
-    return f"{int(m)}:{s:04.1f}"
 
 
 def page_data(view: dict[str, Any]) -> str:
@@ -387,7 +383,7 @@ def record_view(rec: dict[str, Any]) -> dict[str, Any]:
             "plan": None, "envelope": [], "truth_colour": TRUTH_COLOUR,
             "truth": [{"t0": s0, "t1": e0, "x0": x_of(s0, duration), "x1": x_of(e0, duration),
                        "label": f"{rec['category']} [{s0}, {e0})"}] if e0 > s0 else [], "labels": [rec["category"]],
-            "ticks": [{"t": t, "x": x_of(t, duration), "label": _clock(t)} for t in _tick_times(duration)],
+            "ticks": [{"t": t, "x": x_of(t, duration), "label": clock(t)} for t in _tick_times(duration)],
             "anchor_times": sorted({a["t"] for a in curves[0]["anchors"]}) if curves else [],
             "strategies": strategies}
     view["layout"] = _layout(view, 0.0, len(strategies) * 34)

@@ -13,8 +13,8 @@ import numpy as np
 
 from .._io import write_text_atomic
 from ..highlights import Highlights
-from ..types import Anchor, IndexResult
-from .html import _clock, _env, envelope, page_data, timeline_view
+from ..types import Anchor, IndexResult, clock
+from .html import _env, envelope, page_data, timeline_view
 
 
 def _segment_anchors(result: IndexResult, h: Highlights) -> tuple[Anchor, ...]:
@@ -47,7 +47,7 @@ def reel_view(result: IndexResult, h: Highlights, out: Path, clip_files: dict[in
     for g in sorted(h.segments, key=lambda g: g.rank):
         name = files.get(g.rank)
         rows.append({"rank": g.rank, "start_s": g.start_s, "end_s": g.end_s, "duration_s": g.duration_s,
-                     "score": g.score, "start": _clock(g.start_s), "end": _clock(g.end_s),
+                     "score": g.score, "start": clock(g.start_s), "end": clock(g.end_s),
                      "clip": _relative(Path(clips_dir) / name, out.parent) if name and clips_dir else None,
                      "clip_name": name})
     src = _relative(h.video, out.parent) if Path(h.video).exists() else None

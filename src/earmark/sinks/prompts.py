@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping, Sequence
 from importlib import resources
 
-from ..types import Plan
+from ..types import Plan, clock
 
 TEMPLATE_KEYS = ("preamble", "event", "event_labelled", "alternatives", "contrast", "no_event")
 
@@ -19,14 +19,6 @@ def load_templates() -> dict[str, str]:
     """The shipped prompt templates (``earmark/prompts/templates.json``)."""
     text = resources.files("earmark.prompts").joinpath("templates.json").read_text(encoding="utf-8")
     return json.loads(text)
-
-
-def clock(seconds: float) -> str:
-    """``mm:ss`` (``h:mm:ss`` past an hour), the way people write times in questions."""
-    s = int(round(max(0.0, seconds)))
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"
 
 
 POINTING_SOURCES = ("audio", "visual", "hybrid", "transfer", "oracle")
@@ -62,8 +54,8 @@ def audio_prompt(plan: Plan, labels: Sequence[Sequence[str]] | None = None, *, c
         best = max(group, key=lambda i: (anchors[i].score, -anchors[i].time_s))
         a = anchors[best]
         names = list(labels[best]) if labels is not None and best < len(labels) else []
-        fields = {"start": clock(min(anchors[i].start_s for i in group)),
-                  "end": clock(max(anchors[i].end_s for i in group)), "time": clock(a.time_s)}
+        fields = {"start": clock(min(anchors[i].start_s for i in group), 0),
+                  "end": clock(max(anchors[i].end_s for i in group), 0), "time": clock(a.time_s, 0)}
         if a.source in ("visual", "transfer"):
             parts.append(t["event_visual"].format(**fields))
         elif len(names) == 1:
@@ -75,5 +67,5 @@ def audio_prompt(plan: Plan, labels: Sequence[Sequence[str]] | None = None, *, c
                                                       **fields))
     if contrast and plan.frames:
         far = max(plan.frames, key=lambda f: (min(abs(f.time_s - a.time_s) for a in anchors), -f.time_s))
-        parts.append(t["contrast"].format(contrast=clock(far.time_s)))
+        parts.append(t["contrast"].format(contrast=clock(far.time_s, 0)))
     return " ".join(parts)
