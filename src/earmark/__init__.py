@@ -14,7 +14,7 @@ fixed visual token budget where the audio points.
 from __future__ import annotations
 
 from ._version import __version__
-from .anchors import AnchorConfig, anchors, merge_regions
+from .anchors import AnchorConfig, anchors, merge_regions, with_anchors
 from .budget.costs import cost_model, cost_model_names
 from .budget.planner import BudgetTooSmallError, PlanConfig, budget_sweep, plan, plan_sweep
 from .errors import (
@@ -71,6 +71,7 @@ __all__ = [
     "VideoStreamInfo",
     "__version__",
     "anchors",
+    "with_anchors",
     "budget_sweep",
     "cost_model",
     "cost_model_names",

@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 
 from .errors import ConfigError
-from .types import Anchor, Timeline
+from .types import Anchor, IndexResult, Timeline, VideoInfo
 
 _EPS = 1e-9
 
@@ -331,6 +331,19 @@ def fit_k(cfg: AnchorConfig, n_windows: int, video: str = "") -> AnchorConfig:
                                  f"{n_windows} window{'s' if n_windows != 1 else ''}: using k={n_windows}"),
                   stacklevel=3)
     return replace(cfg, k=n_windows)
+
+
+def with_anchors(info: VideoInfo, timeline: Timeline, config: AnchorConfig | None = None) -> IndexResult:
+    """A video's :class:`~earmark.types.IndexResult`: ``timeline`` with its anchors chosen by ``config`` (K at most
+    the windows, with a warning) and the settings used, as ``earmark index`` saves it.
+
+    >>> res = with_anchors(earmark.info("clip.mp4"), earmark.index("clip.mp4"))   # doctest: +SKIP
+    >>> len(res.anchors), res.anchor_config["k"]                                 # doctest: +SKIP
+    (2, 2)
+    """
+    cfg = fit_k(config or AnchorConfig(), len(timeline), timeline.video)
+    return IndexResult(info=info, timeline=timeline, anchors=tuple(anchors(timeline, config=cfg)),
+                       anchor_config=cfg.to_dict())
 
 
 def probe_family(probe: str) -> str:

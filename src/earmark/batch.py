@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from ._io import dumps_json, one_blas_thread, write_atomic, write_text_atomic
-from .anchors import AnchorConfig, anchors, check_anchor_config
+from .anchors import AnchorConfig, check_anchor_config, with_anchors
 from .budget.planner import PlanConfig
 from .errors import ConfigError, EarmarkError, MediaError, SchemaError
 from .types import FINGERPRINT, int_field, list_field, number_field, object_field, read_fields, shown, text_field
@@ -296,7 +296,6 @@ def _stages(job: VideoJob, timings: dict[str, float]) -> tuple[dict[str, dict], 
     from .index import index
     from .media.probe import info
     from .probes import window_grid
-    from .types import IndexResult
 
     cfg = job.config
     t = time.perf_counter()
@@ -307,7 +306,8 @@ def _stages(job: VideoJob, timings: dict[str, float]) -> tuple[dict[str, dict], 
     t = time.perf_counter()
     tl = index(job.path, probe=cfg.probe, hop_s=cfg.hop_s, window_s=cfg.window_s, audio_stream=cfg.audio_stream,
                video_info=vi, jobs=1, **cfg.index_options())
-    chosen = tuple(anchors(tl, config=cfg.anchors))
+    result = with_anchors(vi, tl, cfg.anchors)
+    chosen = result.anchors
     timings["index_s"] = time.perf_counter() - t
     facts: dict[str, Any] = {"fingerprint": vi.fingerprint, "duration_s": vi.duration_s, "windows": len(tl),
                              "anchors": len(chosen), "notes": list(tl.notes)}
@@ -315,7 +315,6 @@ def _stages(job: VideoJob, timings: dict[str, float]) -> tuple[dict[str, dict], 
     tables = {"windows": _window_columns(tl, chosen), "anchors": _anchor_columns(tl, chosen)}
     if cfg.plan_model is not None:
         t = time.perf_counter()
-        result = IndexResult(info=vi, timeline=tl, anchors=chosen, anchor_config=cfg.anchors.to_dict())
         k = len(chosen) if cfg.anchors.k is None else min(cfg.anchors.k, len(tl))
         p = make_plan(result, cfg.plan_model, int(cfg.budget or 0), cfg.strategy, k=k, **cfg.plan_options)
         timings["plan_s"] = time.perf_counter() - t

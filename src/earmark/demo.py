@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ._io import write_json_atomic
-from .anchors import AnchorConfig, anchors
+from .anchors import AnchorConfig, with_anchors
 from .budget.planner import plan
 from .index import index
 from .media.frames import save_frames
@@ -94,7 +94,7 @@ def run_demo(out_dir: str | Path = "earmark-demo", progress: Callable[[str], Non
     for probe in DEMO_PROBES:
         say(f"indexing with {probe}")
         tl = index(video, probe=probe, video_info=vi)
-        result = IndexResult(vi, tl, tuple(anchors(tl, config=DEMO_ANCHORS)), DEMO_ANCHORS.to_dict())
+        result = with_anchors(vi, tl, DEMO_ANCHORS)
         results[probe] = result
         outputs.append(write_json(result, out / f"index.{probe}.json"))
     plans = {}

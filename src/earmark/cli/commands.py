@@ -15,7 +15,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from .._extras import require_extra
 from .._io import dumps_json
 from .._version import __version__
-from ..anchors import ANCHOR_MODES, AnchorConfig, anchors, check_anchor_config, fit_k
+from ..anchors import ANCHOR_MODES, AnchorConfig, anchors, check_anchor_config, with_anchors
 from ..budget.costs import cost_model, cost_model_names
 from ..budget.planner import ASPECTS, DEFAULT_MAX_FRAMES, FITS, SHAPES, STRATEGIES, PlanConfig, plan
 from ..errors import ConfigError, EarmarkError
@@ -240,8 +240,7 @@ def _index_one(video: str, probe: str, hop_s: float, window_s: float, audio_stre
 
         tl = run_index(video, probe=probe, hop_s=hop_s, window_s=window_s, audio_stream=audio_stream,
                        video_info=vi, jobs=jobs, progress=progress, **(probe_kw or {}))
-    cfg = fit_k(cfg, len(tl), video)  # a short video: the anchors it holds (warns once)
-    return IndexResult(info=vi, timeline=tl, anchors=tuple(anchors(tl, config=cfg)), anchor_config=cfg.to_dict())
+    return with_anchors(vi, tl, cfg)
 
 
 def _print_result(con: Console, result: IndexResult) -> None:

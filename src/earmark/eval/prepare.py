@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..anchors import AnchorConfig, anchors
+from ..anchors import AnchorConfig, with_anchors
 from ..budget.planner import plan as make_plan
 from ..index import index as index_audio
 from ..media.audio import stream_audio
@@ -144,8 +144,7 @@ def _run_clip(job: ClipJob) -> ClipResult:
     for probe in job.probes:
         kw = {"weights": weights[probe]} if probe in weights else {}
         tl = index_audio(job.path, probe=probe, video_info=vi, jobs=1, **kw)
-        indexes[probe] = IndexResult(vi, tl, tuple(anchors(tl, config=replace(job.anchor, k=job.k))),
-                                     job.anchor.to_dict())
+        indexes[probe] = with_anchors(vi, tl, replace(job.anchor, k=job.k))
     seconds["index"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     source = indexes[job.probes[0]]
