@@ -240,3 +240,79 @@ def _gap_notes(vi: VideoInfo, audio_start_s: float, audio_end_s: float) -> list[
         notes.append(f"audio is shorter than the video: it ends at {audio_end_s:.2f} s but the video runs to "
                      f"{vi.duration_s:.2f} s; later windows have no audio (confidence 0)")
     return notes
+
+
+# --------------------------------------------------------------------------------------------- question
+
+
+def condition_on_question(result: Any, question: str, model: Any = None, *, alpha: float | None = None,
+                          norm: str | None = None, segment_s: float | None = None,
+                          relevance: np.ndarray | None = None, model_record: dict[str, Any] | None = None) -> Any:
+    """An index whose scores answer ``question`` as well as the sound.
+
+    Each window's picture is scored against the question by a local CLIP/SigLIP ``model`` (a folder or a loaded
+    :class:`~earmark.probes.question.TextImageModel`; or ``relevance``, one cosine similarity per window, with
+    ``model_record`` saying what made it); both scores are normalised (``norm``: ``global`` or ``segment``, robust
+    z within ``segment_s`` s); windows whose semantic labels name the question gain LABEL_BONUS; and the two are
+    mixed: ``(1 - alpha) * sound + alpha * question`` (default DEFAULT_ALPHA, 0.5). Anchors are chosen again from
+    the mixed scores with the index's anchor settings; the question, ``alpha``, the normalisation and the model
+    (path, weights digest) are recorded in the timeline's ``probe_config["question"]``, which plans copy. Every
+    window counts as covered (the picture covers it) unless ``alpha`` is 0.
+
+    >>> res = condition_on_question(earmark_index_result, "when does the dog bark?", "clip-folder/")  # doctest: +SKIP
+    >>> earmark.plan(res, "qwen2.5-vl", 640).config["question"]["alpha"]                           # doctest: +SKIP
+    0.5
+    """
+    from .anchors import AnchorConfig, anchors
+    from .probes.question import (
+        DEFAULT_ALPHA,
+        DEFAULT_NORM,
+        DEFAULT_SEGMENT_S,
+        LABEL_BONUS,
+        TextImageModel,
+        combine,
+        label_match,
+        window_relevance,
+    )
+    from .probes.question import normalise as normalise_scores
+
+    norm = DEFAULT_NORM if norm is None else norm
+    alpha = DEFAULT_ALPHA if alpha is None else alpha
+    segment_s = DEFAULT_SEGMENT_S if segment_s is None else float(segment_s)
+    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0.0 <= alpha <= 1.0:
+        raise ConfigError(f"--alpha must be between 0 (sound only) and 1 (question only), got {alpha!r}")
+    if not isinstance(question, str) or not question.strip():
+        raise ConfigError("--question must be a non-empty text")
+    tl = result.timeline
+    if relevance is None:
+        if model is None:
+            raise ConfigError("--question needs --text-image-model DIR (a local CLIP or SigLIP folder)")
+        tm = model if isinstance(model, TextImageModel) else TextImageModel.from_pretrained(model)
+        relevance = window_relevance(result.info.path, question, tm, tl.starts, tl.window_s, tl.duration_s,
+                                     video_info=result.info)
+        model_record = {"path": tm.path, "type": tm.kind, "weights_sha256": tm.digest}
+    relevance = np.asarray(relevance, np.float64)
+    if relevance.shape != (len(tl),):
+        raise ConfigError(f"{len(relevance)} relevance values for {len(tl)} windows")
+    q = normalise_scores(relevance, norm, tl.hop_s, segment_s)
+    match = label_match(question, tl.labels)
+    if match is not None:
+        q = q + LABEL_BONUS * match
+    # The sound's scores are already robust z over the video; segment-local ones re-centre each segment with a
+    # scale never below the video's own (1 in z units), so a flat stretch is not blown up into events.
+    a = np.asarray(tl.scores, np.float64) if norm == "global" else normalise_scores(tl.scores, norm, tl.hop_s,
+                                                                                    segment_s, min_scale=1.0)
+    scores = combine(a, q, float(alpha))
+    coverage = np.ones(len(tl), np.float32) if alpha > 0 else tl.coverage
+    z_ref = float(tl.probe_config.get("z_ref", 3.0)) if isinstance(tl.probe_config, dict) else 3.0
+    confidence = coverage * (1.0 - np.power(0.5, np.maximum(scores, 0.0) / z_ref))
+    record = {"text": question, "alpha": float(alpha), "norm": norm, "segment_s": segment_s,
+              "label_bonus": LABEL_BONUS if match is not None else 0.0, "model": model_record}
+    new = dataclasses.replace(tl, probe=f"{tl.probe}+question", probe_config={**tl.probe_config, "question": record},
+                              scores=scores, coverage=coverage, confidence=confidence.astype(np.float32),
+                              notes=(*tl.notes, f"scores: (1 - {alpha:g}) x sound + {alpha:g} x question "
+                                                f"({norm} robust z), question {question!r}"))
+    stored = {k: v for k, v in result.anchor_config.items() if k in AnchorConfig.__dataclass_fields__}
+    cfg = AnchorConfig(**stored)
+    chosen = tuple(a for a in anchors(new, config=cfg))
+    return dataclasses.replace(result, timeline=new, anchors=chosen)

@@ -749,7 +749,15 @@ def _plan(source, model: str | CostModel, budget: int, strategy: str, config: Pl
                 strategy=strategy, budget=int(budget), target_tokens=target, frames=tuple(frames),
                 anchors=tuple(used), seed=cfg.seed if strategy == "random" else None,
                 config={**cfg.to_dict(), "aspect": aspect, "fit": fit, "frames": n_frames,
-                        "probe": timeline.probe, "anchor_settings": anchor_settings}, fit=fit, notes=tuple(notes))
+                        "probe": timeline.probe, "anchor_settings": anchor_settings, **_question_record(timeline)},
+                fit=fit, notes=tuple(notes))
+
+
+def _question_record(timeline: Any) -> dict[str, Any]:
+    """``{"question": ...}`` when the index was conditioned on a question (``earmark.index.condition_on_question``:
+    the question, alpha, normalisation and model), else nothing, so other plans are unchanged."""
+    q = timeline.probe_config.get("question") if isinstance(timeline.probe_config, dict) else None
+    return {"question": q} if q is not None else {}
 
 
 def held_frames(duration_s: float, fps: float | None) -> int | None:

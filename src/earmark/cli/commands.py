@@ -23,6 +23,8 @@ from ..index import index as run_index
 from ..media.frames import FRAME_FORMATS, SEEK_POLICIES, save_frames
 from ..media.probe import info as probe_info
 from ..probes import get_probe, probe_classes, probe_names, window_grid
+from ..probes.question import DEFAULT_ALPHA, DEFAULT_NORM, DEFAULT_SEGMENT_S
+from ..probes.question import NORMS as QUESTION_NORMS
 from ..sinks.export import (
     output_kind,
     read_index,
@@ -284,6 +286,56 @@ def plan_options(f):
     return wrapper
 
 
+def question_options(f):
+    """``--text-image-model --alpha --question-norm``: plan for the question too (collected into ``question_kw``)."""
+    opts = [
+        click.option("--text-image-model", type=click.Path(path_type=str), default=None, metavar="DIR",
+                     help="A local CLIP or SigLIP folder: score each second's picture against the question and "
+                          "plan for the question as well as the sound."),
+        click.option("--alpha", type=float, default=None,
+                     help=f"Sound vs question: 0 sound only, 1 question only [default: {DEFAULT_ALPHA}]."),
+        click.option("--question-norm", type=click.Choice(QUESTION_NORMS), default=None,
+                     help=f"Normalise scores over the whole video or within {DEFAULT_SEGMENT_S:g} s segments "
+                          f"[default: {DEFAULT_NORM}]."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        return f(*args, question_kw={n: kwargs.pop(n) for n in ("text_image_model", "alpha", "question_norm")},
+                 **kwargs)
+
+    return wrapper
+
+
+def _question_model(question: str | None, question_kw: dict):
+    """The text-image model to plan for ``question`` with, loaded before any decoding; None when not asked for."""
+    folder = question_kw["text_image_model"]
+    if folder is None:
+        extra = [n for n in ("alpha", "question_norm") if question_kw[n] is not None]
+        if extra:
+            raise ConfigError(f"--{extra[0].replace('_', '-')} weighs the question against the sound: it needs "
+                              f"--text-image-model DIR (a local CLIP or SigLIP folder)")
+        return None
+    if not question:
+        raise ConfigError("--text-image-model scores pictures against a question: give --question TEXT")
+    alpha = question_kw["alpha"]
+    if alpha is not None and not 0.0 <= alpha <= 1.0:
+        raise ConfigError(f"--alpha must be between 0 (sound only) and 1 (question only), got {alpha}")
+    from ..probes.question import TextImageModel
+
+    return TextImageModel.from_pretrained(folder)
+
+
+def _for_question(result: IndexResult, question: str | None, model, question_kw: dict) -> IndexResult:
+    if model is None:
+        return result
+    from ..index import condition_on_question
+
+    return condition_on_question(result, question, model, alpha=question_kw["alpha"], norm=question_kw["question_norm"])
+
+
 def _given(name: str) -> bool:
     """Whether option ``name`` of the running command was set on the command line (not left at its default)."""
     src = click.get_current_context().get_parameter_source(name)
@@ -339,21 +391,28 @@ MODEL_HELP = (f"Target model: {', '.join(cost_model_names())}. Any case; Hugging
 @click.option("--strategy", default=_P.strategy, show_default=True, type=click.Choice(STRATEGIES))
 @plan_options
 @click.option("--truth", default=None, metavar="FILE|S:E,...", help="Ground-truth intervals for --strategy oracle.")
+@click.option("--question", default=None, help="Plan for this question too (with --text-image-model).")
+@question_options
 @click.option("--probe", default="energy", show_default=True, help="Probe used when SOURCE is a video.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=str), default=None, help="Write the plan JSON.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan JSON to stdout.")
 @click.option("-q", "--quiet", is_flag=True)
 @anchor_options
 @probe_options
-def plan_cmd(source: str, model: str, budget: int, strategy: str, plan_kw: dict, truth: str | None, probe: str,
-             out: str | None, as_json: bool, quiet: bool, probe_kw: dict, anchor_cfg: AnchorConfig,
-             anchor_given: set[str]) -> None:
+def plan_cmd(source: str, model: str, budget: int, strategy: str, plan_kw: dict, truth: str | None,
+             question: str | None, question_kw: dict, probe: str, out: str | None, as_json: bool, quiet: bool,
+             probe_kw: dict, anchor_cfg: AnchorConfig, anchor_given: set[str]) -> None:
     """Plan a visual token budget over SOURCE (a video, or an index JSON from `earmark index`)."""
     cost_model(model)  # unknown names fail before any decoding
     if strategy == "oracle" and not truth:
         raise ConfigError("--strategy oracle needs --truth FILE|S:E,... (the labelled events)")
+    if question is not None and question_kw["text_image_model"] is None:
+        raise ConfigError("--question plans for a question by scoring pictures against it: it needs "
+                          "--text-image-model DIR (a local CLIP or SigLIP folder)")
+    text_image = _question_model(question, question_kw)
     con = _console(quiet or as_json)
     result = _load_source(source, probe, con, True, probe_kw, anchor_cfg, anchor_given, _given("probe"))
+    result = _for_question(result, question, text_image, question_kw)
     p = plan(result, model, budget, strategy, k=anchor_cfg.k, truth=_truth(truth), **plan_kw)
     if as_json:
         click.echo(dumps_json(p.to_dict()), nl=False)
@@ -394,6 +453,7 @@ def extract_cmd(video: str, plan_path: str, out_dir: str, fmt: str, seek: str, q
 @click.option("--strategy", default=_P.strategy, show_default=True,
               type=click.Choice([s for s in STRATEGIES if s != "oracle"]))
 @plan_options
+@question_options
 @click.option("--probe", default="energy", show_default=True, help="Probe to index the audio with.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=str), help="messages.json to write.")
 @click.option("--inline", is_flag=True, help="Embed the frames as base64 JPEG instead of files next to the JSON.")
@@ -402,15 +462,16 @@ def extract_cmd(video: str, plan_path: str, out_dir: str, fmt: str, seek: str, q
 @anchor_options
 @probe_options
 def prompt_cmd(source: str, model: str | None, budget: int | None, question: str, plan_file: str | None,
-               strategy: str, plan_kw: dict, probe: str, out: str, inline: bool, no_audio_prompt: bool, quiet: bool,
-               probe_kw: dict, anchor_cfg: AnchorConfig, anchor_given: set[str]) -> None:
+               strategy: str, plan_kw: dict, question_kw: dict, probe: str, out: str, inline: bool,
+               no_audio_prompt: bool, quiet: bool, probe_kw: dict, anchor_cfg: AnchorConfig,
+               anchor_given: set[str]) -> None:
     """Index -> plan -> extract -> messages for a VLM (Qwen-VL, InternVL or OpenAI-style chat). SOURCE is a video or
     an index JSON (its video is read from the path it records)."""
     from ..sinks.vlm import write_messages
 
     con = _console(quiet)
     if plan_file:
-        clash = [o for o in ("model", "budget", "strategy", "k", *plan_kw, *anchor_given) if _given(o)]
+        clash = [o for o in ("model", "budget", "strategy", "k", *plan_kw, *anchor_given, *question_kw) if _given(o)]
         if clash:
             raise ConfigError(f"--plan {plan_file} already fixes the frames: drop --{clash[0].replace('_', '-')}")
         p = read_plan(plan_file)
@@ -419,7 +480,9 @@ def prompt_cmd(source: str, model: str | None, budget: int | None, question: str
         if model is None or budget is None:
             raise click.UsageError("--model and --budget are required unless --plan is given")
         cost_model(model)
+        text_image = _question_model(question, question_kw)  # --text-image-model: plan for the question too
         result = _load_source(source, probe, con, True, probe_kw, anchor_cfg, anchor_given, _given("probe"))
+        result = _for_question(result, question, text_image, question_kw)
         p = plan(result, model, budget, strategy, k=anchor_cfg.k, **plan_kw)
         video = result.info.path
     path, n_frames, folder = write_messages(video, p, question, out, inline=inline, audio_prompt=not no_audio_prompt)

@@ -34,6 +34,15 @@ class EarmarkOptions:
     ratio: float = 4.0
     seed: int = 0
     upscale: bool = False
+    question: str | None = None
+    """Plan for this question as well as the sound (needs ``text_image_model``; see
+    :func:`earmark.index.condition_on_question`)."""
+    text_image_model: str | None = None
+    """A local CLIP or SigLIP folder that scores each second's picture against ``question``."""
+    alpha: float | None = None
+    """Sound vs question: 0 sound only, 1 question only (default 0.5)."""
+    question_norm: str | None = None
+    """``global`` or ``segment`` (default) robust z-scores."""
 
     def __post_init__(self) -> None:
         if isinstance(self.budget, bool) or not isinstance(self.budget, int) or self.budget < 1:
@@ -53,6 +62,20 @@ class EarmarkOptions:
             raise ConfigError(f"earmark option ratio must be a finite number >= 1, got {self.ratio!r}")
         if not isinstance(self.upscale, bool):
             raise ConfigError(f"earmark option upscale must be true or false, got {self.upscale!r}")
+        for name in ("question", "text_image_model", "question_norm"):
+            v = getattr(self, name)
+            if v is not None and not (isinstance(v, str) and v.strip()):
+                raise ConfigError(f"earmark option {name} must be a non-empty text, got {v!r}")
+        if self.alpha is not None and (isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float))
+                                       or not 0 <= self.alpha <= 1):
+            raise ConfigError(f"earmark option alpha must be between 0 (sound only) and 1 (question only), got "
+                              f"{self.alpha!r}")
+        if (self.question is None) != (self.text_image_model is None):
+            raise ConfigError("earmark options question and text_image_model go together: the model scores each "
+                              "second's picture against the question")
+        if self.question is None and (self.alpha is not None or self.question_norm is not None):
+            raise ConfigError("earmark options alpha and question_norm weigh a question: give question and "
+                              "text_image_model")
 
     @classmethod
     def from_mapping(cls, options: Any, where: str = "earmark") -> EarmarkOptions:
@@ -84,24 +107,29 @@ OPTION_KEYS: tuple[str, ...] = tuple(f.name for f in fields(EarmarkOptions))
 def plan_video(video: str | Path, options: EarmarkOptions, default_model: str) -> tuple[Plan, list[Frame]]:
     """Index ``video``'s audio, plan ``options.budget`` tokens of ``options.model`` (or ``default_model``) and decode
     the planned frames (each at its planned size, with its real presentation time)."""
-    from ..anchors import AnchorConfig, anchors, check_anchor_config, fit_k
+    from ..anchors import AnchorConfig, check_anchor_config, with_anchors
     from ..budget.costs import cost_model
     from ..budget.planner import plan
-    from ..index import index
+    from ..index import condition_on_question, index
     from ..media.frames import extract
     from ..media.probe import info
     from ..probes import window_grid
-    from ..types import IndexResult
 
     video = str(video)
     model = options.model or default_model
     cost_model(model)  # an unknown name fails before any decoding
+    text_image = None
+    if options.question is not None:  # a bad model folder fails before any decoding too
+        from ..probes.question import TextImageModel
+
+        text_image = TextImageModel.from_pretrained(options.text_image_model)
     vi = info(video)
     cfg = AnchorConfig(k=max(1, options.k))
     check_anchor_config(cfg, window_grid(vi.duration_s, 1.0, 1.0).n, vi.duration_s, video)
-    tl = index(video, probe=options.probe, video_info=vi)
-    cfg = fit_k(cfg, len(tl), video)
-    source = IndexResult(info=vi, timeline=tl, anchors=tuple(anchors(tl, config=cfg)), anchor_config=cfg.to_dict())
+    source = with_anchors(vi, index(video, probe=options.probe, video_info=vi), cfg)
+    if text_image is not None:
+        source = condition_on_question(source, options.question, text_image, alpha=options.alpha,
+                                       norm=options.question_norm)
     overrides: dict[str, Any] = {"ratio": float(options.ratio), "seed": options.seed, "upscale": options.upscale}
     if options.frames is not None:
         overrides["frames"] = options.frames

@@ -1,0 +1,213 @@
+"""Question-conditioned plans: pictures scored against the question by a local CLIP/SigLIP, mixed with the sound.
+
+The text-image models here are tiny and randomly initialised (saved to a temp dir and loaded back through the real
+loader): they test the plumbing and the arithmetic, not semantics. Where behaviour is tested, the relevance is
+given as numbers (``relevance=``), so the test knows what the right anchors are.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import earmark
+from earmark.cli import main
+from earmark.errors import ConfigError
+from earmark.index import condition_on_question
+from earmark.probes.question import (
+    LABEL_BONUS,
+    TextImageModel,
+    combine,
+    label_match,
+    normalise,
+    question_words,
+    window_relevance,
+)
+
+torch = pytest.importorskip("torch", reason="question plans need the [vlm] extra")
+pytest.importorskip("transformers", reason="question plans need the [vlm] extra")
+
+
+def _tokenizer(d):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = ["[PAD]", "[BOS]", "[EOS]", "[UNK]", "when", "does", "the", "dog", "bark", "appear", "horse", "?"]
+    tk = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tk.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
+    PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="[UNK]", pad_token="[PAD]").save_pretrained(d)
+
+
+@pytest.fixture(scope="module", params=["clip", "siglip"])
+def text_image_dir(request, tmp_path_factory):
+    """A one-layer CLIP or SigLIP with random weights, its PIL image processor and a word-level tokenizer."""
+    d = tmp_path_factory.mktemp(f"tiny-{request.param}")
+    torch.manual_seed(0)
+    text = dict(vocab_size=16, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                max_position_embeddings=16, pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32,
+                  patch_size=8)
+    if request.param == "clip":
+        from transformers import CLIPConfig, CLIPModel
+        from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+        CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).save_pretrained(d)
+        CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(d)
+    else:
+        from transformers import SiglipConfig, SiglipModel
+        from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
+
+        SiglipModel(SiglipConfig(text_config=text, vision_config=vision)).save_pretrained(d)
+        SiglipImageProcessorPil(size={"height": 32, "width": 32}).save_pretrained(d)
+    _tokenizer(d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def indexed(events_mp4):
+    tl = earmark.index(events_mp4)
+    return earmark.IndexResult(earmark.info(events_mp4), tl, tuple(earmark.anchors(tl, k=2)),
+                               earmark.AnchorConfig(k=2).to_dict())
+
+
+def test_normalise_combine_and_labels_in_numbers():
+    drift = np.array([1, 2, 3, 2, 1, 11, 12, 13, 12, 11.0])  # the second half sits 10 higher
+    g = normalise(drift, "global")
+    s = normalise(drift, "segment", 1.0, 5.0)
+    assert np.argmax(g) == 7 and (g[:5] < 0).all()  # global: the first half never stands out
+    assert s[2] == s[7] == pytest.approx(1 / 1.4826)  # segment-local: each half's peak stands out alike
+    assert normalise(np.zeros(4), "global").tolist() == [0, 0, 0, 0]  # flat: no division by zero
+    assert combine([1.0, -1.0], [-1.0, 3.0], 0.25).tolist() == [0.5, 0.0]
+    with pytest.raises(ConfigError, match="--alpha must be between 0"):
+        combine([1.0], [1.0], 1.5)
+    with pytest.raises(ConfigError, match="normalisation must be one of global, segment"):
+        normalise(drift, "local")
+    assert question_words("When does the dog bark?") == {"dog", "bark"}
+    assert label_match("when do the dogs appear?", [("Dog", "Bark"), ("Speech",), ()]).tolist() == [1, 0, 0]
+    assert label_match("what is it", None) is None
+
+
+def test_relevance_is_the_cosine_of_each_windows_thumbnail_and_the_question(text_image_dir, indexed):
+    from earmark.media.frames import decode_at
+
+    tm = TextImageModel.from_pretrained(text_image_dir)
+    tl = indexed.timeline
+    rel = window_relevance(indexed.info.path, "when does the dog bark?", tm, tl.starts, tl.window_s, tl.duration_s)
+    assert rel.shape == (len(tl),) == (12,) and rel.dtype == np.float32
+    side = tm.image_size
+    thumbs = [f.image for f in decode_at(indexed.info.path, [s + 0.5 for s in tl.starts], (side, side), fit="pad")]
+    img = tm.embed_images(thumbs)
+    txt = tm.embed_text("when does the dog bark?")
+    np.testing.assert_allclose(rel, img @ txt, rtol=1e-5, atol=1e-6)
+    assert np.allclose(np.linalg.norm(img, axis=1), 1) and np.isclose(np.linalg.norm(txt), 1)
+    again = window_relevance(indexed.info.path, "when does the dog bark?", tm, tl.starts, tl.window_s,
+                             tl.duration_s)
+    assert again.tobytes() == rel.tobytes()  # deterministic
+    assert len(tm.digest) == 16 and tm.kind in ("clip", "siglip")
+
+
+def test_alpha_moves_the_anchors_from_the_sound_to_the_question(indexed):
+    """Sound events at seconds 2, 6, 9; the (given) relevance peaks at seconds 4 and 11."""
+    rel = np.full(12, 0.1)
+    rel[4], rel[11] = 0.9, 0.8
+    rel += np.linspace(0, 0.01, 12)  # a little spread, so the robust scale is not the floor
+    sound = sorted(int(a.time_s) for a in indexed.anchors)
+    assert len(sound) == 2 and set(sound) <= {2, 6, 9}  # two of the three sound events
+    got = {}
+    for alpha in (0.0, 0.5, 1.0):
+        res = condition_on_question(indexed, "when does the dog bark?", relevance=rel, alpha=alpha, norm="global",
+                                    model_record={"path": "given"})
+        got[alpha] = sorted(int(a.time_s) for a in res.anchors)
+        q = res.timeline.probe_config["question"]
+        assert q == {"text": "when does the dog bark?", "alpha": alpha, "norm": "global", "segment_s": 30.0,
+                     "label_bonus": 0.0, "model": {"path": "given"}}
+        assert res.timeline.probe == "energy+question"
+    assert got[0.0] == sound  # sound only: the audio's anchors
+    assert got[1.0] == [4, 11]  # question only: the relevant pictures
+    assert 4 in got[0.5]  # both: the strongest question peak beats the weaker sound events
+    # Labels from a semantic probe that name the question add LABEL_BONUS to the question's score.
+    labelled = earmark.IndexResult(indexed.info, __import__("dataclasses").replace(
+        indexed.timeline, labels=tuple(("Dog",) if i == 7 else () for i in range(12))), (), indexed.anchor_config)
+    res = condition_on_question(labelled, "when does the dog bark?", relevance=np.zeros(12), alpha=1.0,
+                                norm="global")
+    best = max(res.anchors, key=lambda a: a.score)
+    assert int(best.time_s) == 7 and res.timeline.scores[7] == pytest.approx(LABEL_BONUS)
+
+
+@pytest.mark.parametrize(("model", "budget", "strategies"), [
+    ("vit-p16", 1960, ("anchored", "dense-at-anchors", "random")),
+    ("qwen2.5-vl", 640, ("anchored", "dense-at-anchors")),
+    ("qwen3-vl-video", 1536, ("anchored", "dense-at-anchors")),
+    ("internvl", 12 * 256, ("anchored", "dense-at-anchors")),
+    ("llava-onevision", 12 * 196, ("dense-at-anchors",)),
+    ("pooled-1+vit-p16", 12 * 196, ("skim", "anchored")),
+])
+def test_question_plans_are_equal_token_and_record_the_question(indexed, model, budget, strategies):
+    rel = np.linspace(0, 1, 12) ** 4
+    res = condition_on_question(indexed, "when does the horse appear?", relevance=rel, alpha=0.7,
+                                model_record={"path": "clip/", "weights_sha256": "0123456789abcdef"})
+    uniform = earmark.plan(res, model, budget, "uniform", upscale=True)
+    for strategy in strategies:
+        p = earmark.plan(res, model, budget, strategy, k=2, upscale=True)
+        assert p.total_tokens == uniform.total_tokens == p.target_tokens
+        assert p.config["question"]["text"] == "when does the horse appear?"
+        assert p.config["question"]["alpha"] == 0.7 and p.config["probe"] == "energy+question"
+        assert earmark.Plan.from_dict(json.loads(json.dumps(p.to_dict()))).config == p.config
+    assert "question" not in earmark.plan(indexed, model, budget, "uniform", upscale=True).config
+
+
+def test_cli_plan_and_prompt_with_a_question(text_image_dir, events_mp4, tmp_path, capsys):
+    out = tmp_path / "plan.json"
+    args = ["plan", str(events_mp4), "--model", "vit-p16", "--budget", "1960", "--upscale", "-q"]
+    assert main([*args, "--question", "when does the dog bark?", "--text-image-model", str(text_image_dir),
+                 "--alpha", "0.7", "--question-norm", "global", "--out", str(out)]) == 0
+    q = json.loads(out.read_text())["config"]["question"]
+    assert q["text"] == "when does the dog bark?" and q["alpha"] == 0.7 and q["norm"] == "global"
+    assert q["model"]["path"] == str(text_image_dir) and len(q["model"]["weights_sha256"]) == 16
+    msgs = tmp_path / "m.json"
+    assert main(["prompt", str(events_mp4), "--model", "qwen2.5-vl", "--budget", "400", "--question",
+                 "when does the dog bark?", "--text-image-model", str(text_image_dir), "--out", str(msgs),
+                 "--upscale", "-q"]) == 0
+    doc = json.loads(msgs.read_text())
+    assert doc["plan"]["config"]["question"]["alpha"] == 0.5 and doc["plan"]["config"]["question"]["norm"] == "segment"
+    capsys.readouterr()
+    bad = [
+        ([*args, "--question", "Q"], "--question plans for a question by scoring pictures against it: it needs "
+                                     "--text-image-model DIR"),
+        ([*args, "--alpha", "0.3"], "--alpha weighs the question against the sound: it needs --text-image-model"),
+        ([*args, "--text-image-model", str(text_image_dir)], "--text-image-model scores pictures against a "
+                                                             "question: give --question TEXT"),
+        ([*args, "--question", "Q", "--text-image-model", str(text_image_dir), "--alpha", "2"],
+         "--alpha must be between 0 (sound only) and 1 (question only), got 2.0"),
+        ([*args, "--question", "Q", "--text-image-model", str(tmp_path)], f"--text-image-model {tmp_path}: not a "
+                                                                          f"model folder (no config.json)"),
+    ]
+    for argv, message in bad:
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+
+
+def test_a_folder_of_another_kind_is_refused_before_loading(tmp_path):
+    marker = tmp_path / "ran.txt"
+    (tmp_path / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "evil", "auto_map": {"AutoModel": "evil.E"}}))
+    with pytest.raises(ConfigError, match="a 'evil' checkpoint; earmark reads clip, siglip"):
+        TextImageModel.from_pretrained(tmp_path)
+    assert not marker.exists()
+
+
+def test_integration_options_plan_for_a_question(text_image_dir, events_mp4):
+    from earmark.integrations.common import EarmarkOptions, plan_video
+
+    opts = EarmarkOptions.from_mapping({"budget": 1960, "model": "vit-p16", "upscale": True,
+                                        "question": "when does the dog bark?", "text_image_model": str(text_image_dir),
+                                        "alpha": 1.0})
+    plan, frames = plan_video(events_mp4, opts, "vit-p16")
+    assert plan.config["question"]["alpha"] == 1.0 and len(frames) == len(plan.frames)
+    with pytest.raises(ConfigError, match="question and text_image_model go together"):
+        EarmarkOptions.from_mapping({"budget": 10, "question": "Q"})
+    with pytest.raises(ConfigError, match="alpha and question_norm weigh a question"):
+        EarmarkOptions.from_mapping({"budget": 10, "alpha": 0.5})
