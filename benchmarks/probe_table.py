@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 import earmark
-from earmark.eval.datasets import load_ave
+from earmark.eval.generate import load_generated
 from earmark.eval.stats import recall_at_k
-from earmark.eval.synthave import SynthConfig, make_synthave
+from earmark.eval.synthave import MANIFEST, SynthConfig, make_synthave
 
 SETTINGS: list[dict] = [
     *({"snr_db": v} for v in (-20.0, -10.0, -5.0, 0.0, 5.0, 10.0, 20.0)),
@@ -46,8 +46,7 @@ def folder(work: Path, n: int, synth: dict) -> Path:
 
 
 def dataset(root: Path):
-    m = json.loads((root / "synthave.json").read_text())
-    return load_ave(root, segments=int(m["segments"]), classes=tuple(m["classes"]), name="synthave")
+    return load_generated(root, MANIFEST, "earmark.synthave")[0]
 
 
 def train_learned(root: Path, work: Path) -> dict[str, str]:
@@ -75,7 +74,7 @@ def train_transfer_on(root: Path, out: Path) -> str:
 def evaluate(root: Path, weights: dict[str, str], k: int, probes: tuple[str, ...]) -> dict[str, dict]:
     ds = dataset(root)
     clips = [c for s in ("val", "test") for c in ds.available(s)]
-    manifest = json.loads((root / "synthave.json").read_text())
+    manifest = load_generated(root, MANIFEST, "earmark.synthave")[1]
     silent = {c["video_id"] for c in manifest["clips"] if c["silent"]}
     rows: dict[str, dict] = {}
     seconds = sum(c.labels.shape[0] for c in clips)

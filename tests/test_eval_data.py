@@ -200,3 +200,26 @@ def test_eval_never_writes_over_the_data_it_reads(tmp_path, capsys):
     assert (data / "videos" / "clip.mp4").read_bytes() == b"keep me"
     assert (inside / "videos" / "notes.txt").read_text() == "mine"
     assert sorted(p.name for p in inside.iterdir()) == ["videos"]
+
+
+@pytest.mark.parametrize("edit,message", [
+    (None, "no synthave.json; make the folder with `earmark eval synth --make"),
+    ("{not json", "synthave.json: unreadable manifest"),
+    ('{"kind": "earmark.realstamp", "complete": true}', "synthave.json: not a earmark.synthave manifest"),
+    ('{"kind": "earmark.synthave"}', "synthave.json: the folder was not finished"),
+    ('{"kind": "earmark.synthave", "complete": true, "segments": "10", "classes": ["a"]}',
+     "synthave.json: segments must be an integer in 1..3600, got '10'"),
+    ('{"kind": "earmark.synthave", "complete": true, "segments": 10, "classes": [1]}',
+     "synthave.json: classes must be a non-empty list of names"),
+])
+def test_a_generated_folder_is_read_through_its_manifest_or_one_line(tmp_path, capsys, edit, message):
+    """One manifest reader for eval and train-probe; a hand-broken one was a KeyError (exit 70) in both."""
+    from earmark.cli import main
+
+    if edit is not None:
+        (tmp_path / "synthave.json").write_text(edit)
+    assert main(["train-probe", "--dataset", "synth", "--root", str(tmp_path), "--out",
+                 str(tmp_path / "p.pt")]) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "p.pt").exists()

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .._io import write_json_atomic, write_text_atomic
-from .datasets import ANNOTATIONS, SPLIT_FILES, SPLITS, DatasetError
+from .datasets import ANNOTATIONS, SPLIT_FILES, SPLITS, Dataset, DatasetError, load_ave
 
 VIDEO_DIR = "AVE"
 
@@ -87,3 +87,30 @@ def finish_folder(root: Path, manifest: str, rows: Sequence[tuple[str, str]], do
         write_text_atomic(root / fname, "\n".join(by_split[split]) + "\n")
     write_text_atomic(root / ANNOTATIONS, "\n".join(r for s in SPLITS for r in by_split[s]) + "\n")
     write_json_atomic(root / manifest, {**doc, "complete": True})
+
+
+def load_generated(root: str | Path, manifest: str, kind: str, *, strict: bool = False,
+                   limit: dict[str, int] | None = None) -> tuple[Dataset, dict[str, Any]]:
+    """A finished generated folder (SynthAVE ``synthave.json``, RealStamp ``realstamp.json``) as a
+    :class:`~earmark.eval.datasets.Dataset`, with its manifest: the one reader of that manifest (eval and
+    ``train-probe`` both use it). A missing, unfinished or hand-broken manifest is one line naming the file."""
+    path = Path(root) / manifest
+    name = kind.split(".")[-1]
+    if not path.exists():
+        raise DatasetError(f"{root}: no {manifest}; make the folder with `earmark eval "
+                           f"{'synth' if name == 'synthave' else name} --make {root}`")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DatasetError(f"{path}: unreadable manifest ({e})") from None
+    if not isinstance(doc, dict) or doc.get("kind") != kind:
+        raise DatasetError(f"{path}: not a {kind} manifest")
+    if doc.get("complete") is not True:
+        raise DatasetError(f"{path}: the folder was not finished; run the same command again to finish it")
+    segments, classes = doc.get("segments"), doc.get("classes")
+    if isinstance(segments, bool) or not isinstance(segments, int) or not 1 <= segments <= 3600:
+        raise DatasetError(f"{path}: segments must be an integer in 1..3600, got {segments!r}")
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+        raise DatasetError(f"{path}: classes must be a non-empty list of names")
+    ds = load_ave(root, strict=strict, segments=segments, name=name, limit=limit, classes=tuple(classes))
+    return ds, doc

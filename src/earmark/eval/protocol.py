@@ -150,12 +150,10 @@ def load_dataset(cfg: EvalConfig, work: Path, progress: ProgressFn | None = None
     # Resumable and checked: a folder made with other settings is refused, finished clips are kept.
     make(root, config_cls.from_dict(cfg.generator), workers=cfg.workers,
          progress=(lambda i, n: progress("generate", i, n)) if progress else None)
-    import json
+    from .generate import load_generated
 
-    m = json.loads((root / manifest_name).read_text())
+    ds, m = load_generated(root, manifest_name, f"earmark.{name}", strict=cfg.strict, limit=cfg.limit)
     meta.update(root=str(root), generator_config=m["config"])
-    ds = load_ave(root, strict=cfg.strict, segments=int(m["segments"]), name=name, limit=cfg.limit,
-                  classes=tuple(m["classes"]))
     return ds, meta
 
 

@@ -145,18 +145,14 @@ def ave_features(cfg: TrainProbeConfig, tagger: bool,
     if not cfg.root:
         raise ConfigError("train-probe needs --root DIR (an AVE, SynthAVE or RealStamp folder)")
     root = Path(cfg.root)
-    kw: dict[str, Any] = {}
     if cfg.dataset in ("synth", "realstamp"):
+        from ..eval.generate import load_generated
         from ..eval.protocol import generator
 
         _, _, manifest_name, name = generator(cfg.dataset)
-        manifest = root / manifest_name
-        if not manifest.exists():
-            raise ConfigError(f"{root}: no {manifest_name}; make the folder with "
-                              f"`earmark eval {cfg.dataset} --make {root}`")
-        m = json.loads(manifest.read_text())
-        kw = {"segments": int(m["segments"]), "name": name, "classes": tuple(m["classes"])}
-    ds = load_ave(root, limit=cfg.limit, **kw)
+        ds, _ = load_generated(root, manifest_name, f"earmark.{name}", limit=cfg.limit)
+    else:
+        ds = load_ave(root, limit=cfg.limit)
     feats: Features = {}
     workers = cfg.workers or 2
     for split in ("train", "val", "test"):
