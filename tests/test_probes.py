@@ -244,3 +244,27 @@ def test_probe_and_anchor_settings_out_of_range_are_one_line_before_decoding(cap
 def test_probe_settings_of_the_right_kind_are_normalised():
     p = get_probe("flux", fmin=50)
     assert p.config.fmin == 50.0 and isinstance(p.config.fmin, float)
+
+
+@pytest.mark.parametrize("n_mels,fmin,fmax,frame", [(64, 30.0, 8000.0, 512), (32, 30.0, 8000.0, 400),
+                                                     (40, 100.0, 4000.0, 512)])
+def test_the_log_mel_front_end_matches_transformers_audio_utils(n_mels, fmin, fmax, frame):
+    """earmark's one log-mel front end (flux, onset, linear, learned and eval's Audio-concat) against an
+    independent implementation: transformers.audio_utils (periodic Hann, power spectrum, Slaney-normalised HTK
+    mel filters, 10·log10)."""
+    audio_utils = pytest.importorskip("transformers.audio_utils")
+    from earmark.probes.dsp import log_mel, mel_filterbank
+
+    sr = 16_000  # earmark's analysis rate
+    rng = np.random.default_rng(0)
+    x = (0.1 * rng.standard_normal(sr) + 0.3 * np.sin(2 * np.pi * 440 * np.arange(sr) / sr)).astype(np.float32)
+    hop = 160
+    frames = np.lib.stride_tricks.sliding_window_view(x, frame)[::hop]
+    ours = log_mel(frames, 512, n_mels, fmin, fmax)
+    fb = audio_utils.mel_filter_bank(257, n_mels, fmin, fmax, sr, norm="slaney", mel_scale="htk")
+    np.testing.assert_allclose(mel_filterbank(sr, 512, n_mels, fmin, fmax), fb, rtol=1e-5, atol=1e-9)
+    ref = audio_utils.spectrogram(x, audio_utils.window_function(frame, "hann", periodic=True), frame, hop,
+                                  fft_length=512, power=2.0, center=False, mel_filters=fb, log_mel="dB",
+                                  mel_floor=1e-10, dtype=np.float64)
+    assert ref.T.shape == ours.shape
+    np.testing.assert_allclose(ours, ref.T, atol=2e-3)

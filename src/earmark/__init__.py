@@ -71,7 +71,6 @@ __all__ = [
     "VideoStreamInfo",
     "__version__",
     "anchors",
-    "with_anchors",
     "budget_sweep",
     "cost_model",
     "cost_model_names",
@@ -87,5 +86,6 @@ __all__ = [
     "read_plan",
     "register_probe",
     "save_frames",
+    "with_anchors",
     "write_plan",
 ]

@@ -22,7 +22,7 @@ from ..index import index as index_audio
 from ..media.audio import stream_audio
 from ..media.frames import extract
 from ..media.probe import info as probe_info
-from ..probes.dsp import mel_filterbank
+from ..probes.dsp import log_mel
 from ..types import IndexResult, Plan, PlannedFrame
 from .encoders import Encoder, get_encoder
 
@@ -88,13 +88,11 @@ def audio_features(result: IndexResult, segments: int) -> np.ndarray:
     x = np.concatenate(list(stream_audio(vi, end_s=float(segments)))) if vi.has_audio else np.zeros(0, np.float32)
     x = np.pad(x, (0, max(0, segments * sr - len(x))))[: segments * sr]
     n_fft, hop = 512, 160
-    fb = mel_filterbank(sr, n_fft, AUDIO_MELS, 50.0, 7600.0)
-    win = np.hanning(n_fft).astype(np.float32)
     out = np.zeros((segments, AUDIO_DIM), np.float32)
     for s in range(segments):
         seg = x[s * sr:(s + 1) * sr]
         frames = np.lib.stride_tricks.sliding_window_view(np.pad(seg, (0, n_fft)), n_fft)[::hop][: sr // hop]
-        mel = np.log(np.maximum(np.abs(np.fft.rfft(frames * win, axis=-1)) ** 2 @ fb, 1e-10))
+        mel = log_mel(frames, n_fft, AUDIO_MELS)  # earmark's one front end (dB, 30-8000 Hz)
         out[s] = np.concatenate([mel.mean(0), mel.std(0)])
     return out
 

@@ -40,6 +40,23 @@ def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -
     return np.ascontiguousarray(fb.T.astype(np.float32))
 
 
+def mel_power(frames: np.ndarray, n_fft: int = 512, n_mels: int = 64, fmin: float = 30.0, fmax: float = 8000.0
+              ) -> np.ndarray:
+    """The one log-mel front end's power stage: frames ``(m, L)`` of 16 kHz audio -> mel power ``(m, n_mels)``
+    float32 (periodic Hann over the frame, ``|rfft(n_fft)|²``, :func:`mel_filterbank`). The ``flux``/``onset``
+    probes, the ``linear``/``learned`` probes' features and eval's Audio-concat features all use it (tested
+    against transformers' ``audio_utils.spectrogram``)."""
+    spec = np.fft.rfft(frames * _hann(frames.shape[1]), n=n_fft, axis=1)
+    power = (spec.real**2 + spec.imag**2).astype(np.float32)
+    return power @ mel_filterbank(SAMPLE_RATE, n_fft, n_mels, fmin, min(fmax, SAMPLE_RATE / 2))
+
+
+def log_mel(frames: np.ndarray, n_fft: int = 512, n_mels: int = 64, fmin: float = 30.0, fmax: float = 8000.0
+            ) -> np.ndarray:
+    """:func:`mel_power` in dB (floored at -100 dB)."""
+    return 10.0 * np.log10(np.maximum(mel_power(frames, n_fft, n_mels, fmin, fmax), 1e-10))
+
+
 @dataclass(frozen=True)
 class EnergyConfig(ProbeConfig):
     min_scale: float = 1.0
@@ -95,12 +112,11 @@ class _LogMelProbe(Probe):
 
     def mel_power(self, frames: np.ndarray) -> np.ndarray:
         c = self.config
-        spec = np.fft.rfft(frames * _hann(self.frame_length), n=c.n_fft, axis=1)
-        power = (spec.real**2 + spec.imag**2).astype(np.float32)
-        return power @ mel_filterbank(SAMPLE_RATE, c.n_fft, c.n_mels, c.fmin, min(c.fmax, SAMPLE_RATE / 2))
+        return mel_power(frames, c.n_fft, c.n_mels, c.fmin, c.fmax)
 
     def log_mel(self, frames: np.ndarray) -> np.ndarray:
-        return 10.0 * np.log10(np.maximum(self.mel_power(frames), 1e-10))
+        c = self.config
+        return log_mel(frames, c.n_fft, c.n_mels, c.fmin, c.fmax)
 
 
 @lru_cache(maxsize=4)

@@ -21,7 +21,7 @@ import numpy as np
 from .._extras import missing
 from ..errors import ConfigError
 from .base import SAMPLE_RATE, Probe, ProbeConfig, WindowGrid, register_probe
-from .dsp import _hann, mel_filterbank
+from .dsp import log_mel
 
 LINEAR_FORMAT = "earmark.linear-probe"
 
@@ -184,9 +184,7 @@ class LinearConfig(ProbeConfig):
 
 def logmel_frames(frames: np.ndarray, n_mels: int, n_fft: int = 512) -> np.ndarray:
     """(m, 400) frames -> (m, 2 * n_mels): log-mel (dB) and its square, so window means give mean and variance."""
-    spec = np.fft.rfft(frames * _hann(frames.shape[1]), n=n_fft, axis=1)
-    power = (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
-    mel = 10.0 * np.log10(np.maximum(power @ mel_filterbank(SAMPLE_RATE, n_fft, n_mels, 30.0, 8000.0), 1e-10))
+    mel = log_mel(frames, n_fft, n_mels, 30.0, 8000.0)
     return np.concatenate([mel, mel * mel], 1)
 
 
