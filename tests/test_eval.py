@@ -555,10 +555,10 @@ def test_eval_config_checks_and_cli_mapping():
 
     a = AnchorConfig()
     assert cfg.patience is None and (cfg.min_score, cfg.min_gap_s, cfg.anchor_mode) == (a.min_score, None, "events")
-    from earmark.cli.eval_cmd import _config
+    from earmark.cli.eval_cmd import eval_config
 
     kw = {o: getattr(cfg, o) for o in ("epochs", "seeds", "k")}
-    made = _config("synth", None, {}, {**kw, "limit": None, "probes": "energy", "strategies": "uniform,anchored",
+    made = eval_config("synth", None, {}, {**kw, "limit": None, "probes": "energy", "strategies": "uniform,anchored",
                                         "curve_budgets": "1960", "patience": 0, "min_score": 0.0, "min_gap_s": 3.0,
                                         "probe_weights": ()})
     assert made.patience is None and made.min_score == 0.0 and made.min_gap_s == 3.0  # --patience 0: fixed epochs

@@ -221,9 +221,9 @@ def test_yamnet_onnx_scores_are_its_sigmoid_outputs(events_mp4, tiny_yamnet):
 
 
 def test_yamnet_wrong_models_are_clear_errors(events_mp4, tmp_path, tiny_yamnet):
-    from earmark.probes.learned import _silero_default
+    from earmark.probes.learned import silero_weights
 
-    vad = _silero_default()
+    vad = silero_weights()
     if vad:
         with pytest.raises(ConfigError, match="expected a YAMNet-like model .*takes input"):
             earmark.index(events_mp4, probe="yamnet", weights=vad)

@@ -78,8 +78,10 @@ def test_qwen_image_mode_through_the_real_processor(tiny_qwen, indexed):
     # The model is shown each frame's real presentation time, in order.
     shown = [float(x.split("s>")[0]) for x in inputs["text"].split("<t=")[1:]]
     assert shown == [round(f.pts_s, 2) for f in frames]
+    # Greedy decoding from the same frames: the same answer, at most the 4 new tokens asked for.
     text = tiny_qwen.generate(frames, plan, "what happens", max_new_tokens=4)
-    assert isinstance(text, str)
+    assert text == tiny_qwen.generate(frames, plan, "what happens", max_new_tokens=4)
+    assert len(tiny_qwen.tokenizer(text, add_special_tokens=False)["input_ids"]) <= 4
 
 
 def test_qwen_video_mode_through_our_patchify(tiny_qwen, indexed):

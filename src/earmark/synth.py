@@ -1,6 +1,6 @@
 """Synthetic sound events with real-world-like character (door knock, dog bark, water, engine, cheer, ...).
 
-Used by ``earmark demo``, the tests and the benchmarks (and later SynthAVE). Every function is
+Used by ``earmark demo``, SynthAVE (``earmark eval synth``), the tests and the benchmarks. Every function is
 pure given its ``rng`` seed, so generated media is reproducible.
 """
 

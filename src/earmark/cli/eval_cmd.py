@@ -127,7 +127,7 @@ def parse_limit(spec: str | None) -> dict[str, int] | None:
     return dict(zip(("train", "val", "test"), limit)) if limit else None
 
 
-def _config(dataset: str, root: str | None, generator: dict, kw: dict) -> EvalConfig:
+def eval_config(dataset: str, root: str | None, generator: dict, kw: dict) -> EvalConfig:
     limit = parse_limit(kw.pop("limit"))
     names = {f.name for f in fields(EvalConfig)}
     cfg = {k: v for k, v in kw.items() if k in names}
@@ -233,7 +233,7 @@ def _generated(dataset: str, make_dir: Path | None, root: str | None, settings: 
     if data_seeds < 1:
         raise click.BadParameter(f"--data-seeds must be >= 1, got {data_seeds}")
     quiet, out = kw.pop("quiet"), kw.pop("out")
-    _run(_config(dataset, root, settings, kw), out, quiet, data_seeds)
+    _run(eval_config(dataset, root, settings, kw), out, quiet, data_seeds)
 
 
 @eval_group.command("realstamp")
@@ -292,4 +292,4 @@ def ave_cmd(root: str, **kw) -> None:
     quiet, out = kw.pop("quiet"), kw.pop("out")
     if out is None:
         raise click.UsageError("--out is required")
-    _run(_config("ave", root, {}, kw), out, quiet)
+    _run(eval_config("ave", root, {}, kw), out, quiet)

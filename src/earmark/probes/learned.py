@@ -48,7 +48,8 @@ class VadConfig(ProbeConfig):
     """p(speech) units: changes smaller than this never make an event."""
 
 
-def _silero_default() -> str | None:
+def silero_weights() -> str | None:
+    """The Silero VAD ONNX weights the silero-vad package ships (MIT), or None when it is not installed."""
     spec = importlib.util.find_spec("silero_vad")
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -100,7 +101,7 @@ class VadProbe(Probe):
 
     @classmethod
     def unavailable(cls) -> str | None:
-        return missing("onnxruntime", "probes") or (None if _silero_default() else
+        return missing("onnxruntime", "probes") or (None if silero_weights() else
                                                     missing("silero_vad", "probes"))
 
     def reset(self) -> None:
@@ -115,7 +116,7 @@ class VadProbe(Probe):
             why = missing("onnxruntime", "probes")
             if why:
                 raise ConfigError(f"probe 'vad' {why}")
-            path = self.config.weights or _silero_default()
+            path = self.config.weights or silero_weights()
             if path is None:
                 raise ConfigError("probe 'vad' needs the Silero VAD model: pip install \"earmark[probes]\" "
                                   "(silero-vad ships it) or give weights=PATH to a silero_vad.onnx")

@@ -1,1 +1,2 @@
-"""Sinks: where earmark's values go (index files now; VLM messages, features, reports later)."""
+"""Sinks: where earmark's values go: index, plan and results documents (CSV, JSON, Parquet), VLM messages and
+prompts, highlight exports (EDL, CSV) and clips."""
