@@ -221,7 +221,7 @@ def test_yamnet_onnx_scores_are_its_sigmoid_outputs(events_mp4, tiny_yamnet):
 
 
 def test_yamnet_wrong_models_are_clear_errors(events_mp4, tmp_path, tiny_yamnet):
-    from earmark.probes.learned import silero_weights
+    from earmark.probes.weights import silero_weights
 
     vad = silero_weights()
     if vad:

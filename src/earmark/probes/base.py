@@ -179,6 +179,8 @@ class Probe(ABC):
     """What the probe reads: the audio track (streamed frames), the picture (thumbnails), or both."""
     needs: ClassVar[str] = ""
     """What the probe needs beyond earmark's core (an optional extra, a weights file), for ``earmark probes``."""
+    requires: ClassVar[tuple[tuple[str, str], ...]] = ()
+    """Optional packages the probe imports, each with the extra that installs it: ``(("torch", "eval"),)``."""
     needs_weights: ClassVar[bool] = False
     """True when no weights ship with earmark or its extras: the user gives them (``--probe-weights``)."""
     hold_after_audio_end: ClassVar[bool] = False
@@ -202,8 +204,11 @@ class Probe(ABC):
 
     @classmethod
     def unavailable(cls) -> str | None:
-        """Why the probe cannot run here (a missing optional package, naming the extra), or None."""
-        return None
+        """Why the probe cannot run here (the first of :attr:`requires` that is not installed, naming its extra),
+        or None."""
+        from .._extras import missing
+
+        return next((why for pkg, extra in cls.requires if (why := missing(pkg, extra))), None)
 
     def index_video(self, vi: Any, hop_s: float, window_s: float, **kwargs: Any) -> Any:
         """Index a whole video (visual and hybrid probes; audio probes are driven by ``earmark.index``)."""

@@ -10,7 +10,6 @@ Weights always come from a local file: the ``vad`` probe uses the ONNX model tha
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -22,19 +21,9 @@ from .._extras import missing
 from ..errors import ConfigError
 from .base import SAMPLE_RATE, Probe, ProbeConfig, WindowGrid, register_probe
 from .dsp import log_mel
+from .weights import onnx_session, read_checkpoint, silero_weights, weights_file
 
 LINEAR_FORMAT = "earmark.linear-probe"
-
-
-def weights_file(path: str | None, probe: str, how: str) -> Path:
-    if not path:
-        raise ConfigError(f"probe {probe!r} needs weights: {how}")
-    p = Path(path)
-    if not p.exists():
-        raise ConfigError(f"{p}: weights file for probe {probe!r} does not exist")
-    if p.is_dir():
-        raise ConfigError(f"{p}: probe {probe!r} expects a weights file, got a folder")
-    return p
 
 
 # ----------------------------------------------------------------------------------------------- vad
@@ -46,29 +35,6 @@ class VadConfig(ProbeConfig):
     """A Silero VAD v5/v6 ONNX file (default: the one the silero-vad package ships)."""
     min_scale: float = 0.1
     """p(speech) units: changes smaller than this never make an event."""
-
-
-def silero_weights() -> str | None:
-    """The Silero VAD ONNX weights the silero-vad package ships (MIT), or None when it is not installed."""
-    spec = importlib.util.find_spec("silero_vad")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    p = Path(next(iter(spec.submodule_search_locations))) / "data" / "silero_vad.onnx"
-    return str(p) if p.exists() else None
-
-
-def onnx_session(path: str):
-    """An onnxruntime CPU session on one thread (probes run inside process-parallel work); a clear error naming the
-    file when onnxruntime cannot load it."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    try:
-        return ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
-    except Exception as e:  # onnxruntime raises its own exception types for unreadable models
-        raise ConfigError(f"{path}: not an ONNX model onnxruntime can load ({str(e).splitlines()[0][:120]})") from None
 
 
 @lru_cache(maxsize=4)
@@ -221,26 +187,6 @@ def build_classifier(n_in: int, hidden: int):
     return nn.Sequential(nn.Linear(n_in, hidden), nn.GELU(), nn.Linear(hidden, 1))
 
 
-def read_checkpoint(path: str | Path, probe: str, fmt: str, how: str) -> dict:
-    """An earmark probe checkpoint (a dict with ``format == fmt``), read with ``torch.load(weights_only=True)``;
-    clear errors naming the file for a missing file, a non-torch file, or a checkpoint of another kind."""
-    import pickle
-
-    import torch
-
-    p = weights_file(str(path), probe, f"--probe-weights PATH (make one with `{how}`)")
-    try:
-        ck = torch.load(p, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as e:
-        raise ConfigError(f"{p}: not a torch checkpoint the {probe} probe can read "
-                          f"({str(e).splitlines()[0][:100]})") from None
-    if not isinstance(ck, dict) or ck.get("format") != fmt:
-        what = ck.get("format") if isinstance(ck, dict) and ck.get("format") else type(ck).__name__
-        raise ConfigError(f"{p}: holds {what!r}, expected an earmark {probe} probe (format {fmt!r}, written by "
-                          f"`{how}`)")
-    return ck
-
-
 def load_linear(path: str | Path) -> tuple[Any, dict]:
     """(classifier, checkpoint metadata) from an ``earmark train-probe`` file; clear errors for anything else."""
     p = Path(path)
@@ -268,9 +214,7 @@ class LinearProbe(Probe):
     needs = "extra 'eval' (torch) and --probe-weights from `earmark train-probe`"
     needs_weights = True
 
-    @classmethod
-    def unavailable(cls) -> str | None:
-        return missing("torch", "eval")
+    requires = (("torch", "eval"),)
 
     def weights_path(self) -> str | None:
         """The checkpoint to load (``linear``: the ``weights`` setting; no default)."""
@@ -390,9 +334,7 @@ class LearnedProbe(LinearProbe):
     needs = "extra 'probes' (torch); the weights ship with earmark"
     needs_weights = False
 
-    @classmethod
-    def unavailable(cls) -> str | None:
-        return missing("torch", "probes")
+    requires = (("torch", "probes"),)
 
     def weights_path(self) -> str | None:
         return self.config.weights or str(learned_weights())

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .base import FRAME_HOP, SAMPLE_RATE, Probe, ProbeConfig, WindowGrid, _frame_ranges, register_probe
-from .learned import missing, weights_file
+from .weights import weights_file
 
 SCORES = ("max", "entropy", "margin")
 
@@ -93,12 +93,6 @@ class TaggerProbe(Probe):
     default_activation: ClassVar[str] = "sigmoid"
     weights_help: ClassVar[str] = ""
     needs_weights = True
-    requires: ClassVar[tuple[tuple[str, str], ...]] = ()
-    """(package, extra) pairs the model family needs."""
-
-    @classmethod
-    def unavailable(cls) -> str | None:
-        return next((why for pkg, extra in cls.requires if (why := missing(pkg, extra))), None)
 
     def __init__(self, config: ProbeConfig | None = None, **overrides: Any) -> None:
         for key in ("ignore_labels", "labels"):
@@ -393,7 +387,7 @@ YAMNET_FRAME = 15_360  # 0.96 s at 16 kHz: YAMNet's analysis frame
 @lru_cache(maxsize=2)
 def load_yamnet(path: str) -> tuple[Any, str, str, str | None]:
     """(session, input name, scores output, embeddings output or None) of a YAMNet-like ONNX model."""
-    from .learned import onnx_session
+    from .weights import onnx_session
 
     sess = onnx_session(path)
     ins = sess.get_inputs()

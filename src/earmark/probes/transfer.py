@@ -22,8 +22,8 @@ import numpy as np
 from ..errors import ConfigError
 from ..types import VideoInfo
 from .base import ProbeConfig, register_probe, window_grid
-from .learned import missing, read_checkpoint
 from .visual import CutProbe, MotionProbe, NoveltyProbe, VisualConfig, VisualProbe, thumbnails, window_slices
+from .weights import read_checkpoint
 
 TRANSFER_FORMAT = "earmark.transfer-probe"
 VISUAL_FEATURES = ("motion_max", "motion_mean", "cut_max", "cut_mean", "novelty_max", "novelty_mean",
@@ -104,9 +104,7 @@ class TransferProbe(VisualProbe):
     needs = "extra 'eval' (torch) and --probe-weights from `earmark train-transfer`"
     needs_weights = True
 
-    @classmethod
-    def unavailable(cls) -> str | None:
-        return missing("torch", "eval")
+    requires = (("torch", "eval"),)
 
     def __init__(self, config: ProbeConfig | None = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)

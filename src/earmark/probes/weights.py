@@ -1,0 +1,64 @@
+"""Where probe weights come from, and the checks every model probe makes on them: a weights file that exists,
+a torch checkpoint read with ``weights_only=True`` and of the expected kind, an onnxruntime session, the Silero VAD
+weights the silero-vad package ships. One module for the taggers, the learned probes and the transfer probe."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from ..errors import ConfigError
+
+
+def weights_file(path: str | None, probe: str, how: str) -> Path:
+    if not path:
+        raise ConfigError(f"probe {probe!r} needs weights: {how}")
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"{p}: weights file for probe {probe!r} does not exist")
+    if p.is_dir():
+        raise ConfigError(f"{p}: probe {probe!r} expects a weights file, got a folder")
+    return p
+
+
+def silero_weights() -> str | None:
+    """The Silero VAD ONNX weights the silero-vad package ships (MIT), or None when it is not installed."""
+    spec = importlib.util.find_spec("silero_vad")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    p = Path(next(iter(spec.submodule_search_locations))) / "data" / "silero_vad.onnx"
+    return str(p) if p.exists() else None
+
+
+def onnx_session(path: str):
+    """An onnxruntime CPU session on one thread (probes run inside process-parallel work); a clear error naming the
+    file when onnxruntime cannot load it."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types for unreadable models
+        raise ConfigError(f"{path}: not an ONNX model onnxruntime can load ({str(e).splitlines()[0][:120]})") from None
+
+
+def read_checkpoint(path: str | Path, probe: str, fmt: str, how: str) -> dict:
+    """An earmark probe checkpoint (a dict with ``format == fmt``), read with ``torch.load(weights_only=True)``;
+    clear errors naming the file for a missing file, a non-torch file, or a checkpoint of another kind."""
+    import pickle
+
+    import torch
+
+    p = weights_file(str(path), probe, f"--probe-weights PATH (make one with `{how}`)")
+    try:
+        ck = torch.load(p, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as e:
+        raise ConfigError(f"{p}: not a torch checkpoint the {probe} probe can read "
+                          f"({str(e).splitlines()[0][:100]})") from None
+    if not isinstance(ck, dict) or ck.get("format") != fmt:
+        what = ck.get("format") if isinstance(ck, dict) and ck.get("format") else type(ck).__name__
+        raise ConfigError(f"{p}: holds {what!r}, expected an earmark {probe} probe (format {fmt!r}, written by "
+                          f"`{how}`)")
+    return ck
