@@ -49,6 +49,28 @@ def write_atomic(target: str | Path, write: Callable[[Path], None]) -> Path:
     return Path(target)
 
 
+@contextlib.contextmanager
+def atomic_folder(out: str | Path) -> Iterator[Path]:
+    """Write a folder that appears complete or not at all: yields an empty temporary folder beside ``out``
+    (``.NAME.*.part``); when the block ends it replaces ``out`` (which the caller has checked is its own to
+    replace), and on any error it is removed."""
+    import shutil
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
+    try:
+        yield tmp
+        tmp.chmod(0o755)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(tmp)
+        raise
+
+
 def dumps_json(doc: Any) -> str:
     """Canonical JSON text: sorted keys, two-space indent, trailing newline (byte-stable)."""
     return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"

@@ -13,9 +13,6 @@ frame is held at a time.
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -26,7 +23,7 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from .._io import check_replaceable_output, dumps_json, is_frames_folder, remove_stale_temporaries
+from .._io import atomic_folder, check_replaceable_output, dumps_json, is_frames_folder, remove_stale_temporaries
 from ..errors import ConfigError, MediaError, NoVideoStreamError, unknown_name
 from ..types import SCHEMA_VERSION, Frame, Plan, PlannedFrame, VideoInfo
 from .probe import check_file, info, open_container
@@ -428,8 +425,7 @@ def save_frames(path: str | Path, plan: Plan, out_dir: str | Path, *, fmt: str =
                           f"and its manifest is replaced); move it or choose another --out")
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out.parent, f".{out.name}.", time.time() - 60)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
-    try:
+    with atomic_folder(out) as tmp:
         rows = []
         for fr in extract(path, plan, **kwargs):
             name = frame_name(fr.planned, fmt)
@@ -444,12 +440,4 @@ def save_frames(path: str | Path, plan: Plan, out_dir: str | Path, *, fmt: str =
                     "plan": {k: v for k, v in plan.to_dict().items() if k not in ("frames", "anchors")},
                     "frames": rows}
         (tmp / "manifest.json").write_text(dumps_json(manifest), encoding="utf-8")
-        tmp.chmod(0o755)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            shutil.rmtree(tmp)
-        raise
     return out

@@ -17,20 +17,17 @@ existing folder is replaced only when earmark wrote it (its manifest says ``earm
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
 import re
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from .._io import check_replaceable_output, dumps_json
+from .._io import atomic_folder, check_replaceable_output, dumps_json
 from ..errors import ConfigError, MediaError
 from ..highlights import Highlights, Segment, frame_rate
 from ..types import SCHEMA_VERSION, VideoInfo
@@ -294,10 +291,8 @@ def cut_clips(video: str | Path, h: Highlights, out_dir: str | Path, mode: str =
     out = Path(out_dir)
     check_clips_folder(out)
     ext = clip_extension(vi, mode)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
     clips: list[Clip] = []
-    try:
+    with atomic_folder(out) as tmp:
         segments: Sequence[Segment] = sorted(h.segments, key=lambda g: g.rank)
         for i, g in enumerate(segments):
             name = clip_name(g, ext)
@@ -312,12 +307,4 @@ def cut_clips(video: str | Path, h: Highlights, out_dir: str | Path, mode: str =
         manifest = {"kind": "earmark.clips", "schema_version": SCHEMA_VERSION, "video": str(video), "mode": mode,
                     "clips": [c.to_dict() for c in clips]}
         (tmp / "manifest.json").write_text(dumps_json(manifest), encoding="utf-8")
-        tmp.chmod(0o755)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            shutil.rmtree(tmp)
-        raise
     return clips
