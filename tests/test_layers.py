@@ -25,7 +25,7 @@ LAYERS = [
     ("earmark.eval",),  # the equal-token protocol and its results folder
     ("earmark.report",),  # HTML: timelines, reels, the eval page
     ("earmark.train",),  # trainers of the learned probes (read eval's datasets)
-    ("earmark.batch", "earmark.integrations", "earmark.demo"),  # corpus, runtimes, the demo
+    ("earmark.batch", "earmark.integrations", "earmark.demo", "earmark.search"),  # corpus, runtimes, the demo; search
     ("earmark.cli", "earmark.__main__", "earmark"),  # the command line and the package's public face
 ]
 

@@ -13,7 +13,7 @@ import click
 
 from .._extras import extra_for_module, install_hint
 from ..errors import EarmarkError, EarmarkWarning
-from . import batch_cmd, highlights_cmd  # noqa: F401  (each registers its commands on ``cli``)
+from . import batch_cmd, highlights_cmd, search_cmd  # noqa: F401  (each registers its commands on ``cli``)
 from .commands import cli
 from .eval_cmd import eval_group
 

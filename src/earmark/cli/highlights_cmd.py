@@ -1,9 +1,11 @@
-"""``earmark highlights VIDEO|INDEX.json``: the best segments of a video as JSON, CSV, a CMX3600 EDL, an HTML reel
-page and clips (options -> HighlightConfig; defaults read from it, never repeated here)."""
+"""``earmark highlights VIDEO|INDEX.json|CORPUS_DIR``: the best segments of a video as JSON, CSV, a CMX3600 EDL, an
+HTML reel page and clips, or of a batch folder's videos as JSON and CSV (options -> HighlightConfig; defaults read from
+it, never repeated here)."""
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import click
 from rich.markup import escape
@@ -11,10 +13,11 @@ from rich.markup import escape
 from .._io import dumps_json
 from ..errors import ConfigError
 from ..highlights import EMBEDDINGS, SCORERS, HighlightConfig, check_highlight_config, highlights_of
+from ..search import SCOPES
 from ..sinks.clips import check_clips_folder, clip_files, cut_clips
 from ..sinks.edl import EDL_ORDERS, highlight_format, render_highlights, write_rendered
 from ..types import clock
-from .commands import _console, _given, _load_source, cli, probe_options
+from .commands import _console, _given, _load_source, _probe_settings, cli, probe_options
 
 _H = {f.name: f.default for f in dataclasses.fields(HighlightConfig)}
 
@@ -25,7 +28,7 @@ def _opt(flag: str, name: str, typ, text: str):
 
 
 @cli.command("highlights")
-@click.argument("source", type=click.Path(path_type=str))
+@click.argument("source", metavar="VIDEO|INDEX.json|CORPUS_DIR", type=click.Path(path_type=str))
 @click.option("--probe", default="energy", show_default=True, metavar="NAME",
               help="Probe that indexes a VIDEO (an index JSON keeps its own).")
 @_opt("--scorer", "scorer", click.Choice(SCORERS),
@@ -50,20 +53,28 @@ def _opt(flag: str, name: str, typ, text: str):
               help="Write one clip per segment into this folder (stream copy: fast, starts on the keyframe before "
                    "each segment).")
 @click.option("--reencode", is_flag=True, help="With --cut: decode and encode (H.264/AAC MP4), frame-accurate.")
+@click.option("--scope", type=click.Choice(SCOPES), default=SCOPES[0], show_default=True,
+              help="CORPUS_DIR: the best segments of each video, or the best across the corpus.")
 @click.option("--json", "as_json", is_flag=True, help="Print the highlights JSON to stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors (and --json output).")
 @probe_options
 def highlights_cmd(source: str, probe: str, scorer: str, embedding: str, top: int | None,
                    total_duration_s: float | None, min_len_s: float, max_len_s: float, level: float,
                    merge_gap_s: float, top_k: int, outs: tuple[str, ...], order: str, cut_dir: str | None,
-                   reencode: bool, as_json: bool, quiet: bool, probe_kw: dict) -> None:
-    """The best segments of SOURCE (a video, or an index JSON from `earmark index`), ranked: region growing over the
-    window scores, short gaps merged, each window in one segment at most, --top N or --total-duration S."""
+                   reencode: bool, scope: str, as_json: bool, quiet: bool, probe_kw: dict) -> None:
+    """The best segments of SOURCE (a video, an index JSON from `earmark index`, or an `earmark batch` folder), ranked:
+    region growing over the window scores, short gaps merged, each window in one segment at most, --top N or
+    --total-duration S (per video, or across a corpus with --scope corpus)."""
     cfg = HighlightConfig(scorer=scorer, embedding=embedding, top=top, total_duration_s=total_duration_s,
                           min_len_s=min_len_s, max_len_s=max_len_s, level=level, merge_gap_s=merge_gap_s,
                           top_k=top_k)
     # Everything that can be refused is refused before any decoding.
     check_highlight_config(cfg)
+    if Path(source).is_dir():
+        _corpus(source, cfg, outs, cut_dir, reencode, scope, as_json, quiet, probe_kw)
+        return
+    if _given("scope"):
+        raise ConfigError(f"--scope {scope}: applies to a batch folder (CORPUS_DIR), not to {source}")
     kinds = [highlight_format(o) for o in outs]
     if reencode and cut_dir is None:
         raise ConfigError("--reencode applies to --cut DIR (give the folder for the clips)")
@@ -101,3 +112,42 @@ def highlights_cmd(source: str, probe: str, scorer: str, embedding: str, top: in
             early = max((c.start_s - c.clip_start_s for c in clips), default=0.0)
             con.print(f"wrote {len(clips)} clips to {cut_dir}/ (stream copy: fast, each starts on the keyframe at or "
                       f"before its segment, up to {early:.2f} s early here; --reencode for frame-accurate cuts)")
+
+
+CORPUS_FORMATS = (".json", ".csv")
+
+
+def _corpus(folder: str, cfg: HighlightConfig, outs: tuple[str, ...], cut_dir: str | None, reencode: bool,
+            scope: str, as_json: bool, quiet: bool, probe_kw: dict) -> None:
+    """``earmark highlights CORPUS_DIR``: the eventness a batch folder holds, per video or across the corpus."""
+    from .._extras import require_extra
+    from ..search import corpus_highlights
+
+    refused = [("--probe", _given("probe")), ("probe options", bool(_probe_settings(probe_kw))),
+               ("--ignore-speech", probe_kw.get("ignore_speech")), ("--embedding", _given("embedding")),
+               ("--cut", cut_dir is not None), ("--reencode", reencode), ("--order", _given("order"))]
+    for flag, given in refused:
+        if given:
+            raise ConfigError(f"{folder}: {flag} applies to a video or its index, not to a batch folder")
+    for o in outs:
+        if Path(o).suffix.lower() not in CORPUS_FORMATS:
+            raise ConfigError(f"--out {o}: a batch folder's highlights are written as "
+                              f"{' or '.join(CORPUS_FORMATS)} (an EDL or a reel page shows one video: run "
+                              f"earmark highlights on it)")
+    require_extra("earmark highlights CORPUS_DIR", "duckdb")
+    h = corpus_highlights(folder, cfg, scope)
+    rendered = {o: h.csv_text() if Path(o).suffix.lower() == ".csv" else dumps_json(h.to_dict()) for o in outs}
+    con = _console(quiet or as_json)
+    if as_json:
+        click.echo(dumps_json(h.to_dict()), nl=False)
+    across = "across the corpus" if scope == "corpus" else "per video"
+    con.print(f"[bold]{escape(h.folder)}[/]: {len(h.segments)} segments of {h.videos} videos, {h.total_s:.2f} s "
+              f"(eventness, best {across})")
+    for s in h.segments:
+        g = s.segment
+        con.print(f"  #{g.rank}  {escape(s.video)}  [{clock(g.start_s)}, {clock(g.end_s)})  {g.duration_s:5.2f} s  "
+                  f"peak z {g.score:5.2f} at {clock(g.peak_s)}")
+    for note in h.notes:
+        con.print(f"[yellow]note:[/] {note}")
+    for path, text in rendered.items():
+        con.print(f"wrote {write_rendered(path, text)}")

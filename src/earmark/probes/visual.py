@@ -83,15 +83,8 @@ class VisualProbe(Probe):
 
     def thumb_values(self, vi: VideoInfo) -> tuple[np.ndarray, np.ndarray]:
         """Sample times and change values of every thumbnail; the first thumbnail repeats the second's value."""
-        self.reset()
-        times, values = [], []
-        for t, img in thumbnails(vi, self.config.fps, self.config.size):
-            times.append(t)
-            values.append(self.thumb_value(img))
-        v = np.asarray(values, np.float64)
-        if len(v) > 1:
-            v[0] = v[1]  # nothing came before the first picture: no change is known, not "no change"
-        return np.asarray(times, np.float64), v
+        times, (values,) = change_values(vi, [self])
+        return times, values
 
     def window_raw(self, vi: VideoInfo, hop_s: float, window_s: float) -> np.ndarray:
         """One raw value per window: the largest thumbnail change inside it."""
@@ -108,6 +101,25 @@ class VisualProbe(Probe):
                         raw_unit=self.raw_unit, raw=raw, scores=norm.scores, confidence=norm.confidence,
                         coverage=cov, norm_center=float(np.float32(norm.center)),
                         norm_scale=float(np.float32(norm.scale)), audio_stream=None, sample_rate=0)
+
+
+def change_values(vi: VideoInfo, probes: list[VisualProbe]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Sample times and each probe's change value per thumbnail, from one decode of the thumbnails (the probes share
+    the first one's ``fps`` and ``size``); the first thumbnail repeats the second's value."""
+    first = probes[0].config
+    for p in probes:
+        p.reset()
+    times: list[float] = []
+    values: list[list[float]] = [[] for _ in probes]
+    for t, img in thumbnails(vi, first.fps, first.size):
+        times.append(t)
+        for p, v in zip(probes, values):
+            v.append(p.thumb_value(img))
+    out = [np.asarray(v, np.float64) for v in values]
+    for v in out:
+        if len(v) > 1:
+            v[0] = v[1]  # nothing came before the first picture: no change is known, not "no change"
+    return np.asarray(times, np.float64), out
 
 
 def window_slices(times: np.ndarray, starts: np.ndarray, window_s: float) -> list[slice]:

@@ -1,0 +1,383 @@
+"""Moment search: generated videos where the queried thing is heard and seen, seen only or heard only at known
+seconds; a tiny ONNX tagger whose 'Dog' class hears a 1 kHz tone and a tiny CLIP whose text tower is set so that
+'dog' and 'red' point at the red picture (both random otherwise, saved to temp dirs and loaded by the real
+loaders); motion, plans of the hits, corpus search and highlights through DuckDB; no match said; bad input one
+line naming the file, exit 1, nothing written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import SR
+from earmark.cli import main
+from earmark.media.write import VideoSpec, write_media
+
+DURATION_S = 30.0
+SEEN_AND_HEARD = (5.0, 7.0)
+SEEN_ONLY = (15.0, 17.0)
+HEARD_ONLY = (24.0, 26.0)
+TONE_HZ = 1000.0
+CLASSES = ["Silence", "Speech", "Engine", "Dog", "Bell"]
+
+
+def run(capsys, *args) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _inside(t: float, spans) -> bool:
+    return any(a <= t < b for a, b in spans)
+
+
+def picture(i: int, t: float) -> np.ndarray:
+    """Grey with a soft gradient; a red block fills the middle while the dog is on screen."""
+    img = np.empty((48, 64, 3), np.uint8)
+    img[...] = (100 + np.arange(64) // 4)[None, :, None]
+    if _inside(t, (SEEN_AND_HEARD, SEEN_ONLY)):
+        img[8:40, 12:52] = (220, 30, 30)
+    return img
+
+
+def sound() -> np.ndarray:
+    rng = np.random.default_rng(7)
+    t = np.arange(int(DURATION_S * SR)) / SR
+    x = 0.005 * rng.standard_normal(len(t))
+    for a, b in (SEEN_AND_HEARD, HEARD_ONLY):
+        on = (t >= a) & (t < b)
+        x[on] += 0.3 * np.sin(2 * np.pi * TONE_HZ * t[on])
+    return x.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("search-media")
+    return {"dog": write_media(d / "dog.mp4", DURATION_S, sound(), SR, video=VideoSpec(64, 48, 10.0, gop=10),
+                               frame_fn=picture)}
+
+
+def _tiny_tone_tagger(path: Path) -> None:
+    """A YAMNet-shaped ONNX model whose 'Dog' class is the power of the waveform at 1 kHz (a quadrature pair of
+    projections, squared and summed); the other classes are constants (Silence > Speech > Engine > Bell)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    n = 15_360
+    t = np.arange(n) / 16_000
+    basis = np.stack([np.cos(2 * np.pi * TONE_HZ * t), np.sin(2 * np.pi * TONE_HZ * t)], 1) * (2 / n)
+    weights = np.zeros((1, len(CLASSES)), np.float32)
+    weights[0, CLASSES.index("Dog")] = 400.0
+    bias = np.array([2.0, 1.0, 0.0, -6.0, -4.0], np.float32)
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(basis.astype(np.float32), "basis"),
+             numpy_helper.from_array(np.ones((2, 1), np.float32), "sum"),
+             numpy_helper.from_array(weights, "w"), numpy_helper.from_array(bias, "b"),
+             numpy_helper.from_array((rng.normal(size=(n, 6)) * 0.02).astype(np.float32), "e"),
+             *[numpy_helper.from_array(np.array(v, np.int64), k) for k, v in
+               (("starts", [0]), ("ends", [n]), ("shape", [1, n]))]]
+    nodes = [helper.make_node("Slice", ["waveform", "starts", "ends"], ["frame"]),
+             helper.make_node("Reshape", ["frame", "shape"], ["frames"]),
+             helper.make_node("MatMul", ["frames", "basis"], ["proj"]),
+             helper.make_node("Mul", ["proj", "proj"], ["sq"]),
+             helper.make_node("MatMul", ["sq", "sum"], ["power"]),
+             helper.make_node("MatMul", ["power", "w"], ["lin"]),
+             helper.make_node("Add", ["lin", "b"], ["logits"]),
+             helper.make_node("Sigmoid", ["logits"], ["scores"]),
+             helper.make_node("MatMul", ["frames", "e"], ["embeddings"])]
+    graph = helper.make_graph(nodes, "tone-tagger", [helper.make_tensor_value_info("waveform", TensorProto.FLOAT,
+                                                                                     ["n"])],
+                              [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, len(CLASSES)]),
+                               helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, [1, 6])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), str(path))
+    path.with_name("yamnet_class_map.csv").write_text(
+        "index,mid,display_name\n" + "".join(f'{i},/m/{i:04d},"{c}"\n' for i, c in enumerate(CLASSES)))
+
+
+@pytest.fixture(scope="module")
+def tagger(tmp_path_factory) -> str:
+    pytest.importorskip("onnxruntime")
+    path = tmp_path_factory.mktemp("tone-tagger") / "yamnet.onnx"
+    _tiny_tone_tagger(path)
+    return str(path)
+
+
+WORDS = ["[PAD]", "[BOS]", "[EOS]", "[UNK]", "a", "the", "dog", "red", "horse", "barking", "?"]
+TARGETS = ("dog", "red", "horse")
+"""Texts whose embeddings the tiny CLIP's text projection is solved for: 'dog' and 'red' point at the red picture
+(its thumbnail embedding, minus its part along the grey picture's), 'horse' away from both."""
+
+
+def _tokenizer(d: Path) -> None:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    tk = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(WORDS)}, unk_token="[UNK]"))
+    tk.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
+    PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="[UNK]", pad_token="[PAD]").save_pretrained(d)
+
+
+def _random_text_image(d: Path, kind: str) -> None:
+    """A one-layer CLIP or SigLIP with random weights (32-d, so CLIP's text projection can be square), its PIL image
+    processor and a word-level tokenizer, saved like a download."""
+    import torch
+
+    torch.manual_seed(0)
+    text = dict(vocab_size=len(WORDS), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                num_attention_heads=2, max_position_embeddings=16, pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32,
+                  patch_size=8)
+    if kind == "clip":
+        from transformers import CLIPConfig, CLIPModel
+        from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+        CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=32)).save_pretrained(d)
+        CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(d)
+    else:
+        from transformers import SiglipConfig, SiglipModel
+        from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
+
+        SiglipModel(SiglipConfig(text_config=text, vision_config=vision)).save_pretrained(d)
+        SiglipImageProcessorPil(size={"height": 32, "width": 32}).save_pretrained(d)
+    _tokenizer(d)
+
+
+def _point_texts_at(d: Path, targets: dict[str, np.ndarray]) -> None:
+    """Set CLIP's (square) text projection W so that each text's embedding is its target direction: with the
+    projection at identity the embeddings are the pooled text features u; W = T (UᵀU)⁻¹ Uᵀ maps each u to t."""
+    import torch
+    from transformers import CLIPModel
+
+    from earmark.probes.question import TextImageModel
+
+    model = CLIPModel.from_pretrained(d)
+    with torch.no_grad():
+        model.text_projection.weight.copy_(torch.eye(32))
+    model.save_pretrained(d)
+    tim = TextImageModel.from_pretrained(d)
+    u = np.stack([tim.embed_text(t) for t in targets]).T.astype(np.float64)
+    t = np.stack(list(targets.values())).T.astype(np.float64)
+    w = t @ np.linalg.solve(u.T @ u, u.T)
+    with torch.no_grad():
+        model.text_projection.weight.copy_(torch.from_numpy(w.astype(np.float32)))
+    model.save_pretrained(d)
+
+
+@pytest.fixture(scope="module")
+def clip_dir(tmp_path_factory, media) -> Path:
+    """The tiny CLIP with 'dog' and 'red' pointing at the red picture of the test video, as earmark decodes it."""
+    pytest.importorskip("torch", reason="text-image models need the [vlm] extra")
+    pytest.importorskip("transformers", reason="text-image models need the [vlm] extra")
+    import earmark
+    from earmark.probes.question import TextImageModel
+    from earmark.search import picture_embeddings
+
+    d = tmp_path_factory.mktemp("tiny-clip")
+    _random_text_image(d, "clip")
+    vi = earmark.info(media["dog"])
+    tl = earmark.index(media["dog"])
+    emb = picture_embeddings(earmark.IndexResult(vi, tl, (), {}), TextImageModel.from_pretrained(d))
+    emb = emb.astype(np.float64)
+    red = np.array([_inside(s + 0.5, (SEEN_AND_HEARD, SEEN_ONLY)) for s in tl.starts])
+    grey = emb[~red].mean(0) / np.linalg.norm(emb[~red].mean(0))
+    toward = emb[red].mean(0) - (emb[red].mean(0) @ grey) * grey
+    toward /= np.linalg.norm(toward)
+    away = np.random.default_rng(1).normal(size=32)
+    for v in (grey, toward):
+        away -= (away @ v) * v
+    _point_texts_at(d, {"dog": toward, "red": toward, "horse": away / np.linalg.norm(away)})
+    return d
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory, media, tagger, clip_dir) -> Path:
+    """The test video's moments document: yamnet labels, motion, appearance change and CLIP embeddings."""
+    out = tmp_path_factory.mktemp("saved") / "dog.moments.json"
+    code = main(["search", str(media["dog"]), "--save", str(out), "--probe", "yamnet", "--probe-weights", tagger,
+                 "--text-image-model", str(clip_dir), "-q"])
+    assert code == 0
+    return out
+
+
+def spans(doc) -> list[tuple[float, float, tuple[str, ...]]]:
+    return [(h["start_s"], h["end_s"], tuple(r["feature"] for r in h["reasons"])) for h in doc["hits"]]
+
+
+# ------------------------------------------------------------------------------------------- pure parts
+
+
+def test_query_words_labels_and_hits_in_numbers():
+    from earmark.search import SearchConfig, label_evidence, query_terms, rank_hits, window_hits
+
+    assert query_terms("Is the dog MOVING, or a loud bang?") == (
+        frozenset({"dog", "moving", "loud", "bang"}), ("motion", "eventness"))
+    values, which = label_evidence(frozenset({"dog", "car"}), [("Dog",), ("Speech", "Car horn"), ("Speech",),
+                                                                ("Engine", "Bell", "Hot_dog")])
+    assert values.tolist() == [4.0, 2.0, 0.0, 4.0 / 3]
+    assert which == [("Dog", 1), ("Car horn", 2), None, ("Hot_dog", 3)]
+    # Evidence adds up; windows reaching the level match; matches <= merge gap apart are one hit scored by its best.
+    ev = {"label": np.array([0, 4, 0, 0, 4, 0, 0, 0, 2, 0.0]), "picture": np.array([0, 2, 5, 0, 0, 0, -9, 0, 0.5, 0])}
+    t = np.arange(10.0)
+    hits = window_hits("v.mp4", np.arange(10), t, t + 1, 9.5, ev, lambda f, i: f"{f}@{i}", np.zeros(10),
+                       SearchConfig(merge_gap_s=1.0))
+    assert [(h.start_s, h.end_s, h.score, h.peak_s, h.window) for h in hits] == [(1.0, 5.0, 6.0, 1.5, 1)]
+    assert [(r.feature, r.value, r.detail) for r in hits[0].reasons] == [("label", 4.0, "label@1"),
+                                                                        ("picture", 2.0, "picture@1")]
+    hits = window_hits("v.mp4", np.arange(10), t, t + 1, 9.5, ev, lambda f, i: "", np.zeros(10),
+                       SearchConfig(merge_gap_s=0.5))
+    assert [(h.start_s, h.end_s, h.score) for h in hits] == [(1.0, 3.0, 6.0), (4.0, 5.0, 4.0)]
+    assert window_hits("v.mp4", np.arange(10), t, t + 1, 9.5, ev, lambda f, i: "", np.zeros(10),
+                       SearchConfig(level=7)) == []
+    # The last window is cut at the duration; equal scores rank the louder first, then the earlier.
+    loud = np.array([0, 1, 0, 0, 9, 0, 0, 0, 0, 0.0])
+    hits = window_hits("v.mp4", np.arange(10), t, t + 1, 9.5, {"label": np.array([4.0] * 2 + [0] * 2 + [4] + [0] * 4
+                                                                                 + [4])},
+                       lambda f, i: "", loud, SearchConfig(merge_gap_s=0))
+    assert [(h.start_s, h.end_s) for h in hits] == [(0.0, 2.0), (4.0, 5.0), (9.0, 9.5)]
+    assert [(h.rank, h.start_s) for h in rank_hits(hits, 2)] == [(1, 4.0), (2, 0.0)]
+
+
+# ------------------------------------------------------------------------------------------- one video
+
+
+def test_heard_and_seen_seen_only_heard_only(capsys, media, tagger, clip_dir):
+    code, out, err = run(capsys, "search", media["dog"], "--query", "dog", "--probe", "yamnet", "--probe-weights",
+                         tagger, "--text-image-model", clip_dir, "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["kind"] == "earmark.search" and doc["matched"] and doc["features"] == ["label", "picture"]
+    # Heard and seen first (both kinds of evidence), then seen only (a strong picture match), then heard only.
+    assert spans(doc) == [(5.0, 7.0, ("picture", "label")), (15.0, 17.0, ("picture",)), (24.0, 26.0, ("label",))]
+    first = doc["hits"][0]
+    label = next(r for r in first["reasons"] if r["feature"] == "label")
+    picture = next(r for r in first["reasons"] if r["feature"] == "picture")
+    assert (label["value"], label["detail"]) == (4.0, "Dog (top 1)")
+    assert first["score"] == pytest.approx(label["value"] + picture["value"], abs=1e-5)
+    # the picture evidence is the cosine's robust z over the video: grey windows sit at cosine 0, spread floored
+    cosine = float(picture["detail"].removeprefix("cosine "))
+    assert cosine > 0.1 and picture["value"] == pytest.approx(cosine / 0.02, rel=2e-3)
+    assert doc["hits"][1]["score"] == pytest.approx(picture["value"], rel=1e-3)
+    assert doc["hits"][2]["score"] == 4.0
+
+
+def test_sound_alone_finds_what_is_heard_and_says_what_it_cannot_read(capsys, media, tagger):
+    code, out, err = run(capsys, "search", media["dog"], "--query", "a dog barking?", "--probe", "yamnet",
+                         "--probe-weights", tagger)
+    assert code == 0, err
+    assert "2 hits for \"a dog barking?\" (evidence read: label)" in out
+    assert "#1  [0:05.0, 0:07.0)  score  4.00  label Dog (top 1) (+4.00)" in out
+    assert "#2  [0:24.0, 0:26.0)  score  4.00  label Dog (top 1) (+4.00)" in out
+    assert "note: no text-image model: give --text-image-model DIR" in out
+
+
+def test_motion_is_found_where_the_picture_changes(capsys, media):
+    code, out, err = run(capsys, "search", media["dog"], "--query", "something moving", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    # The red block appears at 5 and 15 s and leaves at 7 and 17 s: a change in windows 5, 7, 15 and 17, one hit each
+    # pair (1 s apart: merged).
+    assert spans(doc) == [(5.0, 8.0, ("motion",)), (15.0, 18.0, ("motion",))]
+    assert "no labels: the energy probe names no sounds" in " ".join(doc["notes"])
+
+
+def test_no_match_says_so(capsys, media, tagger, clip_dir, saved):
+    code, out, err = run(capsys, "search", saved, "--query", "a horse", "--text-image-model", clip_dir, "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["matched"] is False and doc["hits"] == [] and doc["features"] == ["label", "picture"]
+    code, out, err = run(capsys, "search", saved, "--query", "a horse", "--text-image-model", clip_dir)
+    assert code == 0 and f"{media['dog']}: no match for \"a horse\" (evidence read: label, picture; no window " \
+                          f"reaches --level 3)" in out
+    code, out, err = run(capsys, "search", media["dog"], "--query", "dog")  # energy: no labels, no pictures
+    assert code == 0 and "no match for \"dog\" (evidence read: none;" in out
+    assert "note: no labels: the energy probe names no sounds" in out and "note: no text-image model" in out
+
+
+def test_picture_evidence_is_the_towers_cosine_for_clip_and_siglip(media, tmp_path):
+    pytest.importorskip("transformers", reason="text-image models need the [vlm] extra")
+    import earmark
+    from earmark.probes.question import TextImageModel, window_relevance
+    from earmark.search import moments, search
+
+    for kind in ("clip", "siglip"):
+        d = tmp_path / kind
+        _random_text_image(d, kind)
+        tim = TextImageModel.from_pretrained(d)
+        m = moments(media["dog"], text_image_model=tim, visual=False)
+        assert m.embedder == {"path": str(d), "type": kind, "digest": tim.digest, "image_size": 32}
+        assert m.embeddings.shape == (30, tim.embed_text("dog").shape[0]) and m.motion is None
+        tl = m.index.timeline
+        ref = window_relevance(media["dog"], "the red dog", tim, tl.starts, tl.window_s, tl.duration_s)
+        np.testing.assert_allclose(m.embeddings.astype(np.float32) @ tim.embed_text("the red dog"), ref, atol=2e-3)
+        r = search(m, "the red dog", text_image_model=tim)  # random towers: whatever stands out, by its cosine
+        for h in r.hits:
+            picture = next(x for x in h.reasons if x.feature == "picture")
+            assert float(picture.detail.removeprefix("cosine ")) == pytest.approx(float(ref[h.window]), abs=2e-3)
+    assert earmark.info(media["dog"]).duration_s == DURATION_S
+
+
+def test_saved_features_answer_without_the_video(capsys, media, tagger, clip_dir, saved, tmp_path):
+    from earmark.search import Moments, read_moments
+
+    m = read_moments(saved)
+    assert m.embeddings.dtype == np.float16 and m.embeddings.shape[0] == 30 and m.motion is not None
+    assert Moments.from_dict(json.loads(saved.read_text())).to_dict() == json.loads(saved.read_text())
+    moved = tmp_path / "dog.moments.json"
+    moved.write_text(saved.read_text().replace(str(media["dog"]), str(tmp_path / "gone.mp4")))
+    a = run(capsys, "search", moved, "--query", "dog", "--text-image-model", clip_dir, "--json")
+    b = run(capsys, "search", media["dog"], "--query", "dog", "--probe", "yamnet", "--probe-weights", tagger,
+            "--text-image-model", clip_dir, "--json")
+    assert a[0] == b[0] == 0
+    assert spans(json.loads(a[1])) == spans(json.loads(b[1]))
+    assert [h["score"] for h in json.loads(a[1])["hits"]] == [h["score"] for h in json.loads(b[1])["hits"]]
+    code, out, err = run(capsys, "search", moved, "--query", "moving", "--json")
+    assert code == 0 and spans(json.loads(out)) == [(5.0, 8.0, ("motion",)), (15.0, 18.0, ("motion",))]
+    # Another model's text embedding cannot be compared with these pictures.
+    other = tmp_path / "other-clip"
+    _random_text_image(other, "siglip")
+    capsys.readouterr()
+    code, _, err = run(capsys, "search", moved, "--query", "dog", "--text-image-model", other)
+    assert code == 1 and err.startswith(f"earmark: error: --text-image-model {other}: its weights (")
+    assert "are not those that embedded the pictures" in err and err.count("\n") == 1
+
+
+def test_an_index_json_is_searched_by_its_labels_and_its_video_gives_the_pictures(capsys, media, tagger, clip_dir,
+                                                                                  tmp_path):
+    idx = tmp_path / "i.json"
+    assert run(capsys, "index", media["dog"], "--probe", "yamnet", "--probe-weights", tagger, "--out", idx)[0] == 0
+    code, out, err = run(capsys, "search", idx, "--query", "dog", "--json")
+    assert code == 0, err
+    assert spans(json.loads(out)) == [(5.0, 7.0, ("label",)), (24.0, 26.0, ("label",))]
+    code, out, err = run(capsys, "search", idx, "--query", "dog", "--text-image-model", clip_dir, "--json")
+    assert code == 0, err
+    assert [s[:2] for s in spans(json.loads(out))] == [(5.0, 7.0), (15.0, 17.0), (24.0, 26.0)]
+    code, _, err = run(capsys, "search", idx, "--query", "dog", "--probe", "flux")
+    assert code == 1 and err.startswith("earmark: error: --probe flux: applies to a video") and err.count("\n") == 1
+
+
+def test_plan_of_the_hits_spends_the_uniform_tokens(capsys, media, saved, clip_dir, tmp_path):
+    from earmark.sinks.export import read_plan
+
+    for model, budget in (("vit-p16", 1960), ("qwen2.5-vl", 640)):
+        out = tmp_path / f"{model}.json"
+        code, text, err = run(capsys, "search", saved, "--query", "dog", "--text-image-model", clip_dir, "--plan",
+                              "--model", model, "--budget", budget, "--frames", 10, "--upscale", "--plan-out", out)
+        assert code == 0, err
+        p = read_plan(out)
+        uniform = tmp_path / f"{model}-uniform.json"
+        assert run(capsys, "plan", media["dog"], "--model", model, "--budget", budget, "--frames", 10, "--upscale",
+                   "--strategy", "uniform", "--out", uniform)[0] == 0
+        assert p.total_tokens == p.target_tokens == read_plan(uniform).total_tokens
+        assert p.config["search"] == {"query": "dog", "hits": 3, "level": 3.0, "features": ["label", "picture"]}
+        assert [(a.start_s, a.end_s, a.source) for a in p.anchors] == [(5.0, 7.0, "hybrid"), (15.0, 17.0, "visual"),
+                                                                      (24.0, 26.0, "audio")]
+        big = [f for f in p.frames if f.role == "anchor"]
+        assert len(big) == 3 and all(any(a.start_s <= f.time_s < a.end_s for a in p.anchors) for f in big)
+        assert min(f.width for f in big) > max(f.width for f in p.frames if f.role != "anchor")
+    code, _, err = run(capsys, "search", saved, "--query", "horse", "--text-image-model", clip_dir, "--plan",
+                       "--model", "vit-p16", "--budget", 1960, "--plan-out", tmp_path / "none.json")
+    assert code == 1 and "no match for 'horse': nothing to plan (no plan written)" in err and err.count("\n") == 1
+    assert not (tmp_path / "none.json").exists()
