@@ -151,3 +151,17 @@ def test_a_worker_whose_parent_is_already_gone_exits():
     code = "from earmark.runner import _die_with_parent; _die_with_parent(1); print('alive')"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 1 and r.stdout == ""
+
+
+def parent_module_loaded(_: int) -> bool:
+    """True in a worker that inherited this process's modules (a fork), False in a fresh interpreter."""
+    return "earmark.eval.stats" in sys.modules
+
+
+def test_fresh_workers_are_new_interpreters():
+    """fresh=True (train-probe's tagger features: torch in the workers) spawns instead of forking."""
+    import earmark.eval.stats  # noqa: F401  (loaded here, so a fork has it)
+
+    assert run_map(parent_module_loaded, [0, 1, 2], workers=2) == [True, True, True]
+    assert run_map(parent_module_loaded, [0, 1, 2], workers=2, fresh=True) == [False, False, False]
+    assert run_map(square, [1, 2, 3], workers=2, fresh=True) == [1, 4, 9]

@@ -149,7 +149,8 @@ def _call(fn: Callable[[Any], Any], job: Any) -> tuple[Any, float | None]:
 
 def run(fn: Callable[[Any], Any], jobs: Iterable[Any], *, workers: int | None = None,
         max_in_flight: int | None = None, ordered: bool = True, backend: str = "local",
-        ray_address: str | None = None, on_crash: Literal["raise", "record"] = "raise") -> Iterator[Done]:
+        ray_address: str | None = None, on_crash: Literal["raise", "record"] = "raise",
+        fresh: bool = False) -> Iterator[Done]:
     """Run ``fn(job)`` for every job and yield a :class:`Done` per job: in job order (``ordered``) or as they finish.
 
     >>> from earmark.runner import run                               # doctest: +SKIP
@@ -158,7 +159,9 @@ def run(fn: Callable[[Any], Any], jobs: Iterable[Any], *, workers: int | None = 
 
     ``fn`` must be a module-level function and each job picklable. ``jobs`` is read lazily: at most
     ``max_in_flight`` (default ``2 * workers``) are submitted at a time. ``workers=1`` runs everything in this
-    process. ``backend="ray"`` runs the jobs as Ray tasks (see the module's documentation).
+    process. ``backend="ray"`` runs the jobs as Ray tasks (see the module's documentation). ``fresh`` starts the
+    local workers as new interpreters (``spawn``) instead of forks: for jobs that run torch after this process
+    has started its thread pools (a forked OpenMP pool can crash the child); slower to start.
     """
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
@@ -171,14 +174,14 @@ def run(fn: Callable[[Any], Any], jobs: Iterable[Any], *, workers: int | None = 
                         on_crash)
     if n == 1:
         return _run_serial(fn, jobs)
-    return _run_local(fn, jobs, n, bound, ordered, on_crash)
+    return _run_local(fn, jobs, n, bound, ordered, on_crash, fresh)
 
 
 def run_map(fn: Callable[[Any], Any], jobs: Iterable[Any], workers: int | None = None,
-            progress: Callable[[int], None] | None = None) -> list[Any]:
+            progress: Callable[[int], None] | None = None, fresh: bool = False) -> list[Any]:
     """``[fn(job) for job in jobs]`` on :func:`run`'s pool, in job order; ``progress(done)`` after each job."""
     out = []
-    for d in run(fn, jobs, workers=workers):
+    for d in run(fn, jobs, workers=workers, fresh=fresh):
         out.append(d.value)
         if progress is not None:
             progress(len(out))
@@ -191,11 +194,11 @@ def _run_serial(fn: Callable[[Any], Any], jobs: Iterable[Any]) -> Iterator[Done]
         yield Done(i, fn(job), None, peak_rss_mb())
 
 
-def _new_pool(workers: int):
+def _new_pool(workers: int, fresh: bool = False):
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(START_METHOD),
+    return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn" if fresh else START_METHOD),
                                initializer=_worker_init, initargs=(os.getpid(),))
 
 
@@ -213,11 +216,11 @@ def _died_message(fn: Callable[[Any], Any]) -> str:
             f"memory, or a crash in native code)")
 
 
-def _isolated(fn: Callable[[Any], Any], job: Any) -> tuple[Any, float | None] | None:
+def _isolated(fn: Callable[[Any], Any], job: Any, fresh: bool = False) -> tuple[Any, float | None] | None:
     """Run one job alone in a fresh one-worker pool: its result, or None when it kills its worker."""
     from concurrent.futures.process import BrokenProcessPool
 
-    pool = _new_pool(1)
+    pool = _new_pool(1, fresh)
     try:
         return pool.submit(_call, fn, job).result()
     except BrokenProcessPool:
@@ -245,14 +248,14 @@ class _Reorder:
 
 
 def _run_local(fn: Callable[[Any], Any], jobs: Iterable[Any], workers: int, bound: int, ordered: bool,
-               on_crash: str) -> Iterator[Done]:
+               on_crash: str, fresh: bool = False) -> Iterator[Done]:
     from concurrent.futures import FIRST_COMPLETED, wait
     from concurrent.futures.process import BrokenProcessPool
 
     todo = enumerate(jobs)
     pending: dict[Any, tuple[int, Any]] = {}
     out = _Reorder(ordered)
-    pool = _new_pool(workers)
+    pool = _new_pool(workers, fresh)
     clean = False
     try:
         while True:
@@ -278,14 +281,14 @@ def _run_local(fn: Callable[[Any], Any], jobs: Iterable[Any], workers: int, boun
                 pending.clear()
                 _end_pool(pool, wait=False)
                 for i, job in broken:
-                    got = _isolated(fn, job)
+                    got = _isolated(fn, job, fresh)
                     if got is None:
                         if on_crash == "raise":
                             raise WorkerDiedError(_died_message(fn))
                         yield from out.put(Done(i, None, _died_message(fn), None))
                     else:
                         yield from out.put(Done(i, got[0], None, got[1]))
-                pool = _new_pool(workers)
+                pool = _new_pool(workers, fresh)
         clean = True
     finally:
         _end_pool(pool, wait=clean)

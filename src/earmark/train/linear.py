@@ -21,7 +21,6 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..probes.base import SAMPLE_RATE, frame_count, window_grid
 from ..probes.learned import EMBEDDINGS, TAGGER_EMBEDDINGS, parse_embed  # noqa: F401  (the CLI's choices)
+from ..runner import run_map
 
 DATASETS = ("synth", "realstamp", "ave", "sounds")
 SOUND_GAIN_DB = (-20.0, 0.0)
@@ -160,16 +160,9 @@ def ave_features(cfg: TrainProbeConfig, tagger: bool,
         if not clips:
             continue
         jobs = [(str(c.path), ds.segments, cfg.n_mels, cfg.embed, cfg.context_s) for c in clips]
-        if workers > 1 and len(jobs) > 4:
-            # A tagger runs torch in the workers: fork after torch has started its OpenMP pool is not safe
-            # (a forked worker crashed in CI), so those workers start fresh.
-            import multiprocessing as mp
-
-            ctx = mp.get_context("spawn") if tagger else None
-            with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-                xs = list(pool.map(_clip_job, jobs, chunksize=8))
-        else:
-            xs = [_clip_job(j) for j in jobs]
+        # A tagger runs torch in the workers: fork after torch has started its OpenMP pool is not safe (a forked
+        # worker crashed in CI), so those workers start fresh.
+        xs = run_map(_clip_job, jobs, workers=workers if len(jobs) > 4 else 1, fresh=tagger)
         if progress:
             progress(split, len(xs), len(xs))
         y = np.stack([(c.labels != ds.background).astype(np.float32) for c in clips])
