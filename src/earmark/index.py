@@ -23,6 +23,18 @@ from .types import Timeline, VideoInfo
 # Audio that misses more than this much of the picture (start or end) is reported.
 AUDIO_GAP_TOLERANCE_S = 0.5
 
+@dataclass(frozen=True)
+class IndexConfig:
+    """The index's defaults, in one place: :func:`index`'s keyword defaults and every command's options read
+    them (``earmark index``, ``plan``, ``report``, ``batch``, ``highlights`` ...)."""
+
+    probe: str = "energy"
+    hop_s: float = 1.0
+    window_s: float = 1.0
+    fallback: str | None = "motion"
+    """The visual probe that indexes a video without audio when an audio probe is asked for (None: an error)."""
+
+
 ProgressFn = Callable[[float, float], None]
 """Called as ``progress(seconds_done, seconds_total)`` while audio is decoded."""
 
@@ -89,9 +101,10 @@ def _segment_job(task: tuple) -> _SegmentResult:
     return _segment_values(*task)
 
 
-def index(path: str | Path, probe: str = "energy", hop_s: float = 1.0, window_s: float = 1.0, *,
-          audio_stream: int | None = None, video_info: VideoInfo | None = None, jobs: int | None = None,
-          progress: ProgressFn | None = None, segment_s: float = SEGMENT_S, fallback: str | None = "motion",
+def index(path: str | Path, probe: str = IndexConfig.probe, hop_s: float = IndexConfig.hop_s,
+          window_s: float = IndexConfig.window_s, *, audio_stream: int | None = None,
+          video_info: VideoInfo | None = None, jobs: int | None = None, progress: ProgressFn | None = None,
+          segment_s: float = SEGMENT_S, fallback: str | None = IndexConfig.fallback,
           ignore_speech: bool | str = False, **probe_config: Any) -> Timeline:
     """Score every window of a video's audio for eventness.
 

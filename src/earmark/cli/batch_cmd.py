@@ -14,6 +14,7 @@ from rich.markup import escape
 
 from ..anchors import AnchorConfig
 from ..budget.planner import STRATEGIES, PlanConfig
+from ..index import IndexConfig
 from ..media.frames import FRAME_FORMATS
 from ..runner import BACKENDS
 from .commands import MODEL_HELP, _console, anchor_options, cli, plan_options, probe_options
@@ -68,9 +69,12 @@ class _Bar:
 @click.argument("source", metavar="INPUT", type=click.Path(path_type=str))
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=str),
               help="Output folder: manifest.jsonl, Parquet parts (windows/, anchors/, frames/), images/.")
-@click.option("--probe", default="energy", show_default=True, metavar="NAME", help="Eventness probe.")
-@click.option("--hop", "hop_s", type=float, default=1.0, show_default=True, help="Seconds between window starts.")
-@click.option("--window", "window_s", type=float, default=1.0, show_default=True, help="Window length in seconds.")
+@click.option("--probe", default=IndexConfig.probe, show_default=True, metavar="NAME",
+              help="Eventness probe.")
+@click.option("--hop", "hop_s", type=float, default=IndexConfig.hop_s, show_default=True,
+              help="Seconds between window starts.")
+@click.option("--window", "window_s", type=float, default=IndexConfig.window_s, show_default=True,
+              help="Window length in seconds.")
 @click.option("--audio-stream", type=int, default=None, metavar="N", help="Container stream index of the audio.")
 @click.option("--plan-model", default=None, metavar="NAME", help="Plan each video for this model. " + MODEL_HELP)
 @click.option("--budget", type=int, default=None, help="Visual tokens per video (with --plan-model).")

@@ -19,6 +19,7 @@ from ..anchors import ANCHOR_MODES, AnchorConfig, anchors, check_anchor_config, 
 from ..budget.costs import cost_model, cost_model_names
 from ..budget.planner import ASPECTS, DEFAULT_MAX_FRAMES, FITS, SHAPES, STRATEGIES, PlanConfig, plan
 from ..errors import ConfigError, EarmarkError
+from ..index import IndexConfig
 from ..index import index as run_index
 from ..media.frames import FRAME_FORMATS, SEEK_POLICIES, save_frames
 from ..media.probe import info as probe_info
@@ -36,6 +37,7 @@ from ..sinks.export import (
 )
 from ..train.linear import DATASETS as TRAIN_DATASETS
 from ..train.linear import TrainProbeConfig
+from ..train.transfer import TransferTrainConfig
 from ..types import IndexResult, Plan
 from .render import index_header, index_table, info_table, plan_summary, plan_table, sparkline
 
@@ -49,7 +51,7 @@ def probe_options(f):
                      help="Weights of a learned probe (linear, transfer, vad, ast): a local file or folder."),
         click.option("--probe-option", "probe_option", multiple=True, metavar="KEY=VALUE",
                      help="A probe setting (see `earmark probes`), e.g. audio=flux for hybrid; repeatable."),
-        click.option("--fallback", default="motion", show_default=True, metavar="NAME|none",
+        click.option("--fallback", default=IndexConfig.fallback, show_default=True, metavar="NAME|none",
                      help="Visual probe that indexes videos without an audio stream (none: fail instead)."),
         click.option("--ignore-speech", is_flag=True,
                      help="Remove windows with speech (vad probe) from eventness; no audio or text is stored."),
@@ -175,10 +177,12 @@ def probes_cmd(as_json: bool) -> None:
 
 @cli.command("index")
 @click.argument("videos", nargs=-1, required=True, type=click.Path(path_type=str))
-@click.option("--probe", default="energy", show_default=True, metavar="NAME",
+@click.option("--probe", default=IndexConfig.probe, show_default=True, metavar="NAME",
               help=f"Eventness probe: {', '.join(probe_names())}.")
-@click.option("--hop", "hop_s", type=float, default=1.0, show_default=True, help="Seconds between window starts.")
-@click.option("--window", "window_s", type=float, default=1.0, show_default=True, help="Window length in seconds.")
+@click.option("--hop", "hop_s", type=float, default=IndexConfig.hop_s, show_default=True,
+              help="Seconds between window starts.")
+@click.option("--window", "window_s", type=float, default=IndexConfig.window_s, show_default=True,
+              help="Window length in seconds.")
 @click.option("--audio-stream", type=int, default=None, metavar="N",
               help="Container stream index of the audio to read (see `earmark info`); default: the default stream.")
 @click.option("--out", "out", type=click.Path(path_type=str), default=None,
@@ -393,7 +397,7 @@ MODEL_HELP = (f"Target model: {', '.join(cost_model_names())}. Any case; Hugging
 @click.option("--truth", default=None, metavar="FILE|S:E,...", help="Ground-truth intervals for --strategy oracle.")
 @click.option("--question", default=None, help="Plan for this question too (with --text-image-model).")
 @question_options
-@click.option("--probe", default="energy", show_default=True, help="Probe used when SOURCE is a video.")
+@click.option("--probe", default=IndexConfig.probe, show_default=True, help="Probe used when SOURCE is a video.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=str), default=None, help="Write the plan JSON.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan JSON to stdout.")
 @click.option("-q", "--quiet", is_flag=True)
@@ -454,7 +458,7 @@ def extract_cmd(video: str, plan_path: str, out_dir: str, fmt: str, seek: str, q
               type=click.Choice([s for s in STRATEGIES if s != "oracle"]))
 @plan_options
 @question_options
-@click.option("--probe", default="energy", show_default=True, help="Probe to index the audio with.")
+@click.option("--probe", default=IndexConfig.probe, show_default=True, help="Probe to index the audio with.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=str), help="messages.json to write.")
 @click.option("--inline", is_flag=True, help="Embed the frames as base64 JPEG instead of files next to the JSON.")
 @click.option("--no-audio-prompt", is_flag=True, help="Leave out the audio-triggered sentences (for ablations).")
@@ -583,8 +587,8 @@ def train_probe_cmd(dataset: str, root: str | None, embed: str, context_s: float
 
 @cli.command("train-transfer")
 @click.argument("corpus", type=click.Path(path_type=str))
-@click.option("--epochs", type=int, default=60, show_default=True)
-@click.option("--contrastive", type=float, default=0.5, show_default=True,
+@click.option("--epochs", type=int, default=TransferTrainConfig.epochs, show_default=True)
+@click.option("--contrastive", type=float, default=TransferTrainConfig.contrastive, show_default=True,
               help="Weight of the audio-visual agreement (InfoNCE) loss; 0 turns it off.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=str), help="scorer.pt to write.")
@@ -592,7 +596,7 @@ def train_transfer_cmd(corpus: str, epochs: int, contrastive: float, seed: int, 
     """Train a visual-only scorer on CORPUS (videos with sound) to predict audio eventness; use it with
     --probe transfer --probe-weights scorer.pt on videos with or without sound."""
     require_extra("earmark train-transfer", "eval", ("torch",))
-    from ..train.transfer import TransferTrainConfig, train_transfer
+    from ..train.transfer import train_transfer
 
     s = train_transfer(corpus, out, TransferTrainConfig(epochs=epochs, contrastive=contrastive, seed=seed))
     con = _console()

@@ -13,6 +13,7 @@ from rich.markup import escape
 from .._io import dumps_json
 from ..errors import ConfigError
 from ..highlights import EMBEDDINGS, SCORERS, HighlightConfig, check_highlight_config, highlights_of
+from ..index import IndexConfig
 from ..search import SCOPES
 from ..sinks.clips import check_clips_folder, clip_files, cut_clips
 from ..sinks.edl import EDL_ORDERS, highlight_format, render_highlights, write_rendered
@@ -29,7 +30,7 @@ def _opt(flag: str, name: str, typ, text: str):
 
 @cli.command("highlights")
 @click.argument("source", metavar="VIDEO|INDEX.json|CORPUS_DIR", type=click.Path(path_type=str))
-@click.option("--probe", default="energy", show_default=True, metavar="NAME",
+@click.option("--probe", default=IndexConfig.probe, show_default=True, metavar="NAME",
               help="Probe that indexes a VIDEO (an index JSON keeps its own).")
 @_opt("--scorer", "scorer", click.Choice(SCORERS),
       "eventness: the probe's scores; activation: how far each window's embedding rises above the video's typical "
