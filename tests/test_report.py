@@ -310,3 +310,19 @@ def test_the_envelope_is_the_rms_of_each_stretch(tmp_path):
     assert [p["t"] for p in pts] == [0.25, 0.75, 1.25, 1.75, 2.25, 2.75, 3.25, 3.75]
     assert [p["h"] for p in pts[:3]] == [0.0, 0.0, 0.0]
     assert [p["h"] for p in pts[5:]] == pytest.approx([want] * 3, abs=0.01)
+
+
+def test_hostile_labels_and_names_open_no_dialog_in_chromium(demo, page, tmp_path):
+    """A truth file's labels and a video's name reach the page as text: no dialog, no script error, shown as typed."""
+    evil = "</script><script>alert(1)</script><img src=x onerror=alert(2)>\u2028"
+    video = tmp_path / "a<b>&'c.mp4"
+    video.write_bytes(demo.video.read_bytes())
+    truth = tmp_path / "truth.json"
+    truth.write_text(json.dumps({"events": [{"start_s": 2.0, "end_s": 3.0, "label": evil}]}))
+    out = tmp_path / "r.html"
+    assert main(["report", str(video), "--truth", str(truth), "--out", str(out)]) == 0
+    page.goto(out.as_uri())
+    page.wait_for_timeout(300)
+    assert page.problems == []
+    text = page.inner_text("body")
+    assert "<img src=x onerror=alert(2)>" in text and "a<b>&'c.mp4" in text
