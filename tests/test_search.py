@@ -6,7 +6,9 @@ line naming the file, exit 1, nothing written."""
 
 from __future__ import annotations
 
+import base64
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -381,3 +383,190 @@ def test_plan_of_the_hits_spends_the_uniform_tokens(capsys, media, saved, clip_d
                        "--model", "vit-p16", "--budget", 1960, "--plan-out", tmp_path / "none.json")
     assert code == 1 and "no match for 'horse': nothing to plan (no plan written)" in err and err.count("\n") == 1
     assert not (tmp_path / "none.json").exists()
+
+
+# ------------------------------------------------------------------------------------------- corpus
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, media, tagger) -> dict[str, Path]:
+    """Two videos batched with the tone tagger (labels in the Parquet), and the same with energy (no labels)."""
+    d = tmp_path_factory.mktemp("corpus")
+    videos = d / "videos"
+    videos.mkdir()
+    (videos / "a.mp4").write_bytes(media["dog"].read_bytes())
+    t = np.arange(int(20 * SR)) / SR
+    x = 0.005 * np.random.default_rng(3).standard_normal(len(t))
+    on = (t >= 10) & (t < 12)
+    x[on] += 0.6 * np.sin(2 * np.pi * TONE_HZ * t[on])  # louder than a.mp4's barks
+    write_media(videos / "b.mp4", 20.0, x.astype(np.float32), SR, video=VideoSpec(64, 48, 10.0, gop=10))
+    assert main(["batch", str(videos), "--out", str(d / "tagged"), "--probe", "yamnet", "--probe-weights", tagger,
+                 "-q", "--workers", "1"]) == 0
+    assert main(["batch", str(videos), "--out", str(d / "energy"), "-q", "--workers", "1"]) == 0
+    return {"videos": videos, "tagged": d / "tagged", "energy": d / "energy"}
+
+
+def test_corpus_search_ranks_hits_across_videos(capsys, corpus):
+    pytest.importorskip("duckdb")
+    a, b = str(corpus["videos"] / "a.mp4"), str(corpus["videos"] / "b.mp4")
+    code, out, err = run(capsys, "search", corpus["tagged"], "--query", "dog", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["features"] == ["label"] and doc["source"] == str(corpus["tagged"])
+    # Equal label evidence: the louder first (b's tone is 6 dB up, but eventness is a z within each video: equal),
+    # then by path and time.
+    got = [(h["video"], h["start_s"], h["end_s"], h["score"]) for h in doc["hits"]]
+    assert sorted(got) == [(a, 5.0, 7.0, 4.0), (a, 24.0, 26.0, 4.0), (b, 10.0, 12.0, 4.0)]
+    assert all(h["reasons"] == [{"feature": "label", "value": 4.0, "detail": "Dog (top 1)"}] for h in doc["hits"])
+    code, out, err = run(capsys, "search", corpus["tagged"], "--query", "loud dog", "--top", "1", "--json")
+    assert code == 0, err
+    [hit] = json.loads(out)["hits"]
+    assert [r["feature"] for r in hit["reasons"]] == ["eventness", "label"]
+    assert hit["score"] == pytest.approx(4.0 + hit["eventness"])
+    code, out, err = run(capsys, "search", corpus["energy"], "--query", "dog")
+    assert code == 0 and "no match for \"dog\"" in out
+    assert "no window of this corpus has a label (probes: energy)" in out
+    code, out, err = run(capsys, "search", corpus["energy"], "--query", "loud", "--json")
+    assert code == 0 and {h["video"] for h in json.loads(out)["hits"]} == {a, b}
+
+
+def test_corpus_highlights_per_video_and_across(capsys, corpus, tmp_path):
+    pytest.importorskip("duckdb")
+    a, b = str(corpus["videos"] / "a.mp4"), str(corpus["videos"] / "b.mp4")
+    code, out, err = run(capsys, "highlights", corpus["tagged"], "--top", "1", "--out", tmp_path / "h.json", "--out",
+                         tmp_path / "h.csv")
+    assert code == 0, err
+    doc = json.loads((tmp_path / "h.json").read_text())
+    assert doc["kind"] == "earmark.corpus_highlights" and doc["scope"] == "video" and doc["videos"] == 2
+    assert [(s["video"], s["rank"], s["start_s"], s["end_s"]) for s in doc["segments"]] == [
+        (a, 1, 5.0, 7.0), (b, 1, 10.0, 12.0)]
+    rows = (tmp_path / "h.csv").read_text().splitlines()
+    assert rows[0] == "rank,video,start_s,end_s,duration_s,score,mean_score,peak_s,probe"
+    assert rows[1].startswith(f"1,{a},5.0,7.0,2.0,") and rows[1].endswith(",5.5,yamnet")
+    # The same segments as `earmark highlights` gives each video from its own index.
+    for video in (a, b):
+        code, out, err = run(capsys, "highlights", video, "--probe", "yamnet", "--probe-weights",
+                             _weights(corpus), "--top", "1", "--json")
+        assert code == 0, err
+        mine = [s for s in doc["segments"] if s["video"] == video]
+        assert [(g["start_s"], g["end_s"], g["score"]) for g in json.loads(out)["segments"]] == [
+            (g["start_s"], g["end_s"], g["score"]) for g in mine]
+    code, out, err = run(capsys, "highlights", corpus["tagged"], "--scope", "corpus", "--top", "2", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    # Every event peaks at the same z (a z within its video): ties go to the higher mean, then path, then time.
+    assert [(s["rank"], s["video"], s["start_s"]) for s in doc["segments"]] == [(1, a, 5.0), (2, a, 24.0)]
+    code, out, err = run(capsys, "highlights", corpus["tagged"], "--scope", "corpus", "--total-duration", "3",
+                         "--min-len", "1", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["total_s"] == 3.0 and [s["duration_s"] for s in doc["segments"]] == [2.0, 1.0]
+
+
+def _weights(corpus) -> str:
+    cfg = next((corpus["tagged"] / "configs").glob("*.json"))
+    return json.loads(cfg.read_text())["probe_options"]["weights"]
+
+
+# ------------------------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--top", "0"], "--top 0: must be an integer >= 1"),
+    (["--level", "0"], "--level 0.0: must be a z-score > 0"),
+    (["--merge-gap", "-1"], "--merge-gap -1.0: must be a number of seconds >= 0"),
+    (["--out", "x.txt"], "--out x.txt: unknown hits format '.txt'; use one of .json, .csv"),
+    (["--plan"], "--plan needs --model NAME and --budget TOKENS"),
+    (["--model", "vit-p16"], "--model applies to --plan"),
+    (["--plan", "--model", "nope", "--budget", "5"], "unknown model 'nope'; valid models: "),
+    (["--plan", "--model", "vit-p16", "--budget", "99", "--strategy", "uniform"], "'uniform' is not one of"),
+    (["--query", " "], "--query must be a non-empty text"),
+])
+def test_bad_options_one_line_exit_1_nothing_written(capsys, media, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "search", media["dog"], "--query", "dog", *args, "--out", "h.json", "--save",
+                         "m.json")
+    if "--strategy" in args:  # click refuses a choice itself: a usage error (exit 2, with a usage line)
+        assert code == 2 and message in err
+    else:
+        assert code == 1 and err.startswith("earmark: error: ") and message in err and err.count("\n") == 1, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_files_hostile_documents_and_folders(capsys, media, saved, corpus, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    def refused(source, *more, save: bool = True) -> str:
+        before = sorted(p.name for p in tmp_path.iterdir())
+        code, _, err = run(capsys, "search", source, "--query", "dog", *more, "--out", "h.json",
+                           *(["--save", "m.json"] if save else []))
+        assert code == 1 and err.startswith("earmark: error: ") and err.count("\n") == 1, (source, err)
+        assert sorted(p.name for p in tmp_path.iterdir()) == before
+        return err
+
+    assert refused("nope.mp4") == "earmark: error: nope.mp4: file not found\n"
+    assert refused("nope.json") == "earmark: error: nope.json: file not found\n"
+    good = json.loads(saved.read_text())
+    emb = good["embeddings"]
+    n, d = emb["shape"]
+    tilted = np.zeros((n, d), "<f2")
+    tilted[:, 0] = 0.5
+    bad = {
+        "nan.json": saved.read_text().replace('"motion": [', '"motion": [NaN, ', 1),
+        "trunc.json": saved.read_text()[:300],
+        "kind.json": json.dumps({**good, "kind": "earmark.plan"}),
+        "short.json": json.dumps({**good, "motion": good["motion"][:3]}),
+        "visual.json": json.dumps({**good, "visual": {"fps": 5.0, "size": 64}}),
+        "b64.json": json.dumps({**good, "embeddings": {**emb, "base64": "@@@"}}),
+        "shape.json": json.dumps({**good, "embeddings": {**emb, "shape": [n + 1, d]}}),
+        "bytes.json": json.dumps({**good, "embeddings": {**emb, "base64": emb["base64"][:-8]}}),
+        "unit.json": json.dumps({**good, "embeddings": {**emb, "base64": base64.b64encode(tilted.tobytes()).decode()}}),
+        "model.json": json.dumps({**good, "embeddings": {**emb, "model": {**emb["model"], "type": "whisper"}}}),
+        "index.json": json.dumps({**good, "index": {**good["index"], "timeline": {
+            **good["index"]["timeline"], "scores": good["index"]["timeline"]["scores"][:3]}}}),
+    }
+    expected = {"nan.json": "motion[0] must be a finite number", "trunc.json": "not valid JSON",
+                "kind.json": "not an earmark moments or index document", "short.json": "motion has 3 values",
+                "visual.json": "visual must be", "b64.json": "embeddings.base64 is not base64 text",
+                "shape.json": f"embeddings.shape must be [{n}, d]", "bytes.json": "embeddings.base64 holds",
+                "unit.json": "embeddings row 0 is not a unit vector (norm 0.5)",
+                "model.json": "embeddings.model.type must be one of",
+                "index.json": "index: timeline.raw has 30 values, timeline.scores has 3"}
+    for name, text in bad.items():
+        Path(name).write_text(text)
+        err = refused(name)
+        assert err.startswith(f"earmark: error: {name}: ") and expected[name] in err, (name, err)
+    # Batch folders: none, without its manifest, a corrupt part; and what applies only to a video.
+    Path("plain").mkdir()
+    assert "plain: not an earmark batch folder (no batch.json" in refused("plain")
+    Path("fresh").mkdir()
+    Path("fresh/batch.json").write_text((corpus["tagged"] / "batch.json").read_text())
+    assert refused("fresh") == ("earmark: error: fresh/manifest.jsonl: not found: this batch folder has no manifest "
+                                "(no video finished yet; run `earmark batch INPUT --out fresh`)\n")
+    shutil.copytree(corpus["tagged"], "broken")
+    next(Path("broken/windows").glob("*.parquet")).write_bytes(b"PAR1 not really")
+    assert refused("broken", save=False).startswith("earmark: error: broken: cannot read its Parquet parts (")
+    for flag in (["--text-image-model", "x"], ["--plan", "--model", "vit-p16", "--budget", "9"], ["--probe", "flux"],
+                 ["--save", "m.json"]):
+        err = refused(corpus["tagged"], *flag, save=False)
+        assert f"{corpus['tagged']}: {flag[0]} applies to a video or its index, not to a batch folder" in err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--out", "h.edl"], "--out h.edl: a batch folder's highlights are written as .json or .csv"),
+    (["--cut", "clips"], "--cut applies to a video or its index, not to a batch folder"),
+    (["--scorer", "activation"], "--scorer activation: a batch folder holds eventness"),
+    (["--top", "0"], "--top 0: must be an integer >= 1"),
+])
+def test_corpus_highlights_bad_options(capsys, corpus, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "highlights", corpus["tagged"], *args, "--out", "h.json")
+    assert code == 1 and err.startswith("earmark: error: ") and message in err and err.count("\n") == 1, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_scope_applies_to_a_folder(capsys, media, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "highlights", media["dog"], "--scope", "corpus", "--out", "h.json")
+    assert code == 1 and "--scope corpus: applies to a batch folder (CORPUS_DIR)" in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []

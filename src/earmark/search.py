@@ -675,25 +675,40 @@ def corpus_folder(folder: str | Path) -> Path:
     return out
 
 
-def _corpus_sql(out: Path, sql: str, params: Sequence[Any] = ()):
-    """Rows of ``sql`` over the folder's views as a pyarrow Table; a Parquet part or view that cannot be read is
-    a SchemaError naming the folder."""
-    import duckdb
-    import pyarrow as pa
+class _Corpus:
+    """DuckDB views over a batch folder (one connection for a search's few queries); a Parquet part or view that
+    cannot be read is a SchemaError naming the folder."""
 
-    from .batch import connect
+    def __init__(self, out: Path) -> None:
+        import pyarrow as pa
 
-    try:
-        con = connect(out)
-    except (pa.ArrowException, OSError) as e:
-        raise SchemaError(f"{out}: cannot read its Parquet parts ({' '.join(str(e).split())[:200]})") from None
-    try:
-        rel = con.sql(sql, params=list(params) or None)
-        return rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
-    except (duckdb.Error, pa.ArrowException, OSError) as e:
-        raise SchemaError(f"{out}: cannot read its Parquet parts ({' '.join(str(e).split())[:200]})") from None
-    finally:
-        con.close()
+        from .batch import connect
+
+        self.out = out
+        try:
+            self.con = connect(out)
+        except (pa.ArrowException, OSError) as e:
+            raise self._error(e) from None
+
+    def _error(self, e: Exception) -> SchemaError:
+        return SchemaError(f"{self.out}: cannot read its Parquet parts ({' '.join(str(e).split())[:300]})")
+
+    def __enter__(self) -> _Corpus:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.con.close()
+
+    def sql(self, sql: str, params: Sequence[Any] = ()):
+        """The rows of ``sql`` as a pyarrow Table."""
+        import duckdb
+        import pyarrow as pa
+
+        try:
+            rel = self.con.sql(sql, params=list(params) or None)
+            return rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
+        except (duckdb.Error, pa.ArrowException, OSError) as e:
+            raise self._error(e) from None
 
 
 def search_corpus(folder: str | Path, query: str, config: SearchConfig | None = None) -> SearchResult:
@@ -710,38 +725,37 @@ def search_corpus(folder: str | Path, query: str, config: SearchConfig | None = 
     check_search_config(cfg)
     words, named = query_terms(query)
     out = corpus_folder(folder)
-    facts = _corpus_sql(out, "SELECT string_agg(DISTINCT probe, ', ' ORDER BY probe) AS probes, "
-                             "count(DISTINCT video_key) AS videos FROM windows").to_pylist()[0]
-    labels = _corpus_sql(out, "SELECT DISTINCT label FROM windows WHERE label IS NOT NULL ORDER BY label")
-    matched = [lab for lab in labels.column("label").to_pylist() if words & question_words(lab.replace("_", " "))]
     notes = []
-    if not labels.num_rows:
-        notes.append(f"no window of this corpus has a label (probes: {facts['probes'] or 'none'}): a batch made with a "
-                     f"tagger probe (--probe panns|yamnet|ast|clap --probe-weights PATH) can be searched by sound "
-                     f"names")
     for f in named:
         if f != "eventness":
             notes.append(f"the query names {f}, but a batch folder's windows hold no {f}: search a video or its "
                          f"moments document")
     features = ("label", *(("eventness",) if "eventness" in named else ()))
-    where = ["label IN (SELECT unnest(?))"] if matched else []
-    params: list[Any] = [matched] if matched else []
-    if "eventness" in named:
-        where.append("score >= ?")
-        params.append(cfg.level)
     hits: list[Hit] = []
-    if where:
-        rows = _corpus_sql(out, "SELECT w.path, w.window_index, w.start_s, w.end_s, w.score, w.label, m.duration_s "
-                                "FROM windows w JOIN manifest m USING (video_key) WHERE " + " OR ".join(where) +
-                                " ORDER BY w.path, w.window_index", params)
+    with _Corpus(out) as db:
+        labels = db.sql("SELECT DISTINCT label FROM windows WHERE label IS NOT NULL").column("label").to_pylist()
+        if not labels:
+            probes = db.sql("SELECT string_agg(DISTINCT probe, ', ' ORDER BY probe) AS p FROM windows")
+            notes.insert(0, f"no window of this corpus has a label (probes: {probes.column('p')[0] or 'none'}): a "
+                            f"batch made with a tagger probe (--probe panns|yamnet|ast|clap --probe-weights PATH) "
+                            f"can be searched by sound names")
+        matched = sorted(lab for lab in labels if words & question_words(lab.replace("_", " ")))
+        where = ["label IN (SELECT unnest(?))"] if matched else []
+        params: list[Any] = [matched] if matched else []
+        if "eventness" in named:
+            where.append("score >= ?")
+            params.append(cfg.level)
+        rows = db.sql("SELECT w.path, w.window_index, w.start_s, w.end_s, w.score, w.label, m.duration_s FROM "
+                      "windows w JOIN manifest m USING (video_key) WHERE " + " OR ".join(where) +
+                      " ORDER BY w.path, w.window_index", params) if where else None
+    if rows is not None and rows.num_rows:
         cols = {c: rows.column(c).to_numpy(zero_copy_only=False) for c in rows.column_names}
         paths = cols["path"]
-        bounds = np.flatnonzero(np.concatenate([[True], paths[1:] != paths[:-1], [True]])) if len(paths) else []
+        bounds = np.flatnonzero(np.concatenate([[True], paths[1:] != paths[:-1], [True]]))
         wanted = set(matched)
         for a, b in itertools.pairwise(bounds):
             lab = cols["label"][a:b]
-            is_named = np.array([x in wanted for x in lab], bool)
-            ev = {"label": np.where(is_named, LABEL_Z, 0.0)}
+            ev = {"label": np.where(np.array([x in wanted for x in lab], bool), LABEL_Z, 0.0)}
             if "eventness" in named:
                 ev["eventness"] = cols["score"][a:b].astype(np.float64)
 
@@ -839,8 +853,9 @@ def corpus_highlights(folder: str | Path, config: Any = None, scope: str = "vide
     if scope not in SCOPES:
         raise unknown_name("scope", scope, SCOPES, sort=False)
     out = corpus_folder(folder)
-    rows = _corpus_sql(out, "SELECT w.path, w.probe, w.start_s, w.end_s, w.score, m.duration_s FROM windows w "
-                            "JOIN manifest m USING (video_key) ORDER BY w.path, w.window_index")
+    with _Corpus(out) as db:
+        rows = db.sql("SELECT w.path, w.probe, w.start_s, w.end_s, w.score, m.duration_s FROM windows w JOIN manifest "
+                      "m USING (video_key) ORDER BY w.path, w.window_index")
     cols = {c: rows.column(c).to_numpy(zero_copy_only=False) for c in rows.column_names}
     paths = cols["path"]
     bounds = np.flatnonzero(np.concatenate([[True], paths[1:] != paths[:-1], [True]])) if len(paths) else []

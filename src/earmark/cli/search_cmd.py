@@ -100,6 +100,9 @@ def search_cmd(source: str, query: str | None, top: int, level: float, merge_gap
         raise ConfigError(f"--{plan_given[0].replace('_', '-')} applies to --plan")
     con = _console(quiet or as_json)
     if Path(source).is_dir():  # a corpus: its batch Parquet through DuckDB
+        from ..search import corpus_folder
+
+        corpus_folder(source)
         for flag, given in (("--text-image-model", text_image_model is not None), ("--save", save is not None),
                             ("--plan", make_plan), ("--probe", _given("probe")),
                             ("probe options", bool(_probe_settings(probe_kw)) or probe_kw.get("ignore_speech"))):
