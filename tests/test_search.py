@@ -570,3 +570,15 @@ def test_scope_applies_to_a_folder(capsys, media, tmp_path, monkeypatch):
     code, _, err = run(capsys, "highlights", media["dog"], "--scope", "corpus", "--out", "h.json")
     assert code == 1 and "--scope corpus: applies to a batch folder (CORPUS_DIR)" in err and err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_corpus_highlights_of_folders_that_are_not_batches(capsys, corpus, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("fresh").mkdir()
+    Path("fresh/batch.json").write_text((corpus["tagged"] / "batch.json").read_text())
+    Path("plain").mkdir()
+    for folder, message in (("fresh", "fresh/manifest.jsonl: not found: this batch folder has no manifest"),
+                            ("plain", "plain: not an earmark batch folder (no batch.json")):
+        code, _, err = run(capsys, "highlights", folder, "--out", "h.json")
+        assert code == 1 and err.startswith(f"earmark: error: {message}") and err.count("\n") == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh", "plain"]

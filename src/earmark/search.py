@@ -44,6 +44,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .errors import ConfigError, MediaError, SchemaError
+from .index import IndexConfig
 from .types import (
     FINGERPRINT,
     IndexResult,
@@ -117,8 +118,9 @@ def _finite(x: Any) -> bool:
 def query_terms(query: str) -> tuple[frozenset[str], tuple[str, ...]]:
     """The query's content words (matched against labels) and the cheap features it names, in FEATURES order.
 
-    >>> query_terms("When does the dog bark loudly, moving fast?")
-    (frozenset({'bark', 'dog', 'fast', 'loudly', 'moving'}), ('motion',))
+    >>> words, named = query_terms("When does the dog bark loudly, moving fast?")
+    >>> sorted(words), named
+    (['bark', 'dog', 'fast', 'loudly', 'moving'], ('motion',))
     """
     from .probes.question import question_words
 
@@ -303,9 +305,9 @@ def model_record(model: Any) -> dict[str, Any]:
 
 
 def _indexed_video(result: IndexResult, why: str):
-    """The index's video (VideoInfo), checked to be the file the index was made from."""
+    """The index's VideoInfo, once its file is checked to be the one the index was made from (no second probe)."""
     from .errors import NoVideoStreamError
-    from .media.probe import fingerprint, info
+    from .media.probe import fingerprint
 
     path = result.info.path
     if not Path(path).is_file():
@@ -314,7 +316,7 @@ def _indexed_video(result: IndexResult, why: str):
         raise SchemaError(f"{path}: the file changed since it was indexed (fingerprint differs); index it again")
     if result.info.video is None:
         raise NoVideoStreamError(path, f"no video stream: {why} the picture")
-    return info(path)
+    return result.info
 
 
 def with_features(source: IndexResult | Moments, *, visual: bool = True, model: Any = None) -> Moments:
@@ -332,7 +334,7 @@ def with_features(source: IndexResult | Moments, *, visual: bool = True, model: 
 
 
 def moments(source: str | Path | IndexResult, *, text_image_model: Any = None, visual: bool = True,
-            probe: str = "energy", **index_kw: Any) -> Moments:
+            probe: str = IndexConfig.probe, **index_kw: Any) -> Moments:
     """The features a search reads: ``source`` is a video (indexed with ``probe``; ``index_kw`` go to
     :func:`earmark.index`), an index JSON or an IndexResult; ``text_image_model`` a local CLIP/SigLIP folder or a
     loaded :class:`~earmark.probes.question.TextImageModel` (thumbnail embeddings), ``visual`` whether to measure

@@ -14,6 +14,7 @@ from rich.markup import escape
 
 from .._io import dumps_json, write_json_atomic, write_text_atomic
 from ..errors import ConfigError
+from ..index import IndexConfig
 from ..search import PLAN_STRATEGIES, SearchConfig, check_search_config, query_terms
 from ..types import clock
 from .commands import MODEL_HELP, _console, _given, _load_source, _probe_settings, cli, plan_options, probe_options
@@ -51,7 +52,7 @@ def _hits_csv(result) -> str:
 @_opt("--merge-gap", "merge_gap_s", float, "Matching windows at most this many seconds apart are one hit.")
 @click.option("--text-image-model", type=click.Path(path_type=str), default=None, metavar="DIR",
               help="A local CLIP or SigLIP folder: embed one thumbnail per window and match pictures to the query.")
-@click.option("--probe", default="energy", show_default=True, metavar="NAME",
+@click.option("--probe", default=IndexConfig.probe, show_default=True, metavar="NAME",
               help="Probe that indexes a VIDEO (a tagger's labels are matched: panns, yamnet, ast, clap).")
 @click.option("--save", type=click.Path(dir_okay=False, path_type=str), default=None, metavar="FILE.json",
               help="Write the video's features (index, motion, appearance change, picture embeddings): later searches "
