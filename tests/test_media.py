@@ -174,6 +174,44 @@ def test_decode_from_a_seek_matches_the_full_decode(events_mp4):
     np.testing.assert_allclose(20 * np.log10(block(a) + 1e-9), 20 * np.log10(block(b) + 1e-9), atol=0.5)
 
 
+def test_resampling_in_blocks_is_bit_identical_to_frame_by_frame(events_mp4, monkeypatch):
+    """Decoded frames are gathered into blocks before resampling (PyAV's per-call overhead cost more CPU than the
+    decoding); libswresample streams, so every sample is the same as one resampler call per decoded frame."""
+    import av
+
+    from earmark.media import audio
+
+    vi = info(events_mp4)
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=16_000)
+    ref = []
+    with av.open(str(events_mp4)) as c:
+        for frame in c.decode(c.streams.audio[0]):
+            ref += [np.frombuffer(o.planes[0], np.float32, o.samples) for o in resampler.resample(frame)]
+    ref += [np.frombuffer(o.planes[0], np.float32, o.samples) for o in resampler.resample(None)]
+    ref = np.concatenate(ref)
+    for block in (1, 5000, audio.RESAMPLE_BLOCK):
+        monkeypatch.setattr(audio, "RESAMPLE_BLOCK", block)
+        ours = np.concatenate(list(stream_audio(vi)))
+        assert ours.tobytes() == ref[: len(ours)].tobytes()
+        assert len(ours) == len(ref)
+
+
+def test_a_stream_that_changes_layout_and_rate_is_decoded_whole(tmp_path, ffmpeg):
+    """An MPEG-TS audio stream that goes from 48 kHz mono to 44.1 kHz stereo (two captures joined, as broadcast
+    recordings are): both parts are decoded, in order (before: ValueError from the resampler)."""
+    parts = []
+    for name, freq, rate, ch in (("a", 440, 48_000, 1), ("b", 1760, 44_100, 2)):
+        parts.append(tmp_path / f"{name}.ts")
+        subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", f"sine=frequency={freq}:sample_rate={rate}:"
+                        "duration=3", "-c:a", "aac", "-ac", str(ch), str(parts[-1])], check=True)
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(b"".join(p.read_bytes() for p in parts))
+    x = np.concatenate(list(stream_audio(info(joined))))
+    assert len(x) == pytest.approx(6 * 16_000, abs=1600)
+    peak_hz = [np.argmax(np.abs(np.fft.rfft(x[a:a + 16_000]))) for a in (8_000, len(x) - 24_000)]
+    assert peak_hz == [440, 1760]  # 1 Hz bins: the first part, then the second
+
+
 def test_zero_length_media_is_a_clear_error(tmp_path, capsys, ffmpeg):
     """A valid WAV header with no samples: the file exists and opens, but holds nothing to index."""
     path = tmp_path / "zero.wav"
