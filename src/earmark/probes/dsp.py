@@ -7,7 +7,6 @@ dominate an index that must stay under 300 MB.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import ClassVar
@@ -47,37 +46,9 @@ def mel_power(frames: np.ndarray, n_fft: int = 512, n_mels: int = 64, fmin: floa
     float32 (periodic Hann over the frame, ``|rfft(n_fft)|²``, :func:`mel_filterbank`). The ``flux``/``onset``
     probes, the ``linear``/``learned`` probes' features and eval's Audio-concat features all use it (tested
     against transformers' ``audio_utils.spectrogram``)."""
-    spec = rfft_rows(frames * _hann(frames.shape[1]), n_fft)
+    spec = np.fft.rfft(frames * _hann(frames.shape[1]), n=n_fft, axis=1)
     power = (spec.real**2 + spec.imag**2).astype(np.float32)
     return power @ mel_filterbank(SAMPLE_RATE, n_fft, n_mels, fmin, min(fmax, SAMPLE_RATE / 2))
-
-
-FAST_FFT_AFTER = 25_000
-"""Rows numpy transforms in a process before :func:`rfft_rows` moves to scipy.fft (4 minutes of 10 ms frames),
-unless scipy is loaded already: importing it costs ~0.17 s CPU, more than numpy spends on a short clip."""
-_numpy_rows = 0
-
-
-def rfft_rows(x: np.ndarray, n: int) -> np.ndarray:
-    """``np.fft.rfft(x, n, axis=1)``, bit for bit, faster on long inputs.
-
-    numpy transforms float32 rows in double precision and rounds the result to complex64, one row at a time;
-    scipy.fft's double-precision transform (the same pocketfft algorithm, several rows per SIMD vector) rounded
-    the same way gives the same bits 5x faster (1.6 -> 0.3 s CPU for an hour of 512-point frames;
-    tests/test_probes.py pins the equality). Which one runs never changes a result, only the time.
-    """
-    global _numpy_rows
-    if _numpy_rows < FAST_FFT_AFTER and "scipy" not in sys.modules:
-        _numpy_rows += len(x)
-        return np.fft.rfft(x, n=n, axis=1)
-    from scipy import fft
-
-    return fft.rfft(x.astype(np.float64, copy=False), n=n, axis=1).astype(_rfft_dtype(x.dtype), copy=False)
-
-
-@lru_cache(maxsize=8)
-def _rfft_dtype(dtype: np.dtype) -> np.dtype:
-    return np.fft.rfft(np.zeros(2, dtype)).dtype  # what numpy returns for these rows (complex64 for float32)
 
 
 def log_mel(frames: np.ndarray, n_fft: int = 512, n_mels: int = 64, fmin: float = 30.0, fmax: float = 8000.0
