@@ -83,6 +83,7 @@ def test_balanced_class_weights():
 
 
 
+@pytest.mark.slow
 def test_balanced_weighting_reaches_the_training_loss():
     """On uninformative features with 90 % background labels an unweighted head answers background everywhere;
     the balanced loss makes the same head (same seed, same data) call the rare classes."""
@@ -219,6 +220,7 @@ def fit(head: Head, train: Batch, steps: int, lr: float = 1e-2) -> None:
     head.eval()
 
 
+@pytest.mark.slow
 def test_gated_head_finds_the_one_informative_token():
     torch.manual_seed(0)
     rng = np.random.default_rng(1)
@@ -255,6 +257,7 @@ def _ave_toy(n_clips: int, rng: np.random.Generator, T: int = 6, D: int = 8):
     return Batch(tokens, segt, cls_tok, None, torch.tensor(ys).view(n_clips, T))
 
 
+@pytest.mark.slow
 def test_ave_head_carries_a_sharply_seen_class_to_the_other_event_seconds():
     rng = np.random.default_rng(2)
     train, test = _ave_toy(400, rng), _ave_toy(32, rng)
@@ -362,6 +365,7 @@ def _orderings(doc: dict, majority: float, key: str) -> None:
     assert acc["uniform-448"] > majority + 0.10, (acc, majority)  # the head learns more than the trivial answer
 
 
+@pytest.mark.slow
 def test_quick_synthave_orderings(quick_run):
     doc = json.loads((quick_run / "results.json").read_text())
     _orderings(doc, _majority(quick_run), "accuracy_mean")
@@ -398,6 +402,7 @@ def test_quick_realstamp_orderings_and_baselines(realstamp_run):
     assert "| Fixed-spread-Top2 | 2×448 + 8×112 | 1960 |" in table and "Where the index fired" in table
 
 
+@pytest.mark.slow
 def test_dataset_seeds_are_combined_with_hierarchical_intervals(tmp_path):
     out = tmp_path / "seeds"
     assert main(["eval", "synth", "--quick", "--n", "30", "--epochs", "2", "--data-seeds", "2", "--synth-seed", "5",
@@ -416,6 +421,7 @@ def test_dataset_seeds_are_combined_with_hierarchical_intervals(tmp_path):
     assert main(["report", str(out)]) == 0  # the eval page reads a combined folder too
 
 
+@pytest.mark.slow
 def test_quick_eval_writes_an_equal_token_results_folder(quick_run):
     doc = json.loads((quick_run / "results.json").read_text())
     table = doc["strategies"]
@@ -458,6 +464,7 @@ def test_quick_eval_writes_an_equal_token_results_folder(quick_run):
     assert not list(quick_run.glob(".results.*"))  # no temporary folder left behind
 
 
+@pytest.mark.slow
 def test_long_video_variant_scales_the_equal_token_shape(tmp_path):
     """60 s SynthAVE clips (one AVE event at a random place): Uniform-224 for all 60 seconds against 12×448 +
     48×112 at the same tokens; the audio anchors land in the sparse event, random ones mostly do not."""
@@ -500,6 +507,7 @@ def test_eval_bad_input(tmp_path, capsys):
     assert not (tmp_path / "o" / "results.json").exists()
 
 
+@pytest.mark.slow
 def test_eval_page_in_chromium(quick_run, page):
     from earmark.eval.results import SWEEP_COLUMNS, sweep_csv, sweep_png, sweep_row
 
