@@ -145,7 +145,7 @@ def eval_config(dataset: str, root: str | None, generator: dict, kw: dict) -> Ev
 
 def _run(cfg: EvalConfig, out: Path, quiet: bool, data_seeds: int = 1) -> None:
     from ..eval.protocol import run_eval, run_eval_seeds
-    from ..eval.results import display_name
+    from ..eval.results import display_name, strategy_rank
 
     con = Console(quiet=quiet, highlight=False, soft_wrap=True)
     bar, update = _progress(con, quiet)
@@ -156,7 +156,7 @@ def _run(cfg: EvalConfig, out: Path, quiet: bool, data_seeds: int = 1) -> None:
         else:
             doc = run_eval(cfg, out, update)
     k = doc["config"]["k"]
-    for name, r in doc["strategies"].items():
+    for name, r in sorted(doc["strategies"].items(), key=lambda item: strategy_rank(item[0])):
         if r["group"] == "curve":
             continue
         p = (r.get("vs_uniform") or {}).get("p")

@@ -15,10 +15,24 @@ import numpy as np
 
 from .._io import dumps_json
 from ..errors import ConfigError
+from .config import MAIN_STRATEGIES
 
 DISPLAY = {"uniform": "Uniform", "random": "Random-Top{k}", "oracle": "Oracle-GT-Top{k}",
            "fixed-spread": "Fixed-spread-Top{k}", "uniform-112": "Uniform-112", "uniform-448": "Uniform-448",
            "audio-concat": "Audio-concat"}
+
+
+def strategy_rank(name: str) -> tuple[int, str]:
+    """Table order: the strategies in :data:`MAIN_STRATEGIES` order (each ``anchored-<probe>`` in the anchored
+    place, by probe), Uniform-448 last, anything else after it by name. Results documents store strategies by name
+    (sorted keys), so a table read back from one would otherwise be alphabetical.
+
+    >>> sorted(["random", "anchored-flux", "uniform-448", "uniform", "anchored-energy"], key=strategy_rank)
+    ['uniform', 'anchored-energy', 'anchored-flux', 'random', 'uniform-448']
+    """
+    order = (*MAIN_STRATEGIES, "uniform-448")
+    base = "anchored" if name.startswith("anchored-") else name
+    return (order.index(base), name) if base in order else (len(order), name)
 
 
 def display_name(name: str, k: int) -> str:
@@ -63,7 +77,7 @@ def table_md(doc: dict[str, Any]) -> str:
              "Δ event s vs fixed-spread | p vs uniform (seeds / clips) | p vs random (seeds / clips) | "
              "recovery (vs uniform / fixed-spread) | event seconds | background seconds |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for name, r in doc["strategies"].items():
+    for name, r in sorted(doc["strategies"].items(), key=lambda item: strategy_rank(item[0])):
         if r["group"] == "curve":
             continue
         vs_u, vs_r = r.get("vs_uniform"), r.get("vs_random")

@@ -312,7 +312,7 @@ def render_timeline(view: dict[str, Any], out: str | Path) -> Path:
 
 
 def eval_view(results_dir: str | Path) -> dict[str, Any]:
-    from ..eval.results import display_name, interval
+    from ..eval.results import display_name, interval, strategy_rank
 
     root = Path(results_dir)
     f = root / "results.json"
@@ -321,7 +321,7 @@ def eval_view(results_dir: str | Path) -> dict[str, Any]:
     doc = json.loads(f.read_text())
     k = doc["config"]["k"]
     rows = []
-    for name, r in doc["strategies"].items():
+    for name, r in sorted(doc["strategies"].items(), key=lambda item: strategy_rank(item[0])):
         if r["group"] == "curve":
             continue
         rows.append({"name": display_name(name, k), "shape": r["shape"], "tokens": r["tokens"],
