@@ -268,3 +268,31 @@ def test_the_log_mel_front_end_matches_transformers_audio_utils(n_mels, fmin, fm
                                   mel_floor=1e-10, dtype=np.float64)
     assert ref.T.shape == ours.shape
     np.testing.assert_allclose(ours, ref.T, atol=2e-3)
+
+
+def test_mel_power_in_row_blocks_equals_one_transform_of_all_rows(events_audio_48k):
+    """mel_power transforms 64 frames per call (small temporaries): every value equals one rfft over all rows, for
+    float32 and float64 frames, a row count that is no multiple of 64, and no rows at all."""
+    from scipy.signal import resample_poly
+
+    from earmark.probes.dsp import _hann, mel_filterbank, mel_power
+
+    x = resample_poly(events_audio_48k, 1, 3).astype(np.float32)
+    for frames in (np.lib.stride_tricks.sliding_window_view(x, 512)[::160][:1001],
+                   np.lib.stride_tricks.sliding_window_view(x.astype(np.float64), 400)[::160][:130], x[:0, None]):
+        spec = np.fft.rfft(frames * _hann(frames.shape[1]), n=512, axis=1)
+        ref = (spec.real**2 + spec.imag**2).astype(np.float32) @ mel_filterbank(16_000, 512, 64, 30.0, 8000.0)
+        ours = mel_power(frames)
+        assert ours.shape == ref.shape and ours.dtype == ref.dtype and ours.tobytes() == ref.tobytes()
+
+
+def test_the_band_maximum_filter_is_scipys():
+    """onset's vibrato suppression: max_filter_bands is scipy.ndimage.maximum_filter1d(mode="nearest") for every
+    allowed size, odd and even, without importing scipy."""
+    from scipy.ndimage import maximum_filter1d
+
+    from earmark.probes.dsp import max_filter_bands
+
+    s = np.random.default_rng(0).standard_normal((40, 64)).astype(np.float32)
+    for size in range(1, 65):
+        assert max_filter_bands(s, size).tobytes() == maximum_filter1d(s, size, axis=1, mode="nearest").tobytes()

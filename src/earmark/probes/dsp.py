@@ -46,9 +46,18 @@ def mel_power(frames: np.ndarray, n_fft: int = 512, n_mels: int = 64, fmin: floa
     float32 (periodic Hann over the frame, ``|rfft(n_fft)|²``, :func:`mel_filterbank`). The ``flux``/``onset``
     probes, the ``linear``/``learned`` probes' features and eval's Audio-concat features all use it (tested
     against transformers' ``audio_utils.spectrogram``)."""
-    spec = np.fft.rfft(frames * _hann(frames.shape[1]), n=n_fft, axis=1)
-    power = (spec.real**2 + spec.imag**2).astype(np.float32)
+    window = _hann(frames.shape[1])
+    power = np.empty((len(frames), n_fft // 2 + 1), np.float32)
+    for a in range(0, len(frames), _FFT_ROWS):  # rows are independent: the same values as one call, less memory
+        spec = np.fft.rfft(frames[a:a + _FFT_ROWS] * window, n=n_fft, axis=1)
+        power[a:a + _FFT_ROWS] = spec.real**2 + spec.imag**2
     return power @ mel_filterbank(SAMPLE_RATE, n_fft, n_mels, fmin, min(fmax, SAMPLE_RATE / 2))
+
+
+_FFT_ROWS = 64
+"""Frames transformed per numpy call in :func:`mel_power`. An 8 s chunk's 800 frames at once made megabyte
+temporaries that glibc maps and unmaps on every call (page faults: ~0.15 s CPU per hour of audio); 64 rows keep
+them small and in cache. The matrix product stays one call over all rows (BLAS may block it differently)."""
 
 
 def log_mel(frames: np.ndarray, n_fft: int = 512, n_mels: int = 64, fmin: float = 30.0, fmax: float = 8000.0
@@ -157,7 +166,11 @@ class FluxProbe(_LogMelProbe):
         padded = np.concatenate([self._power_tail if len(self._power_tail) else np.repeat(power[:1], k - 1, 0),
                                  power])
         self._power_tail = padded[len(padded) - (k - 1):] if k > 1 else padded[:0]
-        csum = np.cumsum(np.concatenate([np.zeros((1, padded.shape[1])), padded]), axis=0)
+        # Running sums along time, per band, in float64; column-major so each band's sum runs along memory (2x
+        # faster than along a row-major array's strided columns; a cumulative sum is sequential: same values).
+        acc = np.empty((len(padded) + 1, padded.shape[1]), order="F")
+        acc[0], acc[1:] = 0.0, padded
+        csum = np.ascontiguousarray(np.cumsum(acc, axis=0))
         smoothed = (csum[k:] - csum[:-k]) / k
         log = 10.0 * np.log10(np.maximum(smoothed, 1e-10))
         prev = log[:1] if self._last_log is None else self._last_log
@@ -189,10 +202,21 @@ class OnsetProbe(_LogMelProbe):
     def frame_values(self, frames: np.ndarray) -> np.ndarray:
         c = self.config
         s = self.log_mel(frames)
-        from scipy.ndimage import maximum_filter1d  # scipy costs 0.2 s at import: only when onset runs
-
-        ref = maximum_filter1d(s, size=c.max_size, axis=1, mode="nearest")
+        ref = max_filter_bands(s, c.max_size)
         hist = self._history if len(self._history) else np.repeat(ref[:1], c.lag, axis=0)
         refs = np.concatenate([hist, ref])
         self._history = refs[-c.lag:]
         return np.maximum(0.0, s - refs[: len(s)]).mean(axis=1)
+
+
+def max_filter_bands(s: np.ndarray, size: int) -> np.ndarray:
+    """The maximum over ``size`` neighbouring bands of each frame, edges repeated: ``scipy.ndimage.maximum_filter1d
+    (s, size, axis=1, mode="nearest")`` for finite values (the window is ``[j - size // 2, j + (size - 1) // 2]``),
+    without scipy's import (0.2 s) and 5x faster on (frames, 64) arrays."""
+    left = size // 2
+    padded = np.concatenate([np.repeat(s[:, :1], left, 1), s, np.repeat(s[:, -1:], size - 1 - left, 1)], axis=1)
+    n = s.shape[1]
+    out = padded[:, :n].copy()
+    for d in range(1, size):
+        np.maximum(out, padded[:, d:d + n], out=out)
+    return out
