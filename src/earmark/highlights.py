@@ -524,20 +524,9 @@ def highlights(source: str | Path | IndexResult, config: HighlightConfig | None 
     """
     cfg = config or HighlightConfig()
     check_highlight_config(cfg)
-    if isinstance(source, IndexResult):
-        result = source
-    elif str(source).lower().endswith(".json"):
-        from .sinks.export import read_index
+    from .sinks.export import load_result
 
-        result = read_index(source)
-    else:
-        from .index import index
-        from .media.probe import info
-
-        vi = info(source)
-        tl = index(source, probe=probe, video_info=vi, **index_kw)
-        result = IndexResult(info=vi, timeline=tl, anchors=(), anchor_config={})
-    return highlights_of(result, cfg)
+    return highlights_of(load_result(source, probe, **index_kw), cfg)
 
 
 # --------------------------------------------------------------------------------------------- metrics

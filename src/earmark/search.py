@@ -345,20 +345,9 @@ def moments(source: str | Path | IndexResult, *, text_image_model: Any = None, v
     (12, 512)
     """
     model = load_text_image_model(text_image_model) if text_image_model is not None else None
-    if isinstance(source, IndexResult):
-        result = source
-    elif str(source).lower().endswith(".json"):
-        from .sinks.export import read_index
+    from .sinks.export import load_result
 
-        result = read_index(source)
-    else:
-        from .anchors import with_anchors
-        from .index import index
-        from .media.probe import info
-
-        vi = info(source)
-        result = with_anchors(vi, index(source, probe=probe, video_info=vi, **index_kw))
-    return with_features(result, visual=visual, model=model)
+    return with_features(load_result(source, probe, **index_kw), visual=visual, model=model)
 
 
 def load_text_image_model(model: Any) -> Any:

@@ -210,6 +210,21 @@ def _plan_from_dict(doc: Any) -> Plan:
     return plan
 
 
+def load_result(source: str | Path | IndexResult, probe: str | None = None, **index_kw: Any) -> IndexResult:
+    """What a command that takes ``VIDEO|INDEX.json`` works on: an IndexResult as given, a saved index document
+    (:func:`read_index`), or a video indexed with ``probe`` (default: the index's) and its default anchors."""
+    if isinstance(source, IndexResult):
+        return source
+    if str(source).lower().endswith(".json"):
+        return read_index(source)
+    from ..anchors import with_anchors
+    from ..index import IndexConfig, index
+    from ..media.probe import info
+
+    vi = info(source)
+    return with_anchors(vi, index(source, probe=probe or IndexConfig.probe, video_info=vi, **index_kw))
+
+
 def read_index(path: str | Path) -> IndexResult:
     """Load an index JSON written by ``earmark index --out x.json``.
 
