@@ -40,6 +40,23 @@ def long_av(minutes: int, seed: int = 0) -> Path:
     return path
 
 
+def long_av_360p(minutes: int, seed: int = 0) -> Path:
+    """:func:`long_av`'s sound (AAC 48 kHz stereo, stream copy) under a 640x360 25 fps H.264 picture (ffmpeg's
+    testsrc2, x264 ultrafast, ~1.2 Mbit/s): the shape of the files a corpus holds, for CPU per media hour."""
+    import subprocess
+
+    path = MEDIA / f"long360_{minutes}min.mp4"
+    if path.exists():
+        return path
+    sound = long_av(minutes, seed)
+    tmp = path.with_suffix(".part.mp4")
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=s=640x360:r=25:d={minutes * 60}",
+                    "-i", str(sound), "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast",
+                    "-crf", "30", "-g", "250", "-c:a", "copy", "-shortest", str(tmp)], check=True)
+    tmp.rename(path)
+    return path
+
+
 _cache: dict[tuple[int, int], np.ndarray] = {}
 
 
@@ -126,5 +143,21 @@ def video_720p(minutes: int, fps: int = 30, gop: int = 250, seed: int = 0) -> Pa
                 out.mux(pkt)
         for pkt in s.encode():
             out.mux(pkt)
+    tmp.rename(path)
+    return path
+
+
+def video_720p_av(minutes: int) -> Path:
+    """:func:`video_720p`'s numbered 1280x720 picture with :func:`long_av`'s sound (AAC 48 kHz stereo), both
+    stream-copied into one MP4: the end-to-end benchmark's file (index the sound, extract the picture)."""
+    import subprocess
+
+    path = MEDIA / f"video720av_{minutes}min.mp4"
+    if path.exists():
+        return path
+    picture, sound = video_720p(minutes), long_av(minutes)
+    tmp = path.with_suffix(".part.mp4")
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(picture), "-i", str(sound), "-map", "0:v", "-map", "1:a",
+                    "-c", "copy", "-shortest", str(tmp)], check=True)
     tmp.rename(path)
     return path
