@@ -24,9 +24,9 @@ DEFAULT_SAMPLE_RATE = 16_000
 _MAX_DECODE_ERRORS = 50
 RESAMPLE_BLOCK = 1 << 16
 """Decoded samples gathered (in an ``av.AudioFifo``) before each resampler call. One call per decoded frame (1024
-samples of AAC) cost more CPU than the decoding itself (~11 µs of PyAV filter-graph overhead per call, 1.8 s per
-hour of 48 kHz audio); libswresample is a streaming filter, so its output is the same, bit for bit, for any block
-size (checked on an hour of AAC: benchmarks/index_speed.py)."""
+samples of AAC) cost more CPU than the decoding itself (~11 µs of PyAV filter-graph overhead per call, 2 s per hour
+of 48 kHz audio: benchmarks/index_speed.py --stages); libswresample is a streaming filter, so its output is the
+same, bit for bit, for any block size (tests/test_media.py pins it)."""
 
 
 def no_audio_message(vi: VideoInfo) -> str:
