@@ -246,6 +246,11 @@ class _Reorder:
             yield self.held.pop(self.next)
             self.next += 1
 
+    def __len__(self) -> int:
+        """Results finished but held back for order: they count against the in-flight bound (memory, and the jobs
+        read ahead of the one everybody waits for)."""
+        return len(self.held)
+
 
 def _run_local(fn: Callable[[Any], Any], jobs: Iterable[Any], workers: int, bound: int, ordered: bool,
                on_crash: str, fresh: bool = False) -> Iterator[Done]:
@@ -259,7 +264,7 @@ def _run_local(fn: Callable[[Any], Any], jobs: Iterable[Any], workers: int, boun
     clean = False
     try:
         while True:
-            while len(pending) < bound:
+            while len(pending) + len(out) < bound:
                 nxt = next(todo, None)
                 if nxt is None:
                     break
@@ -318,7 +323,7 @@ def _run_ray(fn: Callable[[Any], Any], jobs: Iterable[Any], workers: int | None,
     out = _Reorder(ordered)
     try:
         while True:
-            while len(pending) < bound:
+            while len(pending) + len(out) < bound:
                 nxt = next(todo, None)
                 if nxt is None:
                     break
