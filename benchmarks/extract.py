@@ -139,7 +139,7 @@ def make_plan(path: Path, out: Path) -> dict:
 
     from earmark.budget.costs import cost_model
     from earmark.budget.planner import plan_frames
-    from earmark.media.probe import info
+    from earmark.media.container import info
     from earmark.sinks.export import write_plan
     from earmark.types import Anchor, Plan, PlanVideo
 

@@ -109,7 +109,7 @@ import av, numpy as np
 import earmark
 from earmark._io import one_blas_thread
 from earmark.media import info, stream_audio
-from earmark.media.probe import open_container
+from earmark.media.container import open_container
 from earmark.probes import get_probe
 from earmark.probes.base import frame_count, window_grid
 path, probe, reps = sys.argv[1], sys.argv[2], int(sys.argv[3])

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+import earmark.media.container
 import earmark.media.frames
-import earmark.media.probe
 import earmark.sinks.export
 from earmark.anchors import AnchorConfig
 from earmark.budget.planner import FITS, STRATEGIES
@@ -51,7 +51,7 @@ def no_decoding(monkeypatch):
 
     monkeypatch.setattr(earmark.media.frames, "info", refuse)
     monkeypatch.setattr(earmark.media.frames, "open_container", refuse)
-    monkeypatch.setattr(earmark.media.probe, "open_container", refuse)
+    monkeypatch.setattr(earmark.media.container, "open_container", refuse)
 
 
 def put(doc: dict, path: str, value) -> None:

@@ -16,7 +16,7 @@ import pytest
 from earmark.eval import realstamp as rs
 from earmark.eval.datasets import DatasetError, load_ave
 from earmark.media.audio import stream_audio
-from earmark.media.probe import info
+from earmark.media.container import info
 
 pytestmark = pytest.mark.skipif(not rs.STAMPS.is_dir() or not rs.MUSIC.is_dir(),
                                 reason="needs apt-get install tuxpaint-stamps-default asterisk-moh-opsound-wav")

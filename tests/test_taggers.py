@@ -206,7 +206,7 @@ def test_yamnet_onnx_scores_are_its_sigmoid_outputs(events_mp4, tiny_yamnet):
 
     from earmark.index import frame_values
     from earmark.media.audio import select_audio_stream
-    from earmark.media.probe import info
+    from earmark.media.container import info
     from earmark.probes import get_probe, window_grid
 
     vi = info(events_mp4)

@@ -28,8 +28,8 @@ from .errors import (
     UnknownNameError,
 )
 from .index import index
+from .media.container import info
 from .media.frames import extract, save_frames
-from .media.probe import info
 from .probes import get_probe, probe_names, register_probe
 from .sinks.export import read_index, read_plan, write_plan
 from .types import (

@@ -14,7 +14,7 @@ Layout of an output folder ``DIR``::
 ``<key>`` is a hash of the video's absolute path (:func:`video_key`), ``<config>`` the hash of the configuration.
 
 The manifest records, per video: its path, size, mtime, content fingerprint (a hash prefix of its head and tail,
-:func:`earmark.media.probe.fingerprint`), status (``ok`` or ``failed``), the one-line error, timings, peak memory,
+:func:`earmark.media.container.fingerprint`), status (``ok`` or ``failed``), the one-line error, timings, peak memory,
 the earmark version and the hash of the configuration. A video's part files are written first (under temporary
 names, renamed when complete), then its manifest line is appended, then the video's outputs of other
 configurations are removed; a query reads only the parts a manifest line vouches for (same fingerprint and
@@ -294,7 +294,7 @@ def process_video(job: VideoJob) -> dict[str, Any]:
 def _stages(job: VideoJob, timings: dict[str, float]) -> tuple[dict[str, dict], dict[str, Any]]:
     from .budget.planner import plan as make_plan
     from .index import index
-    from .media.probe import info
+    from .media.container import info
     from .probes import window_grid
 
     cfg = job.config

@@ -17,8 +17,8 @@ from ._io import write_json_atomic
 from .anchors import AnchorConfig, with_anchors
 from .budget.planner import plan
 from .index import index
+from .media.container import info
 from .media.frames import save_frames
-from .media.probe import info
 from .media.write import VideoSpec, write_media
 from .sinks.export import write_json, write_plan
 from .synth import Event, mix

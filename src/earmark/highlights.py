@@ -466,7 +466,7 @@ class Highlights:
 
 def _video_for(result: IndexResult) -> VideoInfo:
     """The index's video, checked to be the file it was made from (the activation scorer reads it)."""
-    from .media.probe import fingerprint, info
+    from .media.container import fingerprint, info
 
     path = result.info.path
     if not Path(path).is_file():

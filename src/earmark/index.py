@@ -14,7 +14,7 @@ import numpy as np
 from ._io import one_blas_thread
 from .errors import ConfigError, EarmarkWarning
 from .media.audio import select_audio_stream, stream_audio
-from .media.probe import info as probe_info
+from .media.container import info as probe_info
 from .probes import Probe, get_probe, normalise, window_grid
 from .probes.base import FRAME_HOP_S, SAMPLE_RATE, WindowGrid, frame_count, reduce_frames
 from .runner import default_workers, run

@@ -134,7 +134,7 @@ def split_of(path: Path, val_share: int = 2) -> str:
 def load(path: Path, seconds: float | None = None) -> np.ndarray:
     """A recording as 16 kHz mono float64 (its first ``seconds``)."""
     from .media.audio import stream_audio
-    from .media.probe import info
+    from .media.container import info
 
     vi = info(path)
     x = np.concatenate(list(stream_audio(vi, sample_rate=SR))) if vi.duration_s > 0 else np.zeros(0)

@@ -307,7 +307,7 @@ def model_record(model: Any) -> dict[str, Any]:
 def _indexed_video(result: IndexResult, why: str):
     """The index's VideoInfo, once its file is checked to be the one the index was made from (no second probe)."""
     from .errors import NoVideoStreamError
-    from .media.probe import fingerprint
+    from .media.container import fingerprint
 
     path = result.info.path
     if not Path(path).is_file():

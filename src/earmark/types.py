@@ -25,7 +25,7 @@ SCHEMA_VERSION = 1
 """Version of the saved document layout (``earmark.index`` JSON); bump on incompatible change."""
 
 FINGERPRINT = "[0-9a-f]{16}"
-"""A content fingerprint as saved: 16 lowercase hex digits (see ``earmark.media.probe.fingerprint``)."""
+"""A content fingerprint as saved: 16 lowercase hex digits (see ``earmark.media.container.fingerprint``)."""
 
 ROTATIONS = (0, 90, 180, 270)
 """Display rotations (degrees) a saved video stream may have: earmark turns pictures upright by quarter turns."""

@@ -21,8 +21,8 @@ from ..budget.planner import ASPECTS, DEFAULT_MAX_FRAMES, FITS, SHAPES, STRATEGI
 from ..errors import ConfigError, EarmarkError
 from ..index import IndexConfig
 from ..index import index as run_index
+from ..media.container import info as probe_info
 from ..media.frames import FRAME_FORMATS, SEEK_POLICIES, save_frames
-from ..media.probe import info as probe_info
 from ..probes import get_probe, probe_classes, probe_names, window_grid
 from ..probes.question import DEFAULT_ALPHA, DEFAULT_NORM, DEFAULT_SEGMENT_S
 from ..probes.question import NORMS as QUESTION_NORMS

@@ -20,8 +20,8 @@ from ..anchors import AnchorConfig, with_anchors
 from ..budget.planner import plan as make_plan
 from ..index import index as index_audio
 from ..media.audio import stream_audio
+from ..media.container import info as probe_info
 from ..media.frames import extract
-from ..media.probe import info as probe_info
 from ..probes.dsp import log_mel
 from ..types import IndexResult, Plan, PlannedFrame
 from .encoders import Encoder, get_encoder

@@ -436,7 +436,7 @@ def run_eval(cfg: EvalConfig, out_dir: str | Path, progress: ProgressFn | None =
     cfg = for_segments(cfg, ds.segments)  # AVE: known once the labels are read (fields already set stay)
     timing["dataset"] = time.perf_counter() - t0
     first = ds.available("train")[0]
-    from ..media.probe import info as probe_info
+    from ..media.container import info as probe_info
 
     vi0 = probe_info(first.path)
     if vi0.video is None:

@@ -111,8 +111,8 @@ def plan_video(video: str | Path, options: EarmarkOptions, default_model: str) -
     from ..budget.costs import cost_model
     from ..budget.planner import plan
     from ..index import condition_on_question, index
+    from ..media.container import info
     from ..media.frames import extract
-    from ..media.probe import info
     from ..probes import window_grid
 
     video = str(video)

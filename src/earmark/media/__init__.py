@@ -4,6 +4,6 @@ This layer knows nothing of probes, models or budgets.
 """
 
 from .audio import AudioChunks, stream_audio
-from .probe import info, open_container
+from .container import info, open_container
 
 __all__ = ["AudioChunks", "info", "open_container", "stream_audio"]

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import MediaError, NoAudioStreamError
 from ..types import VideoInfo
-from .probe import open_container
+from .container import open_container
 
 DEFAULT_SAMPLE_RATE = 16_000
 # Corrupt packets tolerated before the stream is declared unreadable.

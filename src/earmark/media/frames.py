@@ -26,7 +26,7 @@ from av.video.reformatter import VideoReformatter
 from .._io import atomic_folder, check_replaceable_output, dumps_json, is_frames_folder, remove_stale_temporaries
 from ..errors import ConfigError, MediaError, NoVideoStreamError, unknown_name
 from ..types import SCHEMA_VERSION, Frame, Plan, PlannedFrame, VideoInfo
-from .probe import check_file, info, open_container
+from .container import check_file, info, open_container
 
 SEEK_POLICIES = ("auto", "sequential", "seek")
 """``auto``: seek only when the next planned frame is past the next keyframe; ``sequential``: decode

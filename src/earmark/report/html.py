@@ -188,7 +188,7 @@ def envelope(path: str | Path, duration: float, points: int = 400) -> list[dict[
     Streamed: the decoded audio is summed into the points' bins chunk by chunk, so a 3-hour file costs one chunk
     of memory, not the whole track (1.7 GB at 16 kHz float32). A stretch with no audio is drawn at 0."""
     from ..media.audio import stream_audio
-    from ..media.probe import info
+    from ..media.container import info
 
     vi = info(path)
     if not vi.has_audio:

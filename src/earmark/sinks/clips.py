@@ -281,7 +281,7 @@ def cut_clips(video: str | Path, h: Highlights, out_dir: str | Path, mode: str =
               ) -> list[Clip]:
     """Write one clip per segment of ``h`` (rank order) into ``out_dir`` with ``mode`` (:data:`CUT_MODES`), and a
     ``manifest.json`` listing them; see the module docstring for what each mode guarantees."""
-    from ..media.probe import fingerprint, info
+    from ..media.container import fingerprint, info
 
     if mode not in CUT_MODES:
         raise ConfigError(f"cut mode {mode!r}: expected one of {', '.join(CUT_MODES)}")

@@ -219,7 +219,7 @@ def load_result(source: str | Path | IndexResult, probe: str | None = None, **in
         return read_index(source)
     from ..anchors import with_anchors
     from ..index import IndexConfig, index
-    from ..media.probe import info
+    from ..media.container import info
 
     vi = info(source)
     return with_anchors(vi, index(source, probe=probe or IndexConfig.probe, video_info=vi, **index_kw))

@@ -73,7 +73,7 @@ def clip_features(path: str, segments: int, n_mels: int = 32, embed: str = "logm
     their difference from the surrounding windows."""
     from ..index import frame_values
     from ..media.audio import select_audio_stream
-    from ..media.probe import info
+    from ..media.container import info
 
     vi = info(path)
     prb = _front_end(n_mels, embed, context_s)

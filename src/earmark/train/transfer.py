@@ -56,7 +56,7 @@ def _video_job(path: str) -> tuple[str, np.ndarray | None, np.ndarray | None, np
     from ..index import frame_values
     from ..index import index as run_index
     from ..media.audio import select_audio_stream
-    from ..media.probe import info
+    from ..media.container import info
     from ..probes.learned import LinearProbe
 
     try:

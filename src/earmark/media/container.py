@@ -1,4 +1,5 @@
-"""``info(path)``: what a container holds, as earmark sees it (durations, streams, fps, VFR, rotation)."""
+"""Container and stream facts as earmark sees them (durations, streams, fps, VFR, rotation): ``info(path)``,
+with the checks and the opener every reader shares (``check_file``, ``open_container``)."""
 
 from __future__ import annotations
 
