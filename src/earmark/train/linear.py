@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..probes.base import SAMPLE_RATE, frame_count, window_grid
-from ..probes.learned import EMBEDDINGS, TAGGER_EMBEDDINGS, parse_embed  # noqa: F401  (the CLI's choices)
+from ..probes.learned import parse_embed
 from ..runner import run_map
 
 DATASETS = ("synth", "realstamp", "ave", "sounds")
