@@ -159,15 +159,14 @@ class _Reader:
         (:data:`SEEK_BACK_S`, doubling). None when the file cannot be searched this way."""
         assert self.index is not None
         vs = self.index.streams[self.stream.index]
-        target, step = t, SEEK_BACK_S
         try:
-            while True:
+            for target in _seek_targets(t, self.origin):
                 key = self._first_keyframe(vs, target)
                 if (key is not None and key <= t + 1e-6) or target <= self.origin:
                     return key
-                target, step = max(self.origin, target - step), step * 2
         except (av.error.FFmpegError, OSError):
             return None
+        return None
 
     def _first_keyframe(self, vs, target: float) -> float | None:
         assert self.index is not None
@@ -181,8 +180,7 @@ class _Reader:
         """Seek so that decoding starts at or before ``t``. Where the container's seek lands past the keyframe
         before ``t`` (no decodable frame, or the first one after ``t``: MPEG-TS), seek further back (doubling),
         down to the first frame."""
-        target, step = t, SEEK_BACK_S
-        while True:
+        for target in _seek_targets(t, self.origin):
             _seek_container(self.container, self.stream, target, self.origin)
             self.seeks += 1
             self._frames = self._decode()
@@ -195,7 +193,6 @@ class _Reader:
                 self.ahead = first
                 self.eof = first is None
                 return
-            target, step = max(self.origin, target - step), step * 2
 
     def _position(self) -> float:
         f = self.ahead or self.prev
@@ -238,6 +235,20 @@ class _Reader:
                 self.eof = True
             except av.error.FFmpegError as e:
                 raise MediaError(self.container.name, f"cannot decode the frame at {t_rel:.3f} s ({e})") from e
+
+
+def _seek_targets(t: float, origin: float) -> Iterator[float]:
+    """Where to seek for a frame at ``t``: ``t`` itself, then :data:`SEEK_BACK_S` further back, doubling, ending at
+    ``origin`` (the first frame), for containers whose seeks land past the keyframe a frame needs.
+
+    >>> [round(x, 1) for x in _seek_targets(10.0, 1.5)]
+    [10.0, 9.0, 7.0, 3.0, 1.5]
+    """
+    target, step = t, SEEK_BACK_S
+    while target > origin:
+        yield target
+        target, step = max(origin, target - step), step * 2
+    yield origin
 
 
 def _seek_container(container, stream, t: float, origin: float) -> None:
