@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 from earmark.media.write import VideoSpec, write_media
 from earmark.synth import Event, mix
+
+# The same examples on every run, so CI is a verdict on the code, not on the draw; set HYPOTHESIS_PROFILE=explore
+# to search with fresh random examples while developing.
+settings.register_profile("ci", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 SR = 48_000
 CLIP_S = 12.0

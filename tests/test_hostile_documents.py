@@ -283,7 +283,11 @@ def mutate(doc: dict, data) -> dict:
         elif how == "negate":
             parent[key] = -old
         elif how == "scale":
-            parent[key] = old * data.draw(st.sampled_from([1e6, 2, 0.5, 1e-6, 10**20]), label="factor")
+            factor = data.draw(st.sampled_from([1e6, 2, 0.5, 1e-6, 10**20]), label="factor")
+            try:
+                parent[key] = old * factor
+            except OverflowError:  # an earlier edit left an int beyond any float (10**400): keep it an int
+                parent[key] = old * 2
         else:  # another plausible number of the same kind: reaches the planner and the decoder more often
             parent[key] = data.draw(st.integers(-2, 20_000) if isinstance(old, int) else st.floats(-100, 100),
                                     label="number")
