@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 from ..errors import ConfigError, unknown_name
 
@@ -35,6 +35,11 @@ QWEN_IMAGE_MIN_TOKENS = 4
 QWEN_IMAGE_MAX_TOKENS = 16384
 QWEN_VIDEO_MIN_TOKENS = 128
 QWEN_VIDEO_MAX_TOKENS = 768
+
+QwenMode = Literal["image", "video"]
+"""How a Qwen-VL model reads frames: each an image, or pairs of frames sharing a temporal patch (a video)."""
+QWEN_MODES: tuple[QwenMode, ...] = get_args(QwenMode)
+QwenFamily = Literal["qwen2-vl", "qwen2.5-vl", "qwen3-vl"]
 
 
 def round_by_factor(x: float, factor: int) -> int:
@@ -194,7 +199,7 @@ class QwenLimits:
         """Pixels per token along a side: patch x merge (28 for Qwen2/2.5-VL, 32 for Qwen3-VL)."""
         return self.patch_size * self.merge_size
 
-    def pixel_range(self, mode: str = "image") -> tuple[int, int]:
+    def pixel_range(self, mode: QwenMode = "image") -> tuple[int, int]:
         """(min, max) area of a frame that both the processor and qwen-vl-utils keep as it is.
 
         Image mode: the image processor's limits within qwen-vl-utils' image rule (4 to 16384 tokens).
@@ -211,7 +216,7 @@ class QwenLimits:
             lo, hi = -(-self.video_min_pixels // t), self.video_max_pixels // t
             ulo, uhi = QWEN_VIDEO_MIN_TOKENS * f2, QWEN_VIDEO_MAX_TOKENS * f2
         else:
-            raise unknown_name("mode", mode, ("image", "video"))
+            raise unknown_name("mode", mode, QWEN_MODES)
         both = max(lo, ulo), min(hi, uhi)
         return both if both[0] <= both[1] else (lo, hi)
 
@@ -222,7 +227,7 @@ QWEN3_VL_LIMITS = QwenLimits(16, 2, 2, 65536, 16777216, 4096, 25165824, True,
                              "released Qwen3-VL preprocessor_config.json and video_preprocessor_config.json")
 """Qwen3-VL: 16 px patches, 2x2 merge (32 px per token); images 65536 to 16777216 pixels (a 256x256 floor:
 smaller frames are upscaled), videos 4096 to 25165824 pixels per clip (frames x height x width)."""
-RELEASED_QWEN_LIMITS: dict[str, QwenLimits] = {"qwen2-vl": QWEN2_VL_LIMITS, "qwen2.5-vl": QWEN25_VL_LIMITS,
+RELEASED_QWEN_LIMITS: dict[QwenFamily, QwenLimits] = {"qwen2-vl": QWEN2_VL_LIMITS, "qwen2.5-vl": QWEN25_VL_LIMITS,
                                                "qwen3-vl": QWEN3_VL_LIMITS}
 
 IMAGE_PROCESSOR_CONFIG = "preprocessor_config.json"
@@ -337,15 +342,15 @@ class QwenVLCost:
     in image mode a frame is an image; in video mode each pair of frames (one temporal patch) is charged once.
     """
 
-    family: str = "qwen2.5-vl"
-    mode: str = "image"
+    family: QwenFamily = "qwen2.5-vl"
+    mode: QwenMode = "image"
     limits: QwenLimits = QWEN25_VL_LIMITS
     max_side: int = 2048
     """Largest side the ladder offers (the processor itself allows up to ``max_pixels``)."""
 
     def __post_init__(self) -> None:
-        if self.mode not in ("image", "video"):
-            raise unknown_name("mode", self.mode, ("image", "video"))
+        if self.mode not in QWEN_MODES:
+            raise unknown_name("mode", self.mode, QWEN_MODES)
 
     @property
     def name(self) -> str:
@@ -599,7 +604,7 @@ _MODELS: dict[str, Callable[[], CostModel]] = {
     "llava-onevision": lambda: FixedCost(),
     "pooled-1": lambda: PooledCost(),
 }
-QWEN_MODELS: dict[str, tuple[str, str]] = {
+QWEN_MODELS: dict[str, tuple[QwenFamily, QwenMode]] = {
     f"{family}{suffix}": (family, mode) for family in RELEASED_QWEN_LIMITS
     for suffix, mode in (("", "image"), ("-video", "video"))}
 """Qwen cost-model names -> (family, mode)."""
