@@ -72,7 +72,7 @@ def test_hierarchical_bootstrap_intervals():
 
 
 def test_balanced_class_weights():
-    from earmark.eval.protocol import balanced_weights
+    from earmark.eval.training import balanced_weights
 
     # 8 labels: background (3) × 6, class 0 × 2; class 1, 2 absent. Weights n / (2 × count), absent: 1.
     w = balanced_weights(np.array([[3, 3, 3, 0], [3, 0, 3, 3]]), 4)
@@ -87,7 +87,7 @@ def test_balanced_class_weights():
 def test_balanced_weighting_reaches_the_training_loss():
     """On uninformative features with 90 % background labels an unweighted head answers background everywhere;
     the balanced loss makes the same head (same seed, same data) call the rare classes."""
-    from earmark.eval.protocol import EvalConfig, SplitData, train_and_test
+    from earmark.eval.training import EvalConfig, SplitData, train_and_test
 
     rng = np.random.default_rng(0)
     clips, T, D, per = 48, 10, 8, 4
@@ -112,7 +112,7 @@ def test_early_stopping_never_reads_test():
     import dataclasses
 
     from earmark.errors import ConfigError
-    from earmark.eval.protocol import EvalConfig, SplitData, train_and_test
+    from earmark.eval.training import EvalConfig, SplitData, train_and_test
 
     rng = np.random.default_rng(1)
     T, D, per = 10, 8, 4
@@ -174,7 +174,7 @@ def test_segment_softmax_and_gates():
 def test_dense_size_groups_compute_the_ragged_heads_function():
     """The protocol batches seconds grouped by token count (dense pooling, half the per-token work); the output,
     the gates and the gradients must equal the ragged (scatter) path's on the same packed clips."""
-    from earmark.eval.protocol import SplitData, _batch
+    from earmark.eval.training import SplitData, batch_of
 
     rng = np.random.default_rng(3)
     T, D, clips = 10, 28, 6
@@ -186,7 +186,7 @@ def test_dense_size_groups_compute_the_ragged_heads_function():
                      np.concatenate([[0], np.cumsum(lens.reshape(-1))]),
                      torch.from_numpy(rng.normal(size=(clips, T, D)).astype(np.float32)),
                      torch.zeros(clips, T, 4), torch.from_numpy(rng.integers(0, 29, (clips, T))))
-    b = _batch(data, np.array([4, 0, 2, 5]), audio=False)
+    b = batch_of(data, np.array([4, 0, 2, 5]), audio=False)
     assert b.groups is not None and [g.length for g in b.groups] == [16, 64, 256]
     assert [g.count for g in b.groups] == [24, 10, 6] and len(b.tokens) == 24 * 16 + 640 + 6 * 256
     # every token sits in the second `seg` names, and the second's tokens are the clip's own rows

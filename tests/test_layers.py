@@ -13,9 +13,9 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 LAYERS = [
-    # shared ground: errors, documents, file writing, the one parallel runner
-    ("earmark._version", "earmark.errors", "earmark._extras", "earmark._io", "earmark.types", "earmark.schemas",
-     "earmark.runner"),
+    # shared ground: errors, documents, file writing, the one training loop, the one parallel runner
+    ("earmark._version", "earmark.errors", "earmark._extras", "earmark._io", "earmark._fit", "earmark.types",
+     "earmark.schemas", "earmark.runner"),
     ("earmark.media",),  # containers, audio, frames (PyAV)
     ("earmark.probes", "earmark.realsound", "earmark.synth"),  # eventness of windows; real and synthetic sound
     ("earmark.anchors",),

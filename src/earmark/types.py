@@ -48,6 +48,12 @@ def _f32(values: Any) -> np.ndarray:
     return arr
 
 
+Progress = Callable[[str, float, float], None]
+"""What every long-running call reports progress to: ``progress(stage, done, total)``, after each step of a
+stage (``"index"`` in media seconds, ``"generate"``/``"prepare"``/``"train"`` in clips or runs, ...); ``done``
+and ``total`` are in the stage's own unit and ``done`` reaches ``total`` when the stage ends."""
+
+
 def clock(seconds: float, decimals: int = 1) -> str:
     """Seconds as a clock, the one formatter of times shown to people: ``m:ss.s`` (``h:mm:ss.s`` past an hour);
     with ``decimals=0``, ``mm:ss`` (``h:mm:ss``), the way people write times in questions. Rounded first, so

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from .._fit import adamw_epochs
 from ..errors import ConfigError
 from ..probes.base import SAMPLE_RATE, frame_count, window_grid
 from ..probes.learned import parse_embed
@@ -146,8 +147,7 @@ def ave_features(cfg: TrainProbeConfig, tagger: bool,
         raise ConfigError("train-probe needs --root DIR (an AVE, SynthAVE or RealStamp folder)")
     root = Path(cfg.root)
     if cfg.dataset in ("synth", "realstamp"):
-        from ..eval.generate import load_generated
-        from ..eval.protocol import generator
+        from ..eval.generate import generator, load_generated
 
         _, _, manifest_name, name = generator(cfg.dataset)
         ds, _ = load_generated(root, manifest_name, f"earmark.{name}", limit=cfg.limit)
@@ -239,19 +239,16 @@ def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, cfg: TrainProbeConf
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     clf = build_classifier(flat.shape[1], cfg.hidden)
-    opt = torch.optim.AdamW(clf.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     x = torch.from_numpy((flat - mean) / std)
     y = torch.from_numpy(target)
     pos_weight = torch.tensor(float((1 - y).sum() / y.sum().clamp_min(1)))
-    for _ in range(cfg.epochs):
-        clf.train()
-        order = torch.from_numpy(rng.permutation(len(x)))
-        for i in range(0, len(x), cfg.batch_size):
-            idx = order[i:i + cfg.batch_size]
-            loss = F.binary_cross_entropy_with_logits(clf(x[idx]).squeeze(-1), y[idx], pos_weight=pos_weight)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+
+    def batch_loss(idx: np.ndarray):
+        i = torch.from_numpy(idx)
+        return F.binary_cross_entropy_with_logits(clf(x[i]).squeeze(-1), y[i], pos_weight=pos_weight)
+
+    adamw_epochs([clf], len(x), batch_loss, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                 weight_decay=cfg.weight_decay, rng=rng)
     clf.eval()
     return clf, mean, std
 

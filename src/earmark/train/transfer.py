@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .._fit import adamw_epochs
 from ..errors import ConfigError
 from ..probes.base import window_grid
 from ..probes.transfer import TARGET_CLIP, TRANSFER_FORMAT, VISUAL_FEATURES, encoders, visual_window_features
@@ -102,25 +103,22 @@ def train_transfer(corpus: str | Path | Sequence[str | Path], out: str | Path,
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     vis, aud, head = encoders(xv.shape[1], xa.shape[1], cfg.dim, cfg.hidden)
-    params = [*vis.parameters(), *aud.parameters(), *head.parameters()]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     tv = torch.from_numpy((xv - mv) / sv)
     ta = torch.from_numpy((xa - ma) / sa)
     ty = torch.from_numpy((y - ym) / ys)
-    for _ in range(cfg.epochs):
-        order = torch.from_numpy(rng.permutation(len(tv)))
-        for i in range(0, len(tv), cfg.batch_size):
-            idx = order[i:i + cfg.batch_size]
-            ev, ea = vis(tv[idx]), aud(ta[idx])
-            loss = F.mse_loss(head(ev).squeeze(-1), ty[idx])
-            if cfg.contrastive > 0 and len(idx) > 1:
-                logits = F.normalize(ev, dim=-1) @ F.normalize(ea, dim=-1).T / cfg.temperature
-                target = torch.arange(len(idx))
-                loss = loss + cfg.contrastive * 0.5 * (F.cross_entropy(logits, target) +
-                                                       F.cross_entropy(logits.T, target))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+
+    def batch_loss(idx: np.ndarray):
+        i = torch.from_numpy(idx)
+        ev, ea = vis(tv[i]), aud(ta[i])
+        loss = F.mse_loss(head(ev).squeeze(-1), ty[i])
+        if cfg.contrastive > 0 and len(i) > 1:  # audio-visual InfoNCE, both directions
+            logits = F.normalize(ev, dim=-1) @ F.normalize(ea, dim=-1).T / cfg.temperature
+            target = torch.arange(len(i))
+            loss = loss + cfg.contrastive * 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+        return loss
+
+    adamw_epochs([vis, aud, head], len(tv), batch_loss, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                 weight_decay=cfg.weight_decay, rng=rng)
     with torch.no_grad():
         pred = head(vis(tv)).squeeze(-1).numpy()
     corr = float(np.corrcoef(pred, ty.numpy())[0, 1]) if len(pred) > 2 else float("nan")
