@@ -227,6 +227,23 @@ def test_budget_too_small_and_bad_settings_say_what_would_work():
         run("vit-p16", 1960, "best")
 
 
+def test_strategy_fit_aspect_and_shape_names_are_their_literal_types():
+    """One list of names per setting: the Literal type, its tuple, the strategies' rules; an unknown one is one
+    line listing the valid ones."""
+    from typing import get_args
+
+    from earmark.budget.planner import ASPECTS, FITS, SHAPES, STRATEGIES, Aspect, Fit, Shape, Strategy
+    from earmark.budget.strategies import LAYOUTS, STRATEGY_RULES
+
+    assert STRATEGIES == get_args(Strategy) == tuple(STRATEGY_RULES)
+    assert (get_args(Fit), get_args(Aspect), get_args(Shape)) == (FITS, ASPECTS, SHAPES)
+    assert set(SHAPES) < set(LAYOUTS) and all(r.layout in (None, *LAYOUTS) for r in STRATEGY_RULES.values())
+    for setting, valid in (("aspect", "keep, square"), ("shape", "anchored, dense, skim")):
+        with pytest.raises(UnknownNameError) as e:
+            run("vit-p16", 1960, "anchored", **{setting: "bogus"})
+        assert str(e.value) == f"unknown {setting} 'bogus'; valid {setting}s: {valid}"
+
+
 def test_custom_formula_cost_model():
     cm = cost_model("custom:ceil(w/14)*ceil(h/14)")
     assert cm.tokens(224, 224) == 256 and cm.tokens(230, 224) == 272

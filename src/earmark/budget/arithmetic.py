@@ -51,7 +51,11 @@ def auto_frame_count(levels: Sequence[Level], per_slot: int, most: int, budget: 
 
 
 def slot_times(duration_s: float, n: int) -> list[float]:
-    """Centres of ``n`` equal parts of ``[0, duration)``: one per second for n == duration."""
+    """Centres of ``n`` equal parts of ``[0, duration)``: one per second for n == duration.
+
+    >>> slot_times(10.0, 4)
+    [1.25, 3.75, 6.25, 8.75]
+    """
     return [round_time((i + 0.5) * duration_s / n) for i in range(n)]
 
 
@@ -120,6 +124,9 @@ def exact_fill(groups: Sequence[tuple[int, Sequence[int]]], leftover: int) -> tu
     takes at most one upgrade. Returns the amount spent (the largest reachable total <= leftover) and,
     per group, the increments to apply (largest first). A small coin-change DP: leftovers are below one
     ladder step of the whole plan, so the table stays small.
+
+    >>> exact_fill([(3, [10, 25]), (2, [7])], 44)  # three slots that can gain 10 or 25, two that can gain 7
+    (44, [[10, 10, 10], [7, 7]])
     """
     if leftover <= 0 or not groups:
         return 0, [[] for _ in groups]
@@ -150,6 +157,9 @@ def density_times(duration_s: float, n: int, regions: Iterable[tuple[float, floa
 
     With no regions (or ratio 1) this is :func:`slot_times`; ratio 0 keeps frames out of the regions.
     Deterministic, any n, overlapping regions fine.
+
+    >>> density_times(10.0, 6, [(4.0, 6.0)], 4.0)  # four times as many frames per second in 4-6 s
+    [1.333333, 4.0, 4.666667, 5.333333, 6.0, 8.666667]
     """
     regions = list(regions)
     edges = sorted({0.0, duration_s, *(min(max(x, 0.0), duration_s) for r in regions for x in r)})
