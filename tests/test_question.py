@@ -108,6 +108,53 @@ def test_relevance_is_the_cosine_of_each_windows_thumbnail_and_the_question(text
     assert len(tm.digest) == 16 and tm.kind in ("clip", "siglip")
 
 
+def test_relevance_decodes_and_embeds_a_batch_at_a_time_with_the_same_bits(text_image_dir, indexed, monkeypatch):
+    """An hour is 3600 thumbnails (540 MB at 224 px): they are decoded and embedded ``batch`` at a time, and the
+    numbers are those of decoding them all first."""
+    import earmark.media.frames as frames_mod
+
+    tm = TextImageModel.from_pretrained(text_image_dir)
+    tl = indexed.timeline
+    q = "when does the dog bark?"
+    side = tm.image_size
+    thumbs = [f.image for f in frames_mod.decode_at(indexed.info.path, [s + 0.5 for s in tl.starts], (side, side),
+                                                    fit="pad")]
+    all_at_once = (tm.embed_images(thumbs, batch=5) @ tm.embed_text(q)).astype(np.float32)
+    decoded, calls = [0], []
+    real_decode, real_embed = frames_mod.decode_at, tm.embed_images
+
+    def counting_decode(*a, **k):
+        for f in real_decode(*a, **k):
+            decoded[0] += 1
+            yield f
+
+    def recording_embed(images, batch=32):
+        calls.append((decoded[0], len(images)))
+        return real_embed(images, batch=batch)
+
+    monkeypatch.setattr(frames_mod, "decode_at", counting_decode)
+    monkeypatch.setattr(tm, "embed_images", recording_embed)
+    rel = window_relevance(indexed.info.path, q, tm, tl.starts, tl.window_s, tl.duration_s, batch=5)
+    assert rel.tobytes() == all_at_once.tobytes()
+    assert calls == [(5, 5), (10, 5), (12, 2)]  # never more than one batch decoded ahead of the embedding
+
+
+def test_loading_a_model_prints_no_progress_bars_and_leaves_the_switch_as_it_was(text_image_dir, capfd):
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    try:
+        for on in (True, False):
+            (hf_logging.enable_progress_bar if on else hf_logging.disable_progress_bar)()
+            capfd.readouterr()
+            TextImageModel.from_pretrained(text_image_dir)
+            err = capfd.readouterr().err
+            assert "Loading weights" not in err and "it/s" not in err
+            assert hf_logging.is_progress_bar_enabled() is on  # the caller's setting, restored
+    finally:
+        (hf_logging.enable_progress_bar if was else hf_logging.disable_progress_bar)()
+
+
 def test_alpha_moves_the_anchors_from_the_sound_to_the_question(indexed):
     """Sound events at seconds 2, 6, 9; the (given) relevance peaks at seconds 4 and 11."""
     rel = np.full(12, 0.1)

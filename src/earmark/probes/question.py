@@ -12,10 +12,12 @@ numpy functions that can be tested alone.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,8 @@ DEFAULT_NORM = "segment"
 DEFAULT_SEGMENT_S = 30.0
 """Segment-local normalisation: robust z within consecutive segments of this length."""
 DEFAULT_ALPHA = 0.5
+THUMBNAIL_BATCH = 32
+"""Thumbnails decoded and embedded at a time: an hour's 3600 at 224 px would be 540 MB held at once."""
 LABEL_BONUS = 2.0
 """Added to a window's question score (in robust-z units) when its semantic labels name a word of the question."""
 MIN_SCALE = 1e-3
@@ -72,9 +76,10 @@ class TextImageModel:
 
         kw = {"local_files_only": True, "trust_remote_code": False}
         try:
-            model = AutoModel.from_pretrained(p, **kw).eval()
-            image_processor = AutoImageProcessor.from_pretrained(p, **kw)
-            tokenizer = AutoTokenizer.from_pretrained(p, **kw)
+            with quiet_loading():
+                model = AutoModel.from_pretrained(p, **kw).eval()
+                image_processor = AutoImageProcessor.from_pretrained(p, **kw)
+                tokenizer = AutoTokenizer.from_pretrained(p, **kw)
         except (OSError, ValueError) as e:
             raise ConfigError(f"--text-image-model {p}: cannot load it ({type(e).__name__}: {str(e)[:200]})") from None
         return cls(model, image_processor, tokenizer, str(p), _weights_digest(p))
@@ -115,6 +120,24 @@ class TextImageModel:
         return _unit(feats.float().numpy())[0]
 
 
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """transformers' progress bars ("Loading weights") off inside the block, through its own switch, and back to
+    what they were after it (the caller's choice holds outside earmark's loading)."""
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars
+    from transformers.utils import logging as hf_logging
+
+    was_on, hub_was_off = hf_logging.is_progress_bar_enabled(), are_progress_bars_disabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
+        if hub_was_off:
+            disable_progress_bars()
+
+
 def _pooled(out: Any) -> Any:
     """transformers 5 returns the projected embeddings as ``pooler_output``; older versions return the tensor."""
     return out.pooler_output if hasattr(out, "pooler_output") else out
@@ -136,9 +159,11 @@ def _weights_digest(folder: Path) -> str:
 
 
 def window_relevance(video: str | Path, question: str, model: TextImageModel, starts: Sequence[float],
-                     window_s: float, duration_s: float, video_info: Any = None) -> np.ndarray:
+                     window_s: float, duration_s: float, video_info: Any = None,
+                     batch: int = THUMBNAIL_BATCH) -> np.ndarray:
     """Cosine similarity between ``question`` and a thumbnail at the centre of each window (float32, one per
-    window). Thumbnails are decoded square at the model's input size, padded, upright."""
+    window). Thumbnails are decoded square at the model's input size, padded, upright, and embedded ``batch`` at a
+    time as they are decoded: memory holds one batch of pictures, whatever the video's length."""
     from ..media.frames import decode_at
 
     if not isinstance(question, str) or not question.strip():
@@ -146,8 +171,13 @@ def window_relevance(video: str | Path, question: str, model: TextImageModel, st
     last = np.nextafter(duration_s, 0.0)
     times = [float(min(s + window_s / 2, last)) for s in starts]
     side = model.image_size
-    images = [f.image for f in decode_at(video, times, (side, side), fit="pad", video_info=video_info)]
-    sims = model.embed_images(images) @ model.embed_text(question)
+    frames = decode_at(video, times, (side, side), fit="pad", video_info=video_info)
+    parts = []
+    while chunk := [f.image for f in itertools.islice(frames, batch)]:
+        parts.append(model.embed_images(chunk, batch=batch))
+    embedded = np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+    # One product over every window, as before batching: the same bits whatever the batch.
+    sims = embedded @ model.embed_text(question)
     return sims.astype(np.float32)
 
 
