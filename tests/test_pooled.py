@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -145,3 +146,62 @@ def test_plan_extract_and_cli_end_to_end(events_mp4, tmp_path, capsys):
     assert main(["plan", str(events_mp4), "--model", "vit-p16", "--budget", "1960", "--strategy", "skim",
                  "-q"]) == 1
     assert "pooled-1+MODEL" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ what the eval's heads see of one-token frames
+
+
+def _feats(frames, dim=3):
+    """Distinct features per frame: summary = its time, tokens = (width // 32) rows of its time."""
+    return {f.time_s: (np.full(dim, f.time_s, np.float32), np.full((max(1, f.width // 32), dim), f.time_s,
+                                                                       np.float32)) for f in frames}
+
+
+def test_one_frame_per_second_gives_the_protocols_features():
+    from earmark.eval.pooled import second_features
+    from earmark.types import PlannedFrame
+
+    frames = [PlannedFrame(s + 0.5, 224, 224, 196) for s in range(4)]
+    feats = _feats(frames)
+    cls, tokens = second_features(frames, lambda f: feats[f.time_s], 4, pooled=lambda f: False)
+    assert cls.dtype == np.float32 and cls[:, 0].tolist() == [0.5, 1.5, 2.5, 3.5]
+    assert [t.shape for t in tokens] == [(7, 3)] * 4  # every spatial token of the frame, as the protocol packs
+
+
+def test_a_pooled_frame_is_one_token_its_summary_and_empty_seconds_take_the_nearest_frame():
+    from earmark.eval.pooled import is_pooled, second_features
+    from earmark.types import PlannedFrame
+
+    frames = [PlannedFrame(0.25, 448, 448, 784), PlannedFrame(0.75, 224, 224, 1), PlannedFrame(1.5, 224, 224, 1),
+              PlannedFrame(3.5, 224, 224, 1), PlannedFrame(5.0, 224, 224, 1)]
+    feats = _feats(frames)
+    cls, tokens = second_features(frames, lambda f: feats[f.time_s], 5, pooled=lambda f: f.tokens == 1)
+    assert [len(t) for t in tokens] == [14 + 1, 1, 1, 1, 1]  # 448 px: 14 spatial tokens; a pooled frame: 1
+    assert tokens[0][-1].tolist() == [0.75] * 3 and cls[0].tolist() == [0.5] * 3  # mean of the two summaries
+    # second 2 has no frame: 1.5 and 3.5 are equally near its middle (2.5): the earlier one stands in
+    assert cls[2].tolist() == [1.5] * 3 and tokens[2].tolist() == [[1.5] * 3]
+    assert cls[4].tolist() == [5.0] * 3  # a frame at the clip's end counts in the last second
+    assert [is_pooled(SimpleNamespace(model="pooled-1+vit-p16"), f) for f in frames] == [False, True, True, True,
+                                                                                          True]
+    assert is_pooled(SimpleNamespace(model="pooled-1"), frames[1])
+    assert not is_pooled(SimpleNamespace(model="custom:1"), PlannedFrame(0.0, 8, 8, 1))  # one token, not pooled
+    with pytest.raises(ValueError, match="without frames"):
+        second_features([], lambda f: feats[f.time_s], 5, pooled=lambda f: True)
+
+
+def test_packed_seconds_train_a_head():
+    from earmark.eval.config import EvalConfig
+    from earmark.eval.pooled import pack_seconds, training
+
+    rng = np.random.default_rng(0)
+    clips = [(rng.normal(size=(3, 4)).astype(np.float32), [rng.normal(size=(n, 4)).astype(np.float32)
+                                                           for n in (1, 5, 2)]) for _ in range(4)]
+    labels = np.array([[0, 2, 2], [2, 1, 2], [0, 0, 2], [2, 2, 1]])
+    data = pack_seconds(clips, labels)
+    assert tuple(data.cls.shape) == (4, 3, 4) and data.sec_start.tolist() == list(np.cumsum([0] + [1, 5, 2] * 4))
+    assert data.tokens[1:6].numpy().tolist() == clips[0][1][1].tolist()
+    r = training().train_and_test(EvalConfig(head="ave", epochs=2, batch_size=2, seeds=1, lr=1e-3), data, None,
+                                  data, 3, 0, audio=False)
+    assert r.predictions.shape == (4, 3) and set(np.unique(r.predictions)) <= {0, 1, 2}
+    with pytest.raises(ValueError, match="one row of T seconds each"):
+        pack_seconds(clips[:3], labels)
