@@ -18,7 +18,9 @@ import shutil
 import time
 from pathlib import Path
 
-from earmark.eval.protocol import EvalConfig, run_eval
+from earmark.anchors import AnchorConfig
+from earmark.eval.config import EvalConfig
+from earmark.eval.protocol import run_eval
 from earmark.eval.results import sweep_csv, sweep_png, sweep_row
 from earmark.eval.synthave import SynthConfig
 
@@ -34,10 +36,11 @@ SWEEP_STRATEGIES = ("uniform", "anchored", "random", "oracle")
 
 
 def run(n: int | None, seeds: int, out: Path, synth: dict, offset: float = 0.0, limit: dict | None = None,
-        **over) -> dict:
+        anchor_mode: str | None = None, **over) -> dict:
     t0 = time.perf_counter()
     synth = {k: v for k, v in synth.items() if getattr(SynthConfig(), k) != v}  # defaults share one folder
-    cfg = EvalConfig(seeds=seeds, generator={"n": n, **synth}, anchor_offset_s=offset, limit=limit,
+    anchor = AnchorConfig(offset_s=offset, **({"mode": anchor_mode} if anchor_mode else {}))
+    cfg = EvalConfig(seeds=seeds, generator={"n": n, **synth}, anchor=anchor, limit=limit,
                      cache=str(out.parent / f"cache-{n}-{json.dumps(synth, sort_keys=True)}"), **over)
     doc = run_eval(cfg, out)
     doc["total_s"] = time.perf_counter() - t0

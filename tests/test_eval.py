@@ -562,11 +562,17 @@ def test_eval_config_checks_and_cli_mapping():
     from earmark.anchors import AnchorConfig
 
     a = AnchorConfig()
-    assert cfg.patience is None and (cfg.min_score, cfg.min_gap_s, cfg.anchor_mode) == (a.min_score, None, "events")
+    assert cfg.patience is None and cfg.anchor == a and (a.min_score, a.min_gap_s, a.mode) == (1.5, None, "events")
     from earmark.cli.eval_cmd import eval_config
 
     kw = {o: getattr(cfg, o) for o in ("epochs", "seeds", "k")}
     made = eval_config("synth", None, {}, {**kw, "limit": None, "probes": "energy", "strategies": "uniform,anchored",
                                         "curve_budgets": "1960", "patience": 0, "min_score": 0.0, "min_gap_s": 3.0,
-                                        "probe_weights": ()})
-    assert made.patience is None and made.min_score == 0.0 and made.min_gap_s == 3.0  # --patience 0: fixed epochs
+                                        "anchor_mode": "topk", "anchor_offset_s": 0.25, "probe_weights": ()})
+    assert made.patience is None  # --patience 0: fixed epochs
+    assert made.anchor == AnchorConfig(min_score=0.0, min_gap_s=3.0, mode="topk", offset_s=0.25)
+    with pytest.raises(ConfigError, match="the anchor count is EvalConfig.k"):
+        EvalConfig(k=3, anchor=AnchorConfig(k=5)).check()
+    from earmark.eval.config import for_segments
+
+    assert for_segments(EvalConfig(), 60).anchor.k == 12  # the count, once the clip length is known

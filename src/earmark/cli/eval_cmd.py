@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .._extras import require_extra
-from ..anchors import ANCHOR_MODES
+from ..anchors import ANCHOR_MODES, AnchorConfig
 from ..errors import ConfigError
 from ..eval.config import (
     DEFAULT_ENCODER,
@@ -26,6 +26,7 @@ from ..eval.realstamp import DEFAULT_N, RealStampConfig
 from ..eval.synthave import SynthConfig
 
 _E = EvalConfig()
+_A = AnchorConfig()
 _S = SynthConfig()
 _R = RealStampConfig()
 
@@ -87,18 +88,18 @@ def _protocol_options(f):
         click.option("--curve-budgets", default=None,
                      help="Budgets of the accuracy–token curve  [default: Uniform-112's, 1000 per 10 s, --budget]"),
         click.option("--curve-seeds", type=int, default=None, help=_run_default("curve_seeds")),
-        click.option("--offset", "anchor_offset_s", type=float, default=_E.anchor_offset_s, show_default=True,
+        click.option("--offset", "anchor_offset_s", type=float, default=_A.offset_s, show_default=True,
                      help="Anchor AV-offset correction (picture minus sound, seconds)."),
-        click.option("--dilate", "dilate_s", type=float, default=_E.dilate_s, show_default=True),
-        click.option("--min-gap", "min_gap_s", type=float, default=_E.min_gap_s,
+        click.option("--dilate", "dilate_s", type=float, default=_A.dilate_s, show_default=True),
+        click.option("--min-gap", "min_gap_s", type=float, default=_A.min_gap_s,
                      help="Two anchors at least this many seconds apart  [default: two hops]"),
-        click.option("--min-score", type=float, default=_E.min_score, show_default=True,
+        click.option("--min-score", type=float, default=_A.min_score, show_default=True,
                      help="Fall back to evenly spaced anchors when no window's z-score reaches this (0: never)."),
-        click.option("--anchor-mode", type=click.Choice(list(ANCHOR_MODES)), default=_E.anchor_mode,
+        click.option("--anchor-mode", type=click.Choice(list(ANCHOR_MODES)), default=_A.mode,
                      show_default=True, help="How anchors are chosen (as `earmark index --mode`)."),
-        click.option("--anchor-fill", type=click.Choice(["inside", "outside"]), default=_E.anchor_fill,
+        click.option("--anchor-fill", type=click.Choice(["inside", "outside"]), default=_A.fill,
                      show_default=True, help="As `earmark index --fill`."),
-        click.option("--anchor-threshold", type=float, default=_E.anchor_threshold, show_default=True,
+        click.option("--anchor-threshold", type=float, default=_A.threshold, show_default=True,
                      help="z-score for --anchor-mode threshold / spread."),
         click.option("--workers", type=int, default=None, help="Processes for the per-clip work (default: up to 2)."),
         click.option("--cache", type=click.Path(path_type=str), default=None,
@@ -127,6 +128,12 @@ def parse_limit(spec: str | None) -> dict[str, int] | None:
     return dict(zip(("train", "val", "test"), limit)) if limit else None
 
 
+ANCHOR_OPTIONS = {"anchor_offset_s": "offset_s", "dilate_s": "dilate_s", "min_score": "min_score",
+                  "min_gap_s": "min_gap_s", "anchor_mode": "mode", "anchor_fill": "fill",
+                  "anchor_threshold": "threshold"}
+"""``earmark eval``'s anchor options (their parameter names) -> :class:`~earmark.anchors.AnchorConfig` fields."""
+
+
 def eval_config(dataset: str, root: str | None, generator: dict, kw: dict) -> EvalConfig:
     limit = parse_limit(kw.pop("limit"))
     names = {f.name for f in fields(EvalConfig)}
@@ -138,6 +145,8 @@ def eval_config(dataset: str, root: str | None, generator: dict, kw: dict) -> Ev
             raise ConfigError(f"--probe-weights takes PROBE=PATH, got {item!r}")
         weights[name] = str(Path(path).resolve())
     cfg.update(probe_weights=weights)
+    # The anchor options are the index's (AnchorConfig), named as `earmark eval` has always named them.
+    cfg.update(anchor=AnchorConfig(**{field: kw[option] for option, field in ANCHOR_OPTIONS.items() if option in kw}))
     cfg.update(probes=_csv(kw["probes"]), strategies=_csv(kw["strategies"]),
                curve_budgets=_csv(kw["curve_budgets"], int), limit=limit, patience=kw["patience"] or None)
     return EvalConfig(dataset=dataset, root=root, generator=generator, **cfg)

@@ -83,22 +83,11 @@ class EvalConfig:
     last)."""
     curve_seeds: int | None = None
     """None: 1. Seeds of the curve-only runs (budgets between the main ones, and uniform-448); more give error bars."""
-    anchor_offset_s: float = 0.0
-    dilate_s: float = 0.0
-    min_score: float = _A.min_score
-    """Anchors fall back to evenly spaced ones when no window's z-score reaches this (``earmark index
-    --min-score``); 0 never falls back: the top-K windows are always the anchors."""
-    min_gap_s: float | None = _A.min_gap_s
-    """Two anchors at least this far apart (``earmark index --min-gap``; None: two hops)."""
-    anchor_mode: str = _A.mode
-    """``events``, ``topk``, ``threshold`` or ``spread`` (``earmark index --mode``). The eval uses the index's
-    own defaults (what users get). The SynthAVE numbers published before 2026-12 used topk, gap 1 s and
-    min-score 3: ``--anchor-mode topk --min-gap 1 --min-score 3`` reproduces them."""
-    anchor_fill: str = _A.fill
-    """``events`` mode with fewer events than K: more anchors ``inside`` the events, or ``outside`` them
-    (``earmark index --fill``)."""
-    anchor_threshold: float = _A.threshold
-    """z-score a window must reach in the ``threshold`` and ``spread`` modes (``earmark index --threshold``)."""
+    anchor: AnchorConfig = field(default_factory=AnchorConfig)
+    """How anchors are chosen: the index's own defaults (what users get; ``earmark index --mode --min-score
+    --min-gap --dilate --offset --fill --threshold``). The count is :attr:`k` (copied into ``anchor.k`` once the
+    clip length is known). The SynthAVE numbers published before 2026-12 used topk, gap 1 s and min-score 3:
+    ``--anchor-mode topk --min-gap 1 --min-score 3`` reproduces them."""
     low_size: int = 112
     high_size: int = 448
     workers: int | None = None
@@ -145,8 +134,9 @@ class EvalConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ConfigError(f"{name} must be >= 1, got {value}")
-        check_anchor_config(AnchorConfig(k=self.k or 1, mode=self.anchor_mode, min_gap_s=self.min_gap_s,  # type: ignore[arg-type]
-                                         dilate_s=self.dilate_s, fill=self.anchor_fill), 10**6, float("inf"))  # type: ignore[arg-type]
+        if self.anchor.k not in (_A.k, self.k):
+            raise ConfigError(f"the anchor count is EvalConfig.k (got anchor.k={self.anchor.k}, k={self.k})")
+        check_anchor_config(replace(self.anchor, k=self.k or 1), 10**6, float("inf"))
         cost_model(self.model)  # unknown model names fail here
 
 
@@ -184,7 +174,7 @@ def for_segments(cfg: EvalConfig, segments: int) -> EvalConfig:
     if curve is None:
         low = uniform_budget(cfg.model, cfg.low_size, segments)
         curve = (low, budget) if cfg.quick else (low, int(round(100 * segments)), budget)
-    return replace(cfg, budget=budget, k=k, curve_budgets=tuple(dict.fromkeys(curve)))
+    return replace(cfg, budget=budget, k=k, anchor=replace(cfg.anchor, k=k), curve_budgets=tuple(dict.fromkeys(curve)))
 
 
 

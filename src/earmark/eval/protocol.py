@@ -21,7 +21,6 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from ..anchors import AnchorConfig
 from ..errors import ConfigError
 from ..runner import run
 from ..types import Progress
@@ -49,9 +48,7 @@ def prepare_all(cfg: EvalConfig, ds: Dataset, cache: Path, requests: list[PlanRe
                 progress: Progress | None = None) -> tuple[dict[str, ClipResult], list[str]]:
     """Every clip's indexes, plans, audio features and encoded pictures (cached under ``cache``), on the runner;
     returns the clips that worked and one error line per clip that did not."""
-    anchor = AnchorConfig(k=cfg.k, dilate_s=cfg.dilate_s, offset_s=cfg.anchor_offset_s, min_score=cfg.min_score,
-                          min_gap_s=cfg.min_gap_s, mode=cfg.anchor_mode, threshold=cfg.anchor_threshold,
-                          fill=cfg.anchor_fill)  # type: ignore[arg-type]
+    anchor = replace(cfg.anchor, k=cfg.k)
     clips = [c for s in ("train", "val", "test") for c in ds.available(s)]
     jobs = [ClipJob(c.video_id, str(c.path), tuple(c.truth), ds.segments, tuple(requests), tuple(cfg.probes),
                     cfg.model, cfg.k, cfg.ratio, anchor, cfg.encoder, str(cache),
