@@ -324,7 +324,8 @@ def test_cli_batch_and_query(corpus, tmp_path, capsys):
 
 @pytest.mark.parametrize("case", ["missing", "empty-list", "binary-list", "no-media", "corrupt-manifest",
                                   "bad-field", "not-a-batch-folder", "bad-sql", "extract-without-plan",
-                                  "plan-without-budget", "query-not-a-batch"])
+                                  "plan-without-budget", "query-not-a-batch", "text-image-not-a-model",
+                                  "text-image-not-clip"])
 def test_cli_bad_input_is_one_line_exit_1(corpus, tmp_path, capsys, case):
     root = tmp_path / "in"
     root.mkdir()
@@ -372,6 +373,16 @@ def test_cli_bad_input_is_one_line_exit_1(corpus, tmp_path, capsys, case):
         expect = "--plan-model and --budget go together"
     elif case == "query-not-a-batch":
         args, expect = ["query", tmp_path, "SELECT 1"], f"{tmp_path}: not an earmark batch folder"
+    elif case == "text-image-not-a-model":
+        pytest.importorskip("transformers")
+        args += ["--text-image-model", tmp_path / "nope"]
+        expect = f"--text-image-model {tmp_path / 'nope'}: not a model folder (no config.json)"
+    elif case == "text-image-not-clip":
+        pytest.importorskip("transformers")
+        (tmp_path / "bert").mkdir()
+        (tmp_path / "bert" / "config.json").write_text('{"model_type": "bert"}')
+        args += ["--text-image-model", tmp_path / "bert"]
+        expect = f"--text-image-model {tmp_path / 'bert'}: a 'bert' checkpoint; earmark reads clip, siglip"
     code, stdout, err = run_cli(capsys, *args)
     assert code == 1, (stdout, err)
     lines = err.strip().splitlines()
@@ -381,6 +392,35 @@ def test_cli_bad_input_is_one_line_exit_1(corpus, tmp_path, capsys, case):
         assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before  # nothing touched
     if case == "not-a-batch-folder":
         assert sorted(p.name for p in out.iterdir()) == ["mine.txt"]
+    if case.startswith("text-image"):
+        assert not out.exists()  # refused before the folder is made
+
+
+def test_visual_features_are_in_the_config_hash_stored_per_window_and_byte_identical(corpus, tmp_path):
+    import pyarrow.parquet as pq
+
+    listed = tmp_path / "list.txt"
+    listed.write_text("".join(f"{corpus['root'] / n}\n" for n in ("event0.mp4", "event1.mp4", "noaudio0.mp4")))
+    base, vis = BatchConfig(), BatchConfig(visual_features=True)
+    assert "search_features" not in base.to_dict()  # folders batched before the option keep their hash
+    assert vis.to_dict()["search_features"] == {"visual": True, "text_image_model": None}
+    assert vis.config_hash() != base.config_hash()
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert run_batch(listed, one, vis, workers=1).done == 3
+    assert run_batch(listed, two, vis, workers=2).done == 3
+    assert _parts(one) == _parts(two) and len(_parts(one)) == 6
+    for p in sorted((one / "windows").glob("*.parquet")):
+        t = pq.read_table(p).to_pydict()
+        assert len(t["motion"]) == 3 and all(isinstance(v, float) and v == v for v in t["motion"] + t["appearance"])
+        assert t["embedding"] == [None] * 3
+    assert all(r["timings"]["features_s"] > 0 for r in read_manifest(one).values())
+    s = run_batch(listed, one, vis, workers=1)
+    assert (s.done, s.skipped_done) == (0, 3)
+    s = run_batch(listed, one, base, workers=1)  # another configuration: every video again, without the features
+    assert (s.done, s.skipped_done) == (3, 0)
+    for p in sorted((one / "windows").glob("*.parquet")):
+        t = pq.read_table(p).to_pydict()
+        assert t["motion"] == t["appearance"] == t["embedding"] == [None] * 3
 
 
 def test_an_unfinished_last_manifest_line_is_dropped_and_the_video_done_again(corpus, tmp_path):

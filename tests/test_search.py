@@ -463,6 +463,165 @@ def test_corpus_highlights_per_video_and_across(capsys, corpus, tmp_path):
     assert doc["total_s"] == 3.0 and [s["duration_s"] for s in doc["segments"]] == [2.0, 1.0]
 
 
+@pytest.fixture(scope="module")
+def featured(corpus, tagger, clip_dir) -> Path:
+    """The corpus batched with the tone tagger, motion and appearance change, and the tiny CLIP's embeddings."""
+    out = corpus["videos"].parent / "featured"
+    assert main(["batch", str(corpus["videos"]), "--out", str(out), "--probe", "yamnet", "--probe-weights", tagger,
+                 "--visual-features", "--text-image-model", str(clip_dir), "-q", "--workers", "1"]) == 0
+    return out
+
+
+def _found(doc, video=None) -> list[tuple]:
+    return [(h["start_s"], h["end_s"], tuple(r["feature"] for r in h["reasons"])) for h in doc["hits"]
+            if video is None or h["video"] == video]
+
+
+def test_corpus_search_reads_motion_and_pictures_as_a_video_search_does(capsys, corpus, featured, saved, clip_dir):
+    pytest.importorskip("duckdb")
+    a, b = str(corpus["videos"] / "a.mp4"), str(corpus["videos"] / "b.mp4")
+    for query, more in (("moving", []), ("red", ["--text-image-model", clip_dir]),
+                        ("dog", ["--text-image-model", clip_dir])):
+        code, out, err = run(capsys, "search", featured, "--query", query, "--top", "20", *more, "--json")
+        assert code == 0, err
+        mine = json.loads(out)
+        code, out, err = run(capsys, "search", saved, "--query", query, "--top", "20", *more, "--json")
+        assert code == 0, err
+        theirs = json.loads(out)
+        assert mine["features"] == theirs["features"], query
+        assert _found(mine, a) == _found(theirs), query  # a.mp4 is the saved video: the same hits
+        got = {(h["start_s"], h["reasons"][0]["feature"]): h["score"] for h in mine["hits"] if h["video"] == a}
+        want = {(h["start_s"], h["reasons"][0]["feature"]): h["score"] for h in theirs["hits"]}
+        assert got == pytest.approx(want, abs=1e-3), query  # cosines in DuckDB's float arithmetic
+        if query == "moving":
+            assert mine["features"] == ["label", "motion"] and _found(mine, a) == [(5.0, 8.0, ("motion",)),
+                                                                                   (15.0, 18.0, ("motion",))]
+        if query == "dog":  # b.mp4's tone is heard (its picture never changes)
+            assert mine["features"] == ["label", "picture"] and _found(mine, b) == [(10.0, 12.0, ("label",))]
+            def cosines(doc, video=None):
+                return [r["detail"] for h in doc["hits"] for r in h["reasons"] if r["feature"] == "picture" and (
+                    video is None or h["video"] == video)]
+
+            assert cosines(mine, a) == cosines(theirs) and len(cosines(theirs)) == 2
+    # Without the model the pictures are not matched, and the note says which model made them.
+    code, out, err = run(capsys, "search", featured, "--query", "red", "--json")
+    assert code == 0 and json.loads(out)["hits"] == []
+    assert f"pictures were embedded by {clip_dir}: give --text-image-model" in json.loads(out)["notes"][0]
+
+
+def test_corpus_search_says_which_features_a_folder_lacks(capsys, corpus, clip_dir, tmp_path):
+    pytest.importorskip("duckdb")
+    code, out, err = run(capsys, "search", corpus["energy"], "--query", "moving", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["features"] == ["label"] and doc["hits"] == []
+    assert ("the query names motion, but 2 of 2 videos of this batch folder hold none (batch them with "
+            "--visual-features") in " ".join(doc["notes"])
+    code, out, err = run(capsys, "search", corpus["tagged"], "--query", "red", "--text-image-model", clip_dir,
+                         "--json")
+    assert code == 0, err
+    assert (f"{corpus['tagged']}: no picture embeddings in this batch folder: make them with `earmark batch INPUT "
+            f"--out {corpus['tagged']} --text-image-model DIR`") in json.loads(out)["notes"]
+
+
+def test_corpus_pictures_need_the_model_that_embedded_them(capsys, featured, clip_dir, tmp_path):
+    pytest.importorskip("duckdb")
+    other = tmp_path / "other-clip"
+    shutil.copytree(clip_dir, other)
+    _point_texts_at(other, {"dog": np.eye(32)[0], "red": np.eye(32)[1], "horse": np.eye(32)[2]})
+    code, out, err = run(capsys, "search", featured, "--query", "red", "--text-image-model", other)
+    assert code == 1 and err.count("\n") == 1
+    assert err.startswith(f"earmark: error: --text-image-model {other}: its weights (") and (
+        f"are not those that embedded the pictures of {featured} ({clip_dir}, ") in err
+
+
+def test_search_features_name_the_model_weights_in_the_config_hash(clip_dir, tmp_path):
+    from earmark.batch import BatchConfig
+
+    other = tmp_path / "other-clip"
+    shutil.copytree(clip_dir, other)
+    same_place = BatchConfig(text_image_model=str(other)).config_hash()
+    assert BatchConfig(text_image_model=str(clip_dir)).config_hash() != same_place
+    assert BatchConfig(text_image_model=str(clip_dir)).to_dict()["search_features"] == {
+        "visual": False, "text_image_model": {"path": str(clip_dir), "digest": _digest(clip_dir)}}
+
+
+def _digest(folder: Path) -> str:
+    from earmark.probes.question import TextImageModel
+
+    return TextImageModel.from_pretrained(folder).digest
+
+
+def test_corpus_plans_one_per_video_equal_tokens_as_a_video_plan(capsys, corpus, featured, saved, clip_dir,
+                                                                tmp_path):
+    pytest.importorskip("duckdb")
+    from earmark.sinks.export import read_plan
+
+    a, b = str(corpus["videos"] / "a.mp4"), str(corpus["videos"] / "b.mp4")
+    plans = tmp_path / "plans"
+    opts = ["--model", "vit-p16", "--budget", 1960, "--frames", 10, "--upscale"]
+    code, out, err = run(capsys, "search", featured, "--query", "dog", "--text-image-model", clip_dir, "--plan", *opts,
+                         "--plan-out", plans)
+    assert code == 0, err
+    listing = json.loads((plans / "plans.json").read_text())
+    assert listing["kind"] == "earmark.search_plans" and listing["query"] == "dog"
+    assert [(p["video"], p["hits"]) for p in listing["plans"]] == [(a, 3), (b, 1)]
+    assert sorted(p.name for p in plans.iterdir()) == sorted(["plans.json", *(p["file"] for p in listing["plans"])])
+    code, _, err = run(capsys, "search", saved, "--query", "dog", "--text-image-model", clip_dir, "--plan", *opts,
+                       "--plan-out", tmp_path / "one.json")
+    assert code == 0, err
+    single = read_plan(tmp_path / "one.json")
+    for entry in listing["plans"]:
+        p = read_plan(plans / entry["file"])
+        uniform = tmp_path / "uniform.json"
+        assert run(capsys, "plan", entry["video"], *opts, "--strategy", "uniform", "--out", uniform)[0] == 0
+        assert p.total_tokens == p.target_tokens == read_plan(uniform).total_tokens == entry["total_tokens"]
+        assert p.video.path == entry["video"] and p.config["search"]["hits"] == entry["hits"]
+    pa = read_plan(plans / listing["plans"][0]["file"])
+    assert [(x.start_s, x.end_s, x.source) for x in pa.anchors] == [(x.start_s, x.end_s, x.source)
+                                                                    for x in single.anchors]
+    assert [(f.time_s, f.width, f.tokens, f.role) for f in pa.frames] == [(f.time_s, f.width, f.tokens, f.role)
+                                                                          for f in single.frames]
+    pb = read_plan(plans / listing["plans"][1]["file"])
+    assert [(x.start_s, x.end_s, x.source) for x in pb.anchors] == [(10.0, 12.0, "audio")]
+    # The same command again replaces its own folder; the bytes are the same.
+    before = {p.name: p.read_bytes() for p in plans.iterdir()}
+    assert run(capsys, "search", featured, "--query", "dog", "--text-image-model", clip_dir, "--plan", *opts,
+               "--plan-out", plans)[0] == 0
+    assert {p.name: p.read_bytes() for p in plans.iterdir()} == before
+
+
+def test_corpus_plans_refuse_bad_input_in_one_line_and_write_nothing(capsys, corpus, featured, tmp_path,
+                                                                     monkeypatch):
+    pytest.importorskip("duckdb")
+    monkeypatch.chdir(tmp_path)
+    opts = ["--plan", "--model", "vit-p16", "--budget", "1960"]
+
+    def refused(source, query, out, message):
+        before = sorted(str(p) for p in tmp_path.rglob("*"))
+        code, _, err = run(capsys, "search", source, "--query", query, *opts, "--plan-out", out)
+        assert code == 1 and err.startswith("earmark: error: ") and err.count("\n") == 1, err
+        assert message in err, err
+        assert sorted(str(p) for p in tmp_path.rglob("*")) == before
+
+    refused(featured, "horse", "plans", f"{featured}: no match for 'horse': nothing to plan (no plans written)")
+    Path("taken.json").write_text("{}")
+    refused(featured, "dog", "taken.json", "--plan-out taken.json: exists and is not a folder")
+    Path("mine").mkdir()
+    Path("mine/notes.txt").write_text("precious")
+    refused(featured, "dog", "mine", "--plan-out mine: exists and is not an earmark plans folder")
+    # A video that changed since it was batched: its hits still read, its plan is refused.
+    Path("videos").mkdir()
+    shutil.copy(corpus["videos"] / "b.mp4", "videos/b.mp4")
+    assert main(["batch", "videos", "--out", "batched", "-q", "--workers", "1"]) == 0
+    with open("videos/b.mp4", "ab") as f:
+        f.write(b"\0" * 64)
+    refused("batched", "loud", "plans", f"{tmp_path / 'videos' / 'b.mp4'}: the file changed since it was batched "
+                                       f"into batched (fingerprint differs)")
+    code, _, err = run(capsys, "search", corpus["videos"] / "a.mp4", "--query", "dog", *opts, "--plan-out", "mine")
+    assert code == 1 and "--plan-out mine: is a folder; the plan of one video is a file" in err, err
+
+
 def _weights(corpus) -> str:
     cfg = next((corpus["tagged"] / "configs").glob("*.json"))
     return json.loads(cfg.read_text())["probe_options"]["weights"]
@@ -546,8 +705,7 @@ def test_missing_files_hostile_documents_and_folders(capsys, media, saved, corpu
     shutil.copytree(corpus["tagged"], "broken")
     next(Path("broken/windows").glob("*.parquet")).write_bytes(b"PAR1 not really")
     assert refused("broken", save=False).startswith("earmark: error: broken: cannot read its Parquet parts (")
-    for flag in (["--text-image-model", "x"], ["--plan", "--model", "vit-p16", "--budget", "9"], ["--probe", "flux"],
-                 ["--save", "m.json"]):
+    for flag in (["--probe", "flux"], ["--save", "m.json"]):
         err = refused(corpus["tagged"], *flag, save=False)
         assert f"{corpus['tagged']}: {flag[0]} applies to a video or its index, not to a batch folder" in err
 

@@ -6,7 +6,9 @@ Layout of an output folder ``DIR``::
     DIR/batch.json                  marks the folder as earmark's (kind, version)
     DIR/manifest.jsonl              one JSON line per video: the source of truth (see below)
     DIR/configs/<config hash>.json  every configuration a video in the folder was processed with
-    DIR/windows/<key>-<config>.parquet  one row per window of the video's Timeline
+    DIR/windows/<key>-<config>.parquet  one row per window of the video's Timeline (with ``visual_features``: its
+                                    motion and appearance change; with ``text_image_model``: its thumbnail's
+                                    embedding: the features ``earmark search CORPUS_DIR`` reads)
     DIR/anchors/<key>-<config>.parquet  one row per anchor
     DIR/frames/<key>-<config>.parquet   one row per planned frame (with --plan-model/--budget)
     DIR/images/<key>-<config>/          the extracted frames (with --extract), named by time, and their manifest.json
@@ -95,6 +97,13 @@ class BatchConfig:
     extract: bool = False
     image_format: str = "png"
     """``png`` or ``jpg`` (:data:`earmark.media.frames.FRAME_FORMATS`), as ``earmark extract`` writes them."""
+    visual_features: bool = False
+    """Store each window's motion and appearance change (robust z of 64 px thumbnails at 2 per second, as
+    :func:`earmark.highlights.visual_change` measures them): a search can then match motion across the corpus. It
+    decodes the whole picture stream at low resolution, which costs more than indexing the sound."""
+    text_image_model: str | None = None
+    """A local CLIP/SigLIP folder: store one unit embedding per window's thumbnail (as
+    :func:`earmark.highlights.picture_embeddings` makes them) for text-image search across the corpus."""
 
     def index_options(self) -> dict[str, Any]:
         """``probe_options`` with index()'s defaults filled in (so leaving one out and giving its default agree)."""
@@ -111,11 +120,18 @@ class BatchConfig:
         if self.plan_model is not None:
             plan = {"model": cost_model(self.plan_model).name, "budget": self.budget, "strategy": self.strategy,
                     "options": dict(sorted(self.plan_options.items()))}
-        return {"kind": f"{KIND}.config", "version": 1, "probe": self.probe,
-                "probe_options": dict(sorted(self.index_options().items())), "hop_s": float(self.hop_s),
-                "window_s": float(self.window_s), "audio_stream": self.audio_stream,
-                "anchors": self.anchors.to_dict(), "plan": plan,
-                "extract": {"format": self.image_format} if self.extract else None}
+        doc = {"kind": f"{KIND}.config", "version": 1, "probe": self.probe,
+               "probe_options": dict(sorted(self.index_options().items())), "hop_s": float(self.hop_s),
+               "window_s": float(self.window_s), "audio_stream": self.audio_stream,
+               "anchors": self.anchors.to_dict(), "plan": plan,
+               "extract": {"format": self.image_format} if self.extract else None}
+        if self.visual_features or self.text_image_model is not None:  # (absent otherwise: older hashes hold)
+            model = None
+            if self.text_image_model is not None:
+                path = os.path.abspath(self.text_image_model)
+                model = {"path": path, "digest": _weights_digest(path)}
+            doc["search_features"] = {"visual": bool(self.visual_features), "text_image_model": model}
+        return doc
 
     def config_hash(self) -> str:
         return hashlib.sha256(dumps_json(self.to_dict()).encode()).hexdigest()[:16]
@@ -150,6 +166,37 @@ class BatchConfig:
             raise ConfigError("--extract needs a plan: give --plan-model and --budget")
         if self.image_format not in FRAME_FORMATS:
             raise ConfigError(f"image format must be one of {', '.join(FRAME_FORMATS)}, got {self.image_format!r}")
+        if not isinstance(self.visual_features, bool):
+            raise ConfigError(f"visual_features must be true or false, got {self.visual_features!r}")
+        if self.text_image_model is not None:
+            from ._extras import require_extra
+
+            require_extra("earmark batch --text-image-model", "vlm")
+            text_image_model(self.text_image_model)  # a folder that does not load is refused before any video
+
+
+_TEXT_IMAGE: dict[str, Any] = {}
+_DIGESTS: dict[str, str] = {}
+
+
+def text_image_model(path: str) -> Any:
+    """The text-image model of folder ``path``, loaded once per process (a worker embeds every video with it)."""
+    key = os.path.abspath(path)
+    if key not in _TEXT_IMAGE:
+        from .highlights import load_text_image_model
+
+        _TEXT_IMAGE[key] = load_text_image_model(key)
+    return _TEXT_IMAGE[key]
+
+
+def _weights_digest(path: str) -> str:
+    """The digest of a model folder's weights (as :class:`~earmark.probes.question.TextImageModel` records it),
+    once per process: the configuration hash names the weights, not only the folder."""
+    if path not in _DIGESTS:
+        from .probes.question import _weights_digest as digest
+
+        _DIGESTS[path] = digest(Path(path))
+    return _DIGESTS[path]
 
 
 # --- input -----------------------------------------------------------------------------------------------------
@@ -313,6 +360,10 @@ def _stages(job: VideoJob, timings: dict[str, float]) -> tuple[dict[str, dict], 
                              "anchors": len(chosen), "notes": list(tl.notes)}
     common = {"video_key": job.key, "path": job.path}
     tables = {"windows": _window_columns(tl, chosen), "anchors": _anchor_columns(tl, chosen)}
+    if cfg.visual_features or cfg.text_image_model is not None:
+        t = time.perf_counter()
+        tables["windows"].update(_search_columns(result, cfg, facts["notes"]))
+        timings["features_s"] = time.perf_counter() - t
     if cfg.plan_model is not None:
         t = time.perf_counter()
         k = len(chosen) if cfg.anchors.k is None else min(cfg.anchors.k, len(tl))
@@ -345,6 +396,32 @@ def _extract(job: VideoJob, p, vi) -> list[tuple[str, float]]:
             for i in range(len(p.frames))]
 
 
+def _search_columns(result, cfg: BatchConfig, notes: list[str]) -> dict[str, list]:
+    """Motion, appearance change and thumbnail embeddings per window (None where not measured: a file without
+    pictures, or a setting not asked for)."""
+    from .highlights import picture_embeddings, visual_change
+
+    n = len(result.timeline)
+    cols: dict[str, list] = {}
+    if result.info.video is None:
+        notes.append("no video stream: no motion, appearance change or picture embeddings stored")
+        return cols
+    if cfg.visual_features:
+        motion, appearance = visual_change(result)
+        cols.update(motion=motion.tolist(), appearance=appearance.tolist())
+    if cfg.text_image_model is not None:
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # the same bits whatever the machine's cores and the worker count
+        try:
+            emb = picture_embeddings(result, text_image_model(cfg.text_image_model))
+        finally:
+            torch.set_num_threads(threads)
+        cols["embedding"] = emb.astype("float32").tolist() if n else []  # float16 values, stored as float32
+    return cols
+
+
 def _label(tl, i: int) -> str | None:
     if tl.labels is None or not tl.labels[i]:
         return None
@@ -357,7 +434,7 @@ def _window_columns(tl, chosen) -> dict[str, list]:
     return {"window_index": list(range(n)), "start_s": tl.starts.tolist(), "end_s": tl.ends.tolist(),
             "raw": tl.raw, "score": tl.scores, "confidence": tl.confidence, "coverage": tl.coverage,
             "is_anchor": [i in marked for i in range(n)], "label": [_label(tl, i) for i in range(n)],
-            "probe": [tl.probe] * n}
+            "probe": [tl.probe] * n, "motion": [None] * n, "appearance": [None] * n, "embedding": [None] * n}
 
 
 def _anchor_columns(tl, chosen) -> dict[str, list]:
@@ -391,7 +468,8 @@ def _schemas() -> dict[str, Any]:
     return {
         "windows": pa.schema([*head, ("window_index", i32), ("start_s", f64), ("end_s", f64), ("raw", f32),
                               ("score", f32), ("confidence", f32), ("coverage", f32), ("is_anchor", pa.bool_()),
-                              ("label", s), ("probe", s), *tail]),
+                              ("label", s), ("probe", s), ("motion", f32), ("appearance", f32),
+                              ("embedding", pa.list_(f32)), *tail]),
         "anchors": pa.schema([*head, ("anchor", i32), ("window_index", i32), ("time_s", f64), ("start_s", f64),
                               ("end_s", f64), ("score", f32), ("confidence", f32), ("source", s), ("label", s),
                               ("probe", s), *tail]),
@@ -468,7 +546,7 @@ _MANIFEST_FIELDS = {
     "timings": object_field, "peak_rss_mb": number_field(lo=0, null=True), "notes": list_field(text_field()),
     "finished_at": text_field(),
 }
-_TIMINGS = ("info_s", "index_s", "plan_s", "extract_s", "total_s")
+_TIMINGS = ("info_s", "index_s", "features_s", "plan_s", "extract_s", "total_s")
 
 
 def _check_row(doc: Any, where: str) -> dict[str, Any]:
@@ -760,6 +838,21 @@ def check_folder(out: str | Path) -> Path:
         raise ConfigError(f"{out}: not an earmark batch folder (no {MARKER}; make one with `earmark batch INPUT "
                           f"--out {out}`)")
     return out
+
+
+def stored_configs(out: str | Path) -> dict[str, dict[str, Any]]:
+    """The configurations a batch folder's videos were processed with, by hash (``configs/<hash>.json``), or
+    SchemaError naming a file that is not one earmark wrote."""
+    found = {}
+    for p in sorted((Path(out) / "configs").glob("*.json")):
+        try:
+            doc = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            raise SchemaError(f"{p}: not a batch configuration ({_one_line(str(e))[:200]})") from None
+        if not isinstance(doc, dict) or doc.get("kind") != f"{KIND}.config":
+            raise SchemaError(f"{p}: not a batch configuration (kind is not \"{KIND}.config\")")
+        found[p.stem] = doc
+    return found
 
 
 def connect(out: str | Path, con=None):

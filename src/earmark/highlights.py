@@ -414,6 +414,88 @@ def window_embeddings(vi: VideoInfo, hop_s: float, window_s: float, n_windows: i
     return np.asarray(emb, np.float64), cov, embedding
 
 
+# ------------------------------------------------------------------------------------- search preview features
+# Measured per window for `earmark search` (a video's moments document) and `earmark batch` (its Parquet), which
+# both import them from here.
+
+
+VISUAL = {"fps": 2.0, "size": 64}
+"""The thumbnails motion and appearance change are measured on (the visual probes' defaults)."""
+EMBED_BATCH = 32
+"""Thumbnails embedded at once (memory stays bounded on long videos)."""
+
+def visual_change(result: IndexResult) -> tuple[np.ndarray, np.ndarray]:
+    """(motion, appearance change) robust z per window of ``result``'s timeline, from one decode of its video's
+    thumbnails (the ``motion`` and ``novelty`` probes' measures, normalised as those probes normalise)."""
+    from .probes import get_probe, normalise
+    from .probes.visual import change_values, window_max
+
+    vi = _indexed_video(result, "motion and appearance change are measured on")
+    tl = result.timeline
+    probes = [get_probe("motion", **VISUAL), get_probe("novelty", **VISUAL)]
+    times, values = change_values(vi, probes)
+    out = []
+    for prb, v in zip(probes, values):
+        raw = window_max(times, v, tl.starts, tl.window_s)
+        out.append(normalise(raw, np.ones(len(raw)), prb.config).scores)
+    return out[0], out[1]
+
+
+def picture_embeddings(result: IndexResult, model: Any) -> np.ndarray:
+    """(windows, d) float16 unit embeddings of a thumbnail at each window's centre, square at ``model``'s input
+    size, padded, upright (the pictures :func:`earmark.probes.question.window_relevance` scores), embedded
+    EMBED_BATCH at a time."""
+    from .media.frames import decode_at
+
+    vi = _indexed_video(result, "pictures are embedded from")
+    tl = result.timeline
+    last = np.nextafter(tl.duration_s, 0.0)
+    times = [float(min(s + tl.window_s / 2, last)) for s in tl.starts]
+    side = model.image_size
+    parts, batch = [], []
+    for f in decode_at(vi.path, times, (side, side), fit="pad", video_info=vi):
+        batch.append(f.image)
+        if len(batch) == EMBED_BATCH:
+            parts.append(model.embed_images(batch))
+            batch = []
+    if batch:
+        parts.append(model.embed_images(batch))
+    return np.concatenate(parts).astype(np.float16)
+
+
+def model_record(model: Any) -> dict[str, Any]:
+    """What a moments document keeps of the text-image model that embedded its pictures."""
+    return {"path": str(model.path), "type": model.kind, "digest": model.digest, "image_size": model.image_size}
+
+
+def _indexed_video(result: IndexResult, why: str):
+    """The index's VideoInfo, once its file is checked to be the one the index was made from (no second probe)."""
+    from .errors import NoVideoStreamError
+    from .media.container import fingerprint
+
+    path = result.info.path
+    if not Path(path).is_file():
+        raise MediaError(path, f"not found: {why} the indexed video")
+    if fingerprint(path) != result.info.fingerprint:
+        raise SchemaError(f"{path}: the file changed since it was indexed (fingerprint differs); index it again")
+    if result.info.video is None:
+        raise NoVideoStreamError(path, f"no video stream: {why} the picture")
+    return result.info
+
+
+def load_text_image_model(model: Any) -> Any:
+    """A :class:`~earmark.probes.question.TextImageModel` from a local folder (or the model itself)."""
+    from .probes.question import TextImageModel
+
+    if isinstance(model, TextImageModel):
+        return model
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # one line per result or error on the terminal, as the tagger probes keep it
+    hf_logging.set_verbosity_error()
+    return TextImageModel.from_pretrained(model)
+
+
 # --------------------------------------------------------------------------------------------- the document
 
 

@@ -43,7 +43,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .errors import ConfigError, MediaError, SchemaError
+from .errors import ConfigError, SchemaError
+from .highlights import VISUAL, load_text_image_model, model_record, picture_embeddings, visual_change
 from .index import IndexConfig
 from .types import (
     FINGERPRINT,
@@ -72,10 +73,6 @@ least 0.06 closer to the query than the video's median thumbnail, however unifor
 CONFIDENCE_Z = 3.0
 """A hit planned as an anchor gets confidence ``1 - 0.5 ** (score / CONFIDENCE_Z)``, as probes turn z into
 confidence."""
-VISUAL = {"fps": 2.0, "size": 64}
-"""The thumbnails motion and appearance change are measured on (the visual probes' defaults)."""
-EMBED_BATCH = 32
-"""Thumbnails embedded at once (memory stays bounded on long videos)."""
 
 _EPS = 1e-9
 
@@ -260,65 +257,6 @@ def write_moments(m: Moments, path: str | Path) -> Path:
     return write_json_atomic(path, m.to_dict())
 
 
-def visual_change(result: IndexResult) -> tuple[np.ndarray, np.ndarray]:
-    """(motion, appearance change) robust z per window of ``result``'s timeline, from one decode of its video's
-    thumbnails (the ``motion`` and ``novelty`` probes' measures, normalised as those probes normalise)."""
-    from .probes import get_probe, normalise
-    from .probes.visual import change_values, window_max
-
-    vi = _indexed_video(result, "motion and appearance change are measured on")
-    tl = result.timeline
-    probes = [get_probe("motion", **VISUAL), get_probe("novelty", **VISUAL)]
-    times, values = change_values(vi, probes)
-    out = []
-    for prb, v in zip(probes, values):
-        raw = window_max(times, v, tl.starts, tl.window_s)
-        out.append(normalise(raw, np.ones(len(raw)), prb.config).scores)
-    return out[0], out[1]
-
-
-def picture_embeddings(result: IndexResult, model: Any) -> np.ndarray:
-    """(windows, d) float16 unit embeddings of a thumbnail at each window's centre, square at ``model``'s input
-    size, padded, upright (the pictures :func:`earmark.probes.question.window_relevance` scores), embedded
-    EMBED_BATCH at a time."""
-    from .media.frames import decode_at
-
-    vi = _indexed_video(result, "pictures are embedded from")
-    tl = result.timeline
-    last = np.nextafter(tl.duration_s, 0.0)
-    times = [float(min(s + tl.window_s / 2, last)) for s in tl.starts]
-    side = model.image_size
-    parts, batch = [], []
-    for f in decode_at(vi.path, times, (side, side), fit="pad", video_info=vi):
-        batch.append(f.image)
-        if len(batch) == EMBED_BATCH:
-            parts.append(model.embed_images(batch))
-            batch = []
-    if batch:
-        parts.append(model.embed_images(batch))
-    return np.concatenate(parts).astype(np.float16)
-
-
-def model_record(model: Any) -> dict[str, Any]:
-    """What a moments document keeps of the text-image model that embedded its pictures."""
-    return {"path": str(model.path), "type": model.kind, "digest": model.digest, "image_size": model.image_size}
-
-
-def _indexed_video(result: IndexResult, why: str):
-    """The index's VideoInfo, once its file is checked to be the one the index was made from (no second probe)."""
-    from .errors import NoVideoStreamError
-    from .media.container import fingerprint
-
-    path = result.info.path
-    if not Path(path).is_file():
-        raise MediaError(path, f"not found: {why} the indexed video")
-    if fingerprint(path) != result.info.fingerprint:
-        raise SchemaError(f"{path}: the file changed since it was indexed (fingerprint differs); index it again")
-    if result.info.video is None:
-        raise NoVideoStreamError(path, f"no video stream: {why} the picture")
-    return result.info
-
-
 def with_features(source: IndexResult | Moments, *, visual: bool = True, model: Any = None) -> Moments:
     """``source`` with the features it lacks, measured on its video: motion and appearance change (``visual``, when
     the video has pictures) and, with a text-image ``model`` (a :class:`~earmark.probes.question.TextImageModel`), its
@@ -348,19 +286,6 @@ def moments(source: str | Path | IndexResult, *, text_image_model: Any = None, v
     from .sinks.export import load_result
 
     return with_features(load_result(source, probe, **index_kw), visual=visual, model=model)
-
-
-def load_text_image_model(model: Any) -> Any:
-    """A :class:`~earmark.probes.question.TextImageModel` from a local folder (or the model itself)."""
-    from .probes.question import TextImageModel
-
-    if isinstance(model, TextImageModel):
-        return model
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # one line per result or error on the terminal, as the tagger probes keep it
-    hf_logging.set_verbosity_error()
-    return TextImageModel.from_pretrained(model)
 
 
 # ------------------------------------------------------------------------------------------------- search
@@ -702,28 +627,96 @@ class _Corpus:
             raise self._error(e) from None
 
 
-def search_corpus(folder: str | Path, query: str, config: SearchConfig | None = None) -> SearchResult:
-    """The hits of ``query`` across a batch folder's videos, through DuckDB over its Parquet parts: each window's top
-    label (a batch made with a tagger probe) and eventness (when the query names it), scored as :func:`search` scores
-    them; the best hits across videos.
+def _corpus_features(out: Path, db: _Corpus) -> tuple[dict[str, int], dict[str, dict[str, Any]]]:
+    """Videos (ok) per configuration hash, and what each configuration stored for a search
+    (``{"visual": bool, "text_image_model": {"path", "digest"} | None}``)."""
+    from .batch import stored_configs
+
+    rows = db.sql("SELECT config_hash, count(*) AS n FROM manifest WHERE status = 'ok' GROUP BY config_hash "
+                  "ORDER BY config_hash").to_pylist()
+    videos = {r["config_hash"]: int(r["n"]) for r in rows}
+    configs = stored_configs(out)
+    for h in videos:
+        if h not in configs:
+            raise SchemaError(f"{out / 'configs' / (h + '.json')}: not found (the manifest names configuration {h})")
+    stored = {h: {"visual": False, "text_image_model": None, **(configs[h].get("search_features") or {})}
+              for h in videos}
+    return videos, stored
+
+
+def search_corpus(folder: str | Path, query: str, config: SearchConfig | None = None, *,
+                  text_image_model: Any = None, text_embedding: np.ndarray | None = None) -> SearchResult:
+    """The hits of ``query`` across a batch folder's videos, through DuckDB over its Parquet parts, scored as
+    :func:`search` scores one video: each window's top label (a batch made with a tagger probe); its motion and
+    appearance change when the query names them (a batch made with ``visual_features``); its picture against the
+    query (a batch made with ``text_image_model``, searched with that model, or the query's ``text_embedding`` by
+    it: the cosine is computed in DuckDB, its robust z per video here); and eventness when the query names it.
+    The best hits across videos.
 
     >>> [(h.video, h.start_s) for h in search_corpus("corpus-out", "dog").hits]    # doctest: +SKIP
     [('/videos/park.mp4', 31.0), ('/videos/street.mp4', 4.0)]
     """
-    from .probes.question import question_words
+    from .probes.question import question_words, robust_z
 
     cfg = config or SearchConfig()
     check_search_config(cfg)
     words, named = query_terms(query)
     out = corpus_folder(folder)
-    notes = []
-    for f in named:
-        if f != "eventness":
-            notes.append(f"the query names {f}, but a batch folder's windows hold no {f}: search a video or its "
-                         f"moments document")
-    features = ("label", *(("eventness",) if "eventness" in named else ()))
+    model = load_text_image_model(text_image_model) if text_image_model is not None else None
+    notes: list[str] = []
     hits: list[Hit] = []
     with _Corpus(out) as db:
+        videos, stored = _corpus_features(out, db)
+        total = sum(videos.values())
+        features = ["label"]
+        for f in ("motion", "appearance"):
+            if f not in named:
+                continue
+            lacking = sum(n for h, n in videos.items() if not stored[h]["visual"])
+            if lacking < total:
+                features.append(f)
+            if lacking:
+                notes.append(f"the query names {f}, but {lacking} of {total} videos of this batch folder hold none "
+                             f"(batch them with --visual-features to store motion and appearance change)")
+        embedded = {h: m["digest"] for h, m in ((h, stored[h]["text_image_model"]) for h in videos) if m}
+        picture_hashes: list[str] = []
+        text = None
+        if embedded and (model is not None or text_embedding is not None):
+            if model is not None:
+                picture_hashes = [h for h, d in embedded.items() if d == model.digest]
+                if not picture_hashes:
+                    first = stored[next(iter(embedded))]["text_image_model"]
+                    raise ConfigError(f"--text-image-model {model.path}: its weights ({model.digest}) are not those "
+                                      f"that embedded the pictures of {out} ({first['path']}, {first['digest']}); "
+                                      f"use that model, or batch the videos again with this one")
+                text_embedding = model.embed_text(query)
+            else:
+                picture_hashes = list(embedded)
+            text = np.asarray(text_embedding, np.float32)
+            dims = db.sql("SELECT DISTINCT len(embedding) AS d FROM windows WHERE embedding IS NOT NULL AND "
+                          "config_hash IN (SELECT unnest(?::VARCHAR[]))", [picture_hashes]).column("d").to_pylist()
+            if any(d != text.shape[0] for d in dims) or text.ndim != 1:
+                raise ConfigError(f"the query's embedding has shape {text.shape}, the pictures' ({dims[0]},)")
+            features.insert(1, "picture")
+            other = sum(videos[h] for h in embedded if h not in picture_hashes)
+            if other:
+                notes.append(f"{other} videos' pictures were embedded by another model: not matched")
+            bare = total - sum(videos[h] for h in embedded)
+            if bare:
+                notes.append(f"{bare} of {total} videos hold no picture embeddings (batch them with "
+                             f"--text-image-model DIR)")
+        elif embedded:
+            first = stored[next(iter(embedded))]["text_image_model"]
+            notes.append(f"pictures were embedded by {first['path']}: give --text-image-model with that model to "
+                         f"match them")
+        elif model is not None or text_embedding is not None:
+            notes.append(f"{out}: no picture embeddings in this batch folder: make them with `earmark batch INPUT "
+                         f"--out {out} --text-image-model DIR`")
+        else:
+            notes.append("no text-image model: give --text-image-model DIR (a local CLIP or SigLIP folder) to match "
+                         "pictures")
+        if "eventness" in named:
+            features.append("eventness")
         labels = db.sql("SELECT DISTINCT label FROM windows WHERE label IS NOT NULL").column("label").to_pylist()
         if not labels:
             probes = db.sql("SELECT string_agg(DISTINCT probe, ', ' ORDER BY probe) AS p FROM windows")
@@ -731,14 +724,28 @@ def search_corpus(folder: str | Path, query: str, config: SearchConfig | None = 
                             f"batch made with a tagger probe (--probe panns|yamnet|ast|clap --probe-weights PATH) "
                             f"can be searched by sound names")
         matched = sorted(lab for lab in labels if words & question_words(lab.replace("_", " ")))
-        where = ["label IN (SELECT unnest(?))"] if matched else []
-        params: list[Any] = [matched] if matched else []
-        if "eventness" in named:
-            where.append("score >= ?")
-            params.append(cfg.level)
-        rows = db.sql("SELECT w.path, w.window_index, w.start_s, w.end_s, w.score, w.label, m.duration_s FROM "
-                      "windows w JOIN manifest m USING (video_key) WHERE " + " OR ".join(where) +
-                      " ORDER BY w.path, w.window_index", params) if where else None
+        # Rows whose evidence without the picture can reach the level (a superset of the matches), and every row
+        # of a video whose pictures are matched (its robust z needs them all).
+        terms, params = [], []
+        if matched:
+            terms.append(f"CASE WHEN w.label IN (SELECT unnest(?::VARCHAR[])) THEN {LABEL_Z} ELSE 0 END")
+            params.append(matched)
+        terms += [f"greatest(coalesce(w.{f}, 0), 0)" for f in ("motion", "appearance") if f in features]
+        if "eventness" in features:
+            terms.append("greatest(w.score, 0)")
+        where = [f"{' + '.join(terms)} >= ?"] if terms else []
+        params += [cfg.level - 1e-6] if terms else []
+        cosine = "NULL::FLOAT"
+        if picture_hashes:
+            where.append("w.config_hash IN (SELECT unnest(?::VARCHAR[]))")
+            params.append(picture_hashes)
+            cosine = ("CASE WHEN w.config_hash IN (SELECT unnest(?::VARCHAR[])) THEN "
+                      "list_dot_product(w.embedding, ?::FLOAT[]) END")
+            params = [picture_hashes, text.tolist(), *params]
+        rows = db.sql(f"SELECT w.path, w.window_index, w.start_s, w.end_s, w.score, w.label, w.motion, "
+                      f"w.appearance, {cosine} AS cosine, m.duration_s FROM windows w JOIN manifest m USING "
+                      f"(video_key) WHERE {' OR '.join(where)} ORDER BY w.path, w.window_index",
+                      params) if where else None
     if rows is not None and rows.num_rows:
         cols = {c: rows.column(c).to_numpy(zero_copy_only=False) for c in rows.column_names}
         paths = cols["path"]
@@ -746,17 +753,150 @@ def search_corpus(folder: str | Path, query: str, config: SearchConfig | None = 
         wanted = set(matched)
         for a, b in itertools.pairwise(bounds):
             lab = cols["label"][a:b]
+            cos = cols["cosine"][a:b].astype(np.float64)
             ev = {"label": np.where(np.array([x in wanted for x in lab], bool), LABEL_Z, 0.0)}
-            if "eventness" in named:
+            if "picture" in features:
+                ev["picture"] = robust_z(cos, PICTURE_MIN_SCALE) if np.isfinite(cos).all() else np.zeros(b - a)
+            for f in ("motion", "appearance"):
+                if f in features:
+                    ev[f] = np.nan_to_num(cols[f][a:b].astype(np.float64), nan=0.0)
+            if "eventness" in features:
                 ev["eventness"] = cols["score"][a:b].astype(np.float64)
 
-            def detail(feature: str, i: int, lab=lab) -> str:
-                return f"{lab[i]} (top 1)" if feature == "label" else ""
+            def detail(feature: str, i: int, lab=lab, cos=cos) -> str:
+                return (f"{lab[i]} (top 1)" if feature == "label" else f"cosine {cos[i]:.3f}" if feature == "picture"
+                        else "")
 
             hits += window_hits(str(paths[a]), cols["window_index"][a:b], cols["start_s"][a:b], cols["end_s"][a:b],
                                 float(cols["duration_s"][a]), ev, detail, cols["score"][a:b], cfg)
-    return SearchResult(query=query, source=str(out), config=cfg.to_dict(), features=features,
+    return SearchResult(query=query, source=str(out), config=cfg.to_dict(), features=tuple(features),
                         hits=rank_hits(hits, cfg.top), notes=tuple(notes))
+
+
+PLANS_KIND = "earmark.search_plans"
+"""The ``plans.json`` of a folder of corpus plans (``earmark search CORPUS_DIR --plan --plan-out DIR``)."""
+
+
+def _corpus_index(out: Path, video: str, row: dict[str, Any], config: dict[str, Any], windows: Any) -> IndexResult:
+    """A video of a batch folder as an IndexResult: its file's facts (read now, checked against the manifest's
+    fingerprint) and a Timeline of its stored windows (what a plan reads: length, hop, window, probe, scores)."""
+    from .media.audio import DEFAULT_SAMPLE_RATE
+    from .media.container import info
+    from .types import Timeline
+
+    vi = info(video)
+    if vi.fingerprint != row["fingerprint"]:
+        raise SchemaError(f"{video}: the file changed since it was batched into {out} (fingerprint differs); "
+                          f"batch it again")
+    labels = windows["label"]
+    nan = float("nan")  # the probe's normalisation is not stored in the Parquet, and a plan does not read it
+    tl = Timeline(video=vi.path, fingerprint=vi.fingerprint, duration_s=vi.duration_s, hop_s=float(config["hop_s"]),
+                  window_s=float(config["window_s"]), probe=str(windows["probe"][0]),
+                  probe_config=dict(config["probe_options"]), raw_unit="", raw=windows["raw"],
+                  scores=windows["score"], confidence=windows["confidence"], coverage=windows["coverage"],
+                  norm_center=nan, norm_scale=nan, audio_stream=config["audio_stream"],
+                  sample_rate=DEFAULT_SAMPLE_RATE,
+                  labels=tuple((x,) if x else () for x in labels) if any(x for x in labels) else None)
+    return IndexResult(vi, tl, (), dict(config["anchors"]))
+
+
+def plan_corpus_hits(folder: str | Path, result: SearchResult, model: str, budget: int, strategy: str = "anchored",
+                     **plan_kw: Any) -> dict[str, Any]:
+    """One equal-token plan per video with hits of a corpus search (``result``, from :func:`search_corpus` over
+    ``folder``), each by :func:`plan_hits` (the same planner as a video's ``--plan``: the video's hits are its
+    anchors), by video path in the order of each video's best hit. Every video is read for its facts (size,
+    frame rate) and must be the file that was batched.
+
+    >>> plans = plan_corpus_hits("corpus-out", search_corpus("corpus-out", "dog"), "qwen2.5-vl", 640)  # doctest: +SKIP
+    >>> {v: p.total_tokens for v, p in plans.items()}                                               # doctest: +SKIP
+    {'/videos/park.mp4': 640, '/videos/street.mp4': 640}
+    """
+    from .batch import stored_configs
+
+    out = corpus_folder(folder)
+    if strategy not in PLAN_STRATEGIES:
+        raise ConfigError(f"--strategy {strategy!r}: a plan of search hits spends tokens on them; use one of "
+                          f"{', '.join(PLAN_STRATEGIES)}")
+    if not result.hits:
+        raise ConfigError(f"{out}: no match for {result.query!r}: nothing to plan (no plans written)")
+    videos = list(dict.fromkeys(h.video for h in sorted(result.hits, key=lambda h: h.rank)))
+    with _Corpus(out) as db:
+        manifest = {r["path"]: r for r in db.sql(
+            "SELECT path, fingerprint, config_hash FROM manifest WHERE status = 'ok' AND path IN (SELECT "
+            "unnest(?::VARCHAR[]))", [videos]).to_pylist()}
+        rows = db.sql("SELECT path, raw, score, confidence, coverage, label, probe FROM windows WHERE path IN "
+                      "(SELECT unnest(?::VARCHAR[])) ORDER BY path, window_index", [videos])
+    configs = stored_configs(out)
+    cols = {c: rows.column(c).to_numpy(zero_copy_only=False) for c in rows.column_names}
+    plans = {}
+    for video in videos:
+        if video not in manifest:
+            raise ConfigError(f"{video}: not an ok video of {out}: the hits are not of this batch folder")
+        at = np.flatnonzero(cols["path"] == video)
+        index = _corpus_index(out, video, manifest[video], configs[manifest[video]["config_hash"]],
+                              {c: v[at] for c, v in cols.items()})
+        mine = dataclasses.replace(result, hits=tuple(h for h in result.hits if h.video == video))
+        plans[video] = plan_hits(index, mine, model, budget, strategy, **plan_kw)
+    return plans
+
+
+def _plan_file_name(video: str) -> str:
+    from .batch import video_key
+
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", Path(video).stem)[:60].lstrip(".") or "video"
+    return f"{stem}-{video_key(video)}.plan.json"
+
+
+def check_plans_folder(out: str | Path) -> Path:
+    """``out`` as a folder corpus plans may be written to: new, empty, or one earlier plans folder (replaced whole);
+    ConfigError naming it otherwise."""
+    from ._io import check_replaceable_output
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--plan-out {out}: exists and is not a folder (a batch folder's plans are one file per "
+                          f"video: give a folder)")
+    if out.is_dir() and any(out.iterdir()):
+        names = {p.name for p in out.iterdir()}
+        try:
+            ours = _read_json_kind(out / "plans.json") == PLANS_KIND
+        except (OSError, ValueError):
+            ours = False
+        if not ours or any(not (n == "plans.json" or n.endswith(".plan.json")) for n in names):
+            raise ConfigError(f"--plan-out {out}: exists and is not an earmark plans folder (no plans.json of kind "
+                              f"{PLANS_KIND}, or other files in it); give a new or empty folder")
+        check_replaceable_output(out)
+    return out
+
+
+def _read_json_kind(path: Path) -> Any:
+    import json
+
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    return doc.get("kind") if isinstance(doc, dict) else None
+
+
+def write_corpus_plans(plans: dict[str, Any], result: SearchResult, out: str | Path) -> Path:
+    """Write ``plans`` (video -> Plan) into folder ``out`` as it appears complete or not at all: one
+    ``<stem>-<video key>.plan.json`` per video and ``plans.json`` (the query, and per video its file, hits and
+    tokens)."""
+    from ._io import atomic_folder, dumps_json
+    from ._version import __version__
+    from .types import SCHEMA_VERSION
+
+    out = check_plans_folder(out)
+    first = next(iter(plans.values()))
+    listing = {"kind": PLANS_KIND, "schema_version": SCHEMA_VERSION, "earmark_version": __version__,
+               "query": result.query, "source": result.source, "model": first.model, "budget": first.budget,
+               "strategy": first.strategy,
+               "plans": [{"video": v, "file": _plan_file_name(v), "hits": p.config["search"]["hits"],
+                          "frames": len(p.frames), "total_tokens": p.total_tokens} for v, p in plans.items()]}
+    texts = {_plan_file_name(v): dumps_json(p.to_dict()) for v, p in plans.items()}
+    with atomic_folder(out) as tmp:
+        for name, text in texts.items():
+            (tmp / name).write_text(text, encoding="utf-8")
+        (tmp / "plans.json").write_text(dumps_json(listing), encoding="utf-8")
+    return out
 
 
 # --------------------------------------------------------------------------------------------- corpus highlights

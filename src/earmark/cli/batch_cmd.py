@@ -84,6 +84,12 @@ class _Bar:
 @click.option("--extract", is_flag=True, help="Decode each plan's frames into OUT/images/<video key>/.")
 @click.option("--format", "image_format", type=click.Choice(FRAME_FORMATS), default=FRAME_FORMATS[0],
               show_default=True, help="Image format of --extract.")
+@click.option("--visual-features", is_flag=True,
+              help="Store each window's motion and appearance change (thumbnails at 2/s: decodes the picture "
+                   "stream) for `earmark search OUT --query \"...moving\"`.")
+@click.option("--text-image-model", type=click.Path(path_type=str), default=None, metavar="DIR",
+              help="A local CLIP or SigLIP folder: store one thumbnail embedding per window for text-image search "
+                   "of the corpus.")
 @click.option("--workers", type=int, default=None, help="Processes (or Ray CPUs) [default: one per usable CPU].")
 @click.option("--backend", type=click.Choice(BACKENDS), default=BACKENDS[0], show_default=True,
               help="local: a process pool on this machine; ray: Ray tasks (pip install -e \".[ray]\").")
@@ -95,8 +101,9 @@ class _Bar:
 @probe_options
 def batch_cmd(source: str, out: str, probe: str, hop_s: float, window_s: float, audio_stream: int | None,
               plan_model: str | None, budget: int | None, strategy: str, plan_kw: dict, extract: bool,
-              image_format: str, workers: int | None, backend: str, ray_address: str | None, retry_failed: bool,
-              quiet: bool, probe_kw: dict, anchor_cfg: AnchorConfig, anchor_given: set[str]) -> None:
+              image_format: str, visual_features: bool, text_image_model: str | None, workers: int | None,
+              backend: str, ray_address: str | None, retry_failed: bool, quiet: bool, probe_kw: dict,
+              anchor_cfg: AnchorConfig, anchor_given: set[str]) -> None:
     """Index every video of INPUT (a folder, a text file of paths or a glob) into Parquet parts and a manifest
     under --out; optionally plan and extract. Resumes: a rerun does only new, changed (and with --retry-failed,
     failed) videos. Query the result with `earmark query OUT "SQL"`."""
@@ -104,7 +111,8 @@ def batch_cmd(source: str, out: str, probe: str, hop_s: float, window_s: float, 
 
     cfg = BatchConfig(probe=probe, probe_options=probe_kw, hop_s=hop_s, window_s=window_s, audio_stream=audio_stream,
                       anchors=anchor_cfg, plan_model=plan_model, budget=budget, strategy=strategy,
-                      plan_options=plan_kw, extract=extract, image_format=image_format)
+                      plan_options=plan_kw, extract=extract, image_format=image_format,
+                      visual_features=visual_features, text_image_model=text_image_model)
     bar = _Bar(quiet)
     try:
         s = run_batch(source, out, cfg, workers=workers, backend=backend, ray_address=ray_address,

@@ -63,7 +63,8 @@ def _hits_csv(result) -> str:
 @click.option("--strategy", type=click.Choice(PLAN_STRATEGIES), default=PLAN_STRATEGIES[0], show_default=True,
               help="--plan: how tokens go to the hits.")
 @plan_options
-@click.option("--plan-out", type=click.Path(dir_okay=False, path_type=str), default=None, help="Write the plan JSON.")
+@click.option("--plan-out", type=click.Path(path_type=str), default=None,
+              help="Write the plan JSON (a batch folder: a folder of one plan per video, and plans.json).")
 @click.option("--out", "outs", multiple=True, type=click.Path(dir_okay=False, path_type=str),
               help="Write the hits as FILE.json or FILE.csv; repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print the hits JSON to stdout.")
@@ -74,8 +75,10 @@ def search_cmd(source: str, query: str | None, top: int, level: float, merge_gap
                budget: int | None, strategy: str, plan_kw: dict, plan_out: str | None, outs: tuple[str, ...],
                as_json: bool, quiet: bool, probe_kw: dict) -> None:
     """Find the moments of SOURCE that answer --query: a video (indexed now), an index or moments JSON (read, no
-    decoding), or an `earmark batch` folder (DuckDB over its windows: labels and eventness, across videos). Prints
-    the top hits with their reasons, or says there is no match."""
+    decoding), or an `earmark batch` folder (DuckDB over its windows: labels, eventness, and the motion, appearance
+    change and picture embeddings a batch made with --visual-features / --text-image-model stores, across videos).
+    Prints the top hits with their reasons, or says there is no match. --plan: an equal-token plan of the hits (a
+    batch folder: one per video with hits)."""
     from ..search import load_text_image_model, read_moments, search, search_corpus, with_features, write_moments
 
     cfg = SearchConfig(top=top, level=level, merge_gap_s=merge_gap_s)
@@ -100,23 +103,27 @@ def search_cmd(source: str, query: str | None, top: int, level: float, merge_gap
     elif plan_given:
         raise ConfigError(f"--{plan_given[0].replace('_', '-')} applies to --plan")
     con = _console(quiet or as_json)
-    if Path(source).is_dir():  # a corpus: its batch Parquet through DuckDB
-        from ..search import corpus_folder
+    corpus = Path(source).is_dir()
+    if corpus:  # a corpus: its batch Parquet through DuckDB
+        from ..search import check_plans_folder, corpus_folder
 
         corpus_folder(source)
-        for flag, given in (("--text-image-model", text_image_model is not None), ("--save", save is not None),
-                            ("--plan", make_plan), ("--probe", _given("probe")),
+        for flag, given in (("--save", save is not None), ("--probe", _given("probe")),
                             ("probe options", bool(_probe_settings(probe_kw)) or probe_kw.get("ignore_speech"))):
             if given:
                 raise ConfigError(f"{source}: {flag} applies to a video or its index, not to a batch folder")
         if query is None:
             raise ConfigError("--query TEXT is required for a batch folder")
+        if make_plan and plan_out is not None:
+            check_plans_folder(plan_out)
         from .._extras import require_extra
 
         require_extra("earmark search CORPUS_DIR", "duckdb")
-        result = search_corpus(source, query, cfg)
+        result = search_corpus(source, query, cfg, text_image_model=text_image_model)
         index = None
     else:
+        if plan_out is not None and Path(plan_out).is_dir():
+            raise ConfigError(f"--plan-out {plan_out}: is a folder; the plan of one video is a file (FILE.json)")
         tim = load_text_image_model(text_image_model) if text_image_model is not None else None
         visual = save is not None or bool({"motion", "appearance"} & set(named))
         if source.lower().endswith(".json"):
@@ -131,7 +138,12 @@ def search_cmd(source: str, query: str | None, top: int, level: float, merge_gap
         index = m.index
         result = search(m, query, cfg, text_image_model=tim) if query is not None else None
     p = None
-    if make_plan:
+    plans = {}
+    if make_plan and corpus:
+        from ..search import plan_corpus_hits
+
+        plans = plan_corpus_hits(source, result, model, budget, strategy, **plan_kw)
+    elif make_plan:
         from ..search import plan_hits
 
         p = plan_hits(index, result, model, budget, strategy, **plan_kw)
@@ -143,7 +155,7 @@ def search_cmd(source: str, query: str | None, top: int, level: float, merge_gap
     if as_json and result is not None:
         click.echo(dumps_json(result.to_dict()), nl=False)
     if result is not None:
-        _print(con, result, corpus=index is None)
+        _print(con, result, corpus=corpus)
     if p is not None:
         from .render import plan_summary
 
@@ -152,6 +164,13 @@ def search_cmd(source: str, query: str | None, top: int, level: float, merge_gap
             con.print(f"[yellow]note:[/] {note}")
     if save is not None:
         con.print(f"wrote {write_moments(m, save)}")
+    for video, vp in plans.items():
+        con.print(f"plan of {escape(video)}: {len(vp.frames)} frames, {vp.total_tokens} tokens of {vp.model} "
+                  f"({vp.strategy}, {vp.config['search']['hits']} hits as anchors)")
+    if plans and plan_out is not None:
+        from ..search import write_corpus_plans
+
+        con.print(f"wrote {write_corpus_plans(plans, result, plan_out)}/ ({len(plans)} plans and plans.json)")
     if p is not None and plan_out is not None:
         con.print(f"wrote {write_json_atomic(plan_out, p.to_dict())}")
     for path, text in rendered.items():
