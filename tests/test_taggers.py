@@ -66,7 +66,7 @@ def test_clap_zero_shot_labels_every_window_and_matches_the_models_own_logits(ev
     from transformers import ClapModel, ClapProcessor
 
     from earmark.probes import get_probe
-    from earmark.probes.tagger import resample
+    from earmark.probes.taggers import resample
 
     prb = get_probe("clap", weights=tiny_clap, labels=("Dog", "Engine"))
     rng = np.random.default_rng(0)
@@ -89,6 +89,23 @@ def test_clap_bad_folder_is_a_clear_error(events_mp4, tmp_path, tiny_clap):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "whisper"}))
     with pytest.raises(ConfigError, match="holds a 'whisper' model, expected a CLAP model"):
         earmark.index(events_mp4, probe="clap", weights=str(tmp_path))
+
+
+def test_tagger_families_register_under_their_names_and_bad_settings_list_the_valid_ones(tmp_path, tiny_clap):
+    from typing import get_args
+
+    from earmark.probes import probe_classes
+    from earmark.probes.taggers import ACTIVATIONS, SCORES, Activation, Score, TaggerProbe
+
+    families = {n: c for n, c in probe_classes().items() if issubclass(c, TaggerProbe)}
+    assert sorted(families) == ["ast", "clap", "panns", "yamnet"]
+    assert all(c.__module__ == f"earmark.probes.taggers.{n}" for n, c in families.items())
+    assert (get_args(Score), get_args(Activation)) == (SCORES, ACTIVATIONS)
+    with pytest.raises(ConfigError) as e:
+        earmark.get_probe("clap", weights=tiny_clap, score="loudest")
+    assert str(e.value) == "tagger score must be one of max, entropy, margin, got 'loudest'"
+    with pytest.raises(ConfigError, match="^tagger activation must be sigmoid or softmax, got 'relu'$"):
+        earmark.get_probe("clap", weights=tiny_clap, activation="relu")
 
 
 # ------------------------------------------------------------------------------------------- panns
