@@ -60,6 +60,14 @@ def test_a_registered_probe_is_usable_by_name(events_mp4):
         base._REGISTRY.pop("test-peak")
 
 
+def test_index_reports_progress_in_media_seconds(events_mp4):
+    seen = []
+    tl = earmark.index(events_mp4, jobs=1, progress=lambda *a: seen.append(a))
+    assert seen and {s for s, _, _ in seen} == {"index"}
+    done = [d for _, d, _ in seen]
+    assert done == sorted(done) and seen[-1][1] == seen[-1][2] == pytest.approx(tl.starts[-1] + tl.window_s, abs=1.0)
+
+
 @pytest.mark.parametrize("duration,hop,window,n", [(10.0, 1.0, 1.0, 10), (9.98, 1.0, 1.0, 10), (10.01, 1.0, 1.0, 10),
                                                    (10.6, 1.0, 1.0, 11), (10.0, 0.5, 1.0, 19), (0.4, 1.0, 1.0, 1),
                                                    (60.0, 2.0, 4.0, 29)])

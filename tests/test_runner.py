@@ -43,6 +43,9 @@ def test_ordered_results_on_two_workers_and_serial():
     got = [(d.index, d.value) for d in run(square, range(20), workers=2)]
     assert got == [(i, i * i) for i in range(20)]
     assert run_map(square, range(20), workers=1) == [i * i for i in range(20)]
+    seen = []  # one progress type everywhere (earmark.types.Progress): (stage, done, total)
+    assert run_map(square, iter(range(3)), workers=2, progress=lambda *a: seen.append(a), stage="sq") == [0, 1, 4]
+    assert seen == [("sq", 1, 3), ("sq", 2, 3), ("sq", 3, 3)]
     unordered = sorted((d.index, d.value) for d in run(square, range(20), workers=2, ordered=False))
     assert unordered == [(i, i * i) for i in range(20)]
 

@@ -80,11 +80,11 @@ class DemoResult:
         return found
 
 
-def run_demo(out_dir: str | Path = "earmark-demo", progress: Callable[[str], None] | None = None) -> DemoResult:
+def run_demo(out_dir: str | Path = "earmark-demo", say: Callable[[str], None] | None = None) -> DemoResult:
     """Make the sample video in ``out_dir``, index it with every DSP probe, plan two target models, extract."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    say = progress or (lambda _msg: None)
+    say = say or (lambda _msg: None)
     say("making the sample video")
     video = make_demo_video(out / VIDEO_NAME)
     truth = [{"label": e.label, "start_s": e.start_s, "end_s": e.end_s} for e in DEMO_EVENTS]

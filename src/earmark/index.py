@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from .media.container import info as probe_info
 from .probes import Probe, get_probe, normalise, window_grid
 from .probes.base import FRAME_HOP_S, SAMPLE_RATE, WindowGrid, frame_count, reduce_frames
 from .runner import default_workers, run
-from .types import Timeline, VideoInfo
+from .types import Progress, Timeline, VideoInfo
 
 # Audio that misses more than this much of the picture (start or end) is reported.
 AUDIO_GAP_TOLERANCE_S = 0.5
@@ -35,8 +34,6 @@ class IndexConfig:
     """The visual probe that indexes a video without audio when an audio probe is asked for (None: an error)."""
 
 
-ProgressFn = Callable[[float, float], None]
-"""Called as ``progress(seconds_done, seconds_total)`` while audio is decoded."""
 
 
 def coverage(starts: np.ndarray, window_s: float, audio_start_s: float, audio_end_s: float,
@@ -103,7 +100,7 @@ def _segment_job(task: tuple) -> _SegmentResult:
 
 def index(path: str | Path, probe: str = IndexConfig.probe, hop_s: float = IndexConfig.hop_s,
           window_s: float = IndexConfig.window_s, *, audio_stream: int | None = None,
-          video_info: VideoInfo | None = None, jobs: int | None = None, progress: ProgressFn | None = None,
+          video_info: VideoInfo | None = None, jobs: int | None = None, progress: Progress | None = None,
           segment_s: float = SEGMENT_S, fallback: str | None = IndexConfig.fallback,
           ignore_speech: bool | str = False, **probe_config: Any) -> Timeline:
     """Score every window of a video's audio for eventness.
@@ -213,7 +210,7 @@ def _without_speech(tl: Timeline, vi: VideoInfo, ignore_speech: bool | str, stre
 
 
 def frame_values(vi: VideoInfo, stream_index: int, prb: Probe, grid: WindowGrid, *, jobs: int | None = None,
-                 progress: ProgressFn | None = None, segment_s: float = SEGMENT_S) -> tuple[np.ndarray, float, float]:
+                 progress: Progress | None = None, segment_s: float = SEGMENT_S) -> tuple[np.ndarray, float, float]:
     """A probe's frame values over ``grid`` (decoded in segments), and where the audio starts and ends (s)."""
     n_frames = frame_count(grid)
     # Decode just past the last window (plus one analysis frame), never the whole track at once.
@@ -231,7 +228,7 @@ def frame_values(vi: VideoInfo, stream_index: int, prb: Probe, grid: WindowGrid,
     return values, a_start, a_end
 
 
-def _run_segments(tasks: list[tuple], jobs: int, progress: ProgressFn | None, total_s: float) -> list[_SegmentResult]:
+def _run_segments(tasks: list[tuple], jobs: int, progress: Progress | None, total_s: float) -> list[_SegmentResult]:
     """The segments on the runner (in this process when one job or one segment), in order."""
     done_s = 0.0
     results = []
@@ -240,7 +237,7 @@ def _run_segments(tasks: list[tuple], jobs: int, progress: ProgressFn | None, to
         task = tasks[d.index]
         done_s += (task[4] - task[3]) * FRAME_HOP_S
         if progress is not None:
-            progress(min(done_s, total_s), total_s)
+            progress("index", min(done_s, total_s), total_s)
     return results
 
 

@@ -178,13 +178,16 @@ def run(fn: Callable[[Any], Any], jobs: Iterable[Any], *, workers: int | None = 
 
 
 def run_map(fn: Callable[[Any], Any], jobs: Iterable[Any], workers: int | None = None,
-            progress: Callable[[int], None] | None = None, fresh: bool = False) -> list[Any]:
-    """``[fn(job) for job in jobs]`` on :func:`run`'s pool, in job order; ``progress(done)`` after each job."""
+            progress: Callable[[str, float, float], None] | None = None, fresh: bool = False,
+            stage: str = "jobs") -> list[Any]:
+    """``[fn(job) for job in jobs]`` on :func:`run`'s pool, in job order; ``progress(stage, done, total)`` after each
+    job (:data:`earmark.types.Progress`)."""
+    jobs = list(jobs)
     out = []
     for d in run(fn, jobs, workers=workers, fresh=fresh):
         out.append(d.value)
         if progress is not None:
-            progress(len(out))
+            progress(stage, len(out), len(jobs))
     return out
 
 

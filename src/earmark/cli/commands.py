@@ -240,7 +240,7 @@ def _index_one(video: str, probe: str, hop_s: float, window_s: float, audio_stre
     with bar if bar is not None else nullcontext():
         task = bar.add_task(Path(video).name, total=grid.end_s) if bar is not None else None
 
-        def progress(done: float, total: float) -> None:
+        def progress(stage: str, done: float, total: float) -> None:
             if bar is not None:
                 bar.update(task, completed=done)
 
@@ -506,7 +506,7 @@ def demo_cmd(out_dir: Path, quiet: bool) -> None:
     from ..types import clock
 
     con = _console(quiet)
-    result = run_demo(out_dir, progress=lambda msg: con.print(f"[dim]{msg}…[/]"))
+    result = run_demo(out_dir, say=lambda msg: con.print(f"[dim]{msg}…[/]"))
     from rich.table import Table
 
     table = Table(title="anchors next to the truth (k=4, min gap 2 s)", box=None, pad_edge=False)

@@ -234,7 +234,7 @@ def _generated(dataset: str, make_dir: Path | None, root: str | None, settings: 
         bar, update = _progress(con, kw.get("quiet", False))
         with bar if bar is not None else nullcontext():
             make(make_dir, config_cls(**settings), workers=kw.get("workers"),
-                 progress=(lambda i, t: update("generate", i, t)) if update else None)
+                 progress=update)
         con.print(f"wrote {name} to {make_dir}/ (AVE layout: Annotations.txt, split files, AVE/*.mp4, {manifest})")
         return
     if kw.get("out") is None:

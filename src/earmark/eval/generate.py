@@ -52,14 +52,14 @@ def open_folder(root: Path, manifest: str, kind: str, config: dict[str, Any], de
 
 
 def run_jobs(fn: Callable[[Any], Any], jobs: Sequence[Any], workers: int | None,
-             progress: Callable[[int, int], None] | None) -> None:
+             progress: Progress | None) -> None:
     """``fn`` over ``jobs`` on :mod:`earmark.runner` (``workers`` processes, default one per usable CPU),
     reporting progress as jobs finish."""
     from ..runner import run
 
     for done, _ in enumerate(run(fn, jobs, workers=workers, ordered=False), start=1):
         if progress:
-            progress(done, len(jobs))
+            progress("generate", done, len(jobs))
 
 
 def write_clip(job: tuple[Callable[..., Any], Callable[..., Any], Any, Any, int, str, int]) -> str:
@@ -142,7 +142,7 @@ def load_dataset(cfg: EvalConfig, work: Path, progress: Progress | None = None) 
     root = Path(cfg.root) if cfg.root else work / name
     # Resumable and checked: a folder made with other settings is refused, finished clips are kept.
     make(root, config_cls.from_dict(cfg.generator), workers=cfg.workers,
-         progress=(lambda i, n: progress("generate", i, n)) if progress else None)
+         progress=progress)
     ds, m = load_generated(root, manifest_name, f"earmark.{name}", strict=cfg.strict, limit=cfg.limit)
     meta.update(root=str(root), generator_config=m["config"])
     return ds, meta

@@ -37,6 +37,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..synth import background as room_tone
 from ..synth import rms
+from ..types import Progress
 from .datasets import SPLITS, DatasetError
 from .generate import finish_folder, open_folder, run_jobs, write_clip
 from .synthave import camera, paste, sample_rows, split_sizes
@@ -460,7 +461,7 @@ def plan_clips(cfg: RealStampConfig) -> list[tuple[StampClip, int]]:
 
 
 def make_realstamp(out_dir: str | Path, config: RealStampConfig | None = None, *, workers: int | None = None,
-                   progress: Callable[[int, int], None] | None = None) -> Path:
+                   progress: Progress | None = None) -> Path:
     """Write a RealStamp folder in the AVE layout (resumable: finished clips are kept).
 
     >>> make_realstamp("realstamp", RealStampConfig(n=60))   # doctest: +SKIP

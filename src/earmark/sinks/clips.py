@@ -21,7 +21,7 @@ import dataclasses
 import json
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -30,7 +30,7 @@ from typing import Any
 from .._io import atomic_folder, check_replaceable_output, dumps_json
 from ..errors import ConfigError, MediaError
 from ..highlights import Highlights, Segment, frame_rate
-from ..types import SCHEMA_VERSION, VideoInfo
+from ..types import SCHEMA_VERSION, Progress, VideoInfo
 
 CUT_MODES = ("copy", "reencode")
 CLIP_FILE = re.compile(r"^\d{3}_\d{6}\.\d{3}s\.[A-Za-z0-9]{1,5}$")
@@ -277,7 +277,7 @@ def clip_files(vi: VideoInfo, h: Highlights, mode: str) -> dict[int, str]:
 
 
 def cut_clips(video: str | Path, h: Highlights, out_dir: str | Path, mode: str = "copy",
-              video_info: VideoInfo | None = None, progress: Callable[[int, int], None] | None = None
+              video_info: VideoInfo | None = None, progress: Progress | None = None
               ) -> list[Clip]:
     """Write one clip per segment of ``h`` (rank order) into ``out_dir`` with ``mode`` (:data:`CUT_MODES`), and a
     ``manifest.json`` listing them; see the module docstring for what each mode guarantees."""
@@ -303,7 +303,7 @@ def cut_clips(video: str | Path, h: Highlights, out_dir: str | Path, mode: str =
                 raise MediaError(video, f"cannot cut {g.start_s:.3f}-{g.end_s:.3f} s ({e})") from None
             clips.append(Clip(name, g.rank, g.start_s, g.end_s, round(a, 6), round(b, 6), mode))
             if progress is not None:
-                progress(i + 1, len(segments))
+                progress("cut", i + 1, len(segments))
         manifest = {"kind": "earmark.clips", "schema_version": SCHEMA_VERSION, "video": str(video), "mode": mode,
                     "clips": [c.to_dict() for c in clips]}
         (tmp / "manifest.json").write_text(dumps_json(manifest), encoding="utf-8")

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from ..errors import ConfigError
 from ..probes.base import SAMPLE_RATE, frame_count, window_grid
 from ..probes.learned import parse_embed
 from ..runner import run_map
+from ..types import Progress
 
 DATASETS = ("synth", "realstamp", "ave", "sounds")
 SOUND_GAIN_DB = (-20.0, 0.0)
@@ -100,7 +100,7 @@ Features = dict[str, tuple[np.ndarray, np.ndarray, int]]
 """split -> (features (clips, windows, d), targets (clips, windows): 1 event, 0 not, -1 left out; clip count)."""
 
 
-def sound_features(cfg: TrainProbeConfig, progress: Callable[[str, int, int], None] | None = None) -> Features:
+def sound_features(cfg: TrainProbeConfig, progress: Progress | None = None) -> Features:
     """Train and val features of ``--dataset sounds``: seeded mixtures of the :data:`earmark.realsound.TRAIN_SETS`
     (one object recording in five kept for val), each bed in turn."""
     from .. import realsound as rs
@@ -139,7 +139,7 @@ def roc_auc(y: np.ndarray, s: np.ndarray) -> float:
 
 
 def ave_features(cfg: TrainProbeConfig, tagger: bool,
-                 progress: Callable[[str, int, int], None] | None = None) -> Features:
+                 progress: Progress | None = None) -> Features:
     """Features of the train/val/test clips of an AVE, SynthAVE or RealStamp folder (``cfg.root``)."""
     from ..eval.datasets import load_ave
 
@@ -162,9 +162,8 @@ def ave_features(cfg: TrainProbeConfig, tagger: bool,
         jobs = [(str(c.path), ds.segments, cfg.n_mels, cfg.embed, cfg.context_s) for c in clips]
         # A tagger runs torch in the workers: fork after torch has started its OpenMP pool is not safe (a forked
         # worker crashed in CI), so those workers start fresh.
-        xs = run_map(_clip_job, jobs, workers=workers if len(jobs) > 4 else 1, fresh=tagger)
-        if progress:
-            progress(split, len(xs), len(xs))
+        xs = run_map(_clip_job, jobs, workers=workers if len(jobs) > 4 else 1, fresh=tagger, progress=progress,
+                     stage=split)
         y = np.stack([(c.labels != ds.background).astype(np.float32) for c in clips])
         feats[split] = (np.stack(xs), y, len(clips))
     if "train" not in feats:
@@ -173,7 +172,7 @@ def ave_features(cfg: TrainProbeConfig, tagger: bool,
 
 
 def train_probe(cfg: TrainProbeConfig, out: str | Path,
-                progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+                progress: Progress | None = None) -> dict[str, Any]:
     """Train the linear probe and write it to ``out``; returns the metrics (also stored in the file)."""
     import torch
 

@@ -6,7 +6,7 @@ trained with AdamW (regression plus an audio-visual InfoNCE term); the visual en
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from ..errors import ConfigError
 from ..probes.base import window_grid
 from ..probes.transfer import TARGET_CLIP, TRANSFER_FORMAT, VISUAL_FEATURES, encoders, visual_window_features
 from ..runner import run_map
+from ..types import Progress
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def _video_job(path: str) -> tuple[str, np.ndarray | None, np.ndarray | None, np
 
 def train_transfer(corpus: str | Path | Sequence[str | Path], out: str | Path,
                    cfg: TransferTrainConfig = TransferTrainConfig(),
-                   progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+                   progress: Progress | None = None) -> dict[str, Any]:
     """Train the visual scorer on ``corpus`` (videos with sound) and write it to ``out``; returns a summary."""
     import torch
     from torch.nn import functional as F
@@ -88,7 +89,7 @@ def train_transfer(corpus: str | Path | Sequence[str | Path], out: str | Path,
     files = corpus_files(corpus)
     jobs = [str(f) for f in files]
     results = run_map(_video_job, jobs, workers=cfg.workers if len(jobs) > 2 else 1,
-                      progress=(lambda done: progress(done, len(jobs))) if progress else None)
+                      progress=progress, stage="features")
     used = [r for r in results if r[4] is None]
     skipped = [f"{r[0]}: {r[4]}" for r in results if r[4] is not None]
     if not used:
