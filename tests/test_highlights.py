@@ -295,6 +295,98 @@ def test_edl_opens_in_opentimelineio():
         ("clip.mp4", 29.0, 61.0), ("clip.mp4", 1795.0, 34.0)]
 
 
+TIME = re.compile(r"^(0|[1-9]\d*/[1-9]\d*)s$")
+
+
+def read_fcpxml(text: str) -> dict:
+    """An FCPXML reader written for this test: the header, the one format, asset and spine; every time attribute
+    checked to be ``0s`` or ``N/Ds`` on a frame boundary, returned in frames."""
+    import xml.etree.ElementTree as ET
+
+    assert text.startswith('<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE fcpxml>\n')
+    root = ET.fromstring(text.encode("utf-8"))
+    assert root.tag == "fcpxml" and root.get("version") == "1.10"
+    [fmt] = root.findall("./resources/format")
+    frame = Fraction(fmt.get("frameDuration").removesuffix("s"))
+    assert TIME.match(fmt.get("frameDuration"))
+
+    def frames(value: str) -> int:
+        assert TIME.match(value), value
+        n = Fraction(value.removesuffix("s")) / frame
+        assert n.denominator == 1, f"{value} is not on a frame boundary ({frame} s a frame)"
+        return int(n)
+
+    [asset] = root.findall("./resources/asset")
+    assert asset.get("format") == fmt.get("id") and asset.find("media-rep").get("kind") == "original-media"
+    [sequence] = root.findall("./library/event/project/sequence")
+    assert sequence.get("format") == fmt.get("id")
+    clips = []
+    for c in sequence.findall("./spine/asset-clip"):
+        assert c.get("ref") == asset.get("id") and c.get("tcFormat") == sequence.get("tcFormat")
+        markers = [(frames(m.get("start")), frames(m.get("duration")), m.get("value")) for m in c.findall("marker")]
+        clips.append({"name": c.get("name"), "offset": frames(c.get("offset")), "start": frames(c.get("start")),
+                      "duration": frames(c.get("duration")), "markers": markers})
+    return {"rate": 1 / frame, "size": (fmt.get("width"), fmt.get("height")), "src": asset.find("media-rep").get("src"),
+            "asset": (frames(asset.get("start")), frames(asset.get("duration"))), "has_audio": asset.get("hasAudio"),
+            "sequence": frames(sequence.get("duration")), "tc": sequence.get("tcFormat"), "clips": clips}
+
+
+@pytest.mark.parametrize("rate", ["30000/1001", "60000/1001", "25/1", "24000/1001", "2/1"])
+def test_fcpxml_reads_back_frame_accurate(rate):
+    from earmark.sinks.edl import fcpxml_text
+
+    r = Fraction(rate)
+    segments = [Segment(601.5, 612.25, 7.0, 605.5, 3.0, 1), Segment(59.9, 61.0, 5.0, 60.5, 2.0, 2),
+                Segment(1.0, 3.0, 4.0, 2.5, 2.0, 3)]
+    h = _highlights(rate, segments, video="/media/My Clip.mp4")
+    doc = read_fcpxml(fcpxml_text(h, size=(1920, 1080)))
+    assert doc["rate"] == r and doc["size"] == ("1920", "1080") and doc["src"] == "file:///media/My%20Clip.mp4"
+    assert doc["tc"] == ("DF" if r in (Fraction(30000, 1001), Fraction(60000, 1001)) else "NDF")
+    assert doc["asset"] == (0, math.ceil(4000 * r)) and doc["has_audio"] == "1"
+    want = [(math.floor(a * r), math.ceil(b * r)) for a, b in ((1.0, 3.0), (59.9, 61.0), (601.5, 612.25))]
+    assert [(c["start"], c["start"] + c["duration"]) for c in doc["clips"]] == want  # the EDL's frames
+    offset = 0
+    for c, g in zip(doc["clips"], (segments[2], segments[1], segments[0])):  # laid end to end from 0
+        assert c["offset"] == offset and c["name"] == f"My Clip #{g.rank}"
+        [(at, length, value)] = c["markers"]
+        assert length == 1 and at == math.floor(g.peak_s * r) and value == f"rank {g.rank}, score {g.score:.2f}"
+        offset += c["duration"]
+    assert doc["sequence"] == offset
+    by_rank = read_fcpxml(fcpxml_text(h, order="rank"))
+    assert [(c["start"], c["start"] + c["duration"]) for c in by_rank["clips"]] == want[::-1]
+    assert by_rank["size"] == (None, None)
+
+
+def test_fcpxml_golden_times_at_2997_and_refusals():
+    from earmark.sinks.edl import fcpxml_text, rational_time
+
+    assert rational_time(29, NTSC) == "29029/30000s" and rational_time(0, NTSC) == "0s"
+    h = _highlights("30000/1001", [Segment(1.0, 3.0, 4.0, 2.5, 2.0, 1)], has_audio=False, video="/x/a\x01b.mp4")
+    text = fcpxml_text(h)
+    assert ('<asset-clip ref="r2" name="a_b #1" offset="0s" start="29029/30000s" duration="61061/30000s" '
+            'format="r1" tcFormat="DF">') in text
+    assert '<format id="r1" frameDuration="1001/30000s" />' in text and 'hasAudio="0"' in text
+    with pytest.raises(ConfigError, match="clip.mp4: no video stream, so no frame rate for FCPXML times"):
+        fcpxml_text(_highlights(None, [Segment(1.0, 3.0, 4.0, 2.5, 2.0, 1)]))
+    empty = read_fcpxml(fcpxml_text(_highlights("25/1", [])))  # a reel with nothing in it is still a document
+    assert empty["clips"] == [] and empty["sequence"] == 0
+
+
+def test_fcpxml_opens_in_opentimelineio():
+    otio = pytest.importorskip("opentimelineio", reason="an editor-side reader, when installed")
+    pytest.importorskip("otio_fcpx_xml_adapter")
+    from earmark.sinks.edl import fcpxml_text
+
+    segments = [Segment(1.0, 3.0, 4.0, 2.5, 2.0, 1), Segment(59.9, 61.0, 5.0, 60.5, 2.0, 2)]
+    tl = otio.adapters.read_from_string(fcpxml_text(_highlights("25/1", segments), size=(160, 96)), "fcpx_xml")
+    [timeline] = list(tl) if isinstance(tl, otio.schema.SerializableCollection) else [tl]
+    clips = list(timeline.find_clips())
+    assert [(c.name, c.source_range.start_time.value, c.source_range.duration.value, c.source_range.start_time.rate)
+            for c in clips] == [("clip #1", 25.0, 50.0, 25.0), ("clip #2", 1497.0, 28.0, 25.0)]
+    assert [c.range_in_parent().start_time.value for c in clips] == [0.0, 50.0]
+    assert [m.name for c in clips for m in c.markers] == ["rank 1, score 4.00", "rank 2, score 5.00"]
+
+
 def test_csv_quotes_formula_cells_and_keeps_numbers():
     h = _highlights("25/1", [Segment(1.0, 3.0, 4.0, 2.5, 2.0, 1)], video="=HYPERLINK(1).mp4")
     rows = list(csv.DictReader(io.StringIO(csv_text(h))))
@@ -354,7 +446,8 @@ def first_number(path: Path) -> int:
 def test_cli_writes_every_format_from_a_video(capsys, media, tmp_path):
     out = tmp_path / "o"
     code, stdout, err = run(capsys, "highlights", media["ntsc"], "--top", "2", "--out", out / "h.json", "--out",
-                            out / "h.csv", "--out", out / "h.edl", "--out", out / "reel.html")
+                            out / "h.csv", "--out", out / "h.edl", "--out", out / "reel.html", "--out",
+                            out / "h.fcpxml")
     assert code == 0, err
     doc = json.loads((out / "h.json").read_text())
     assert doc["kind"] == "earmark.highlights" and doc["fps"] == "30000/1001" and doc["scorer"] == "eventness"
@@ -368,6 +461,9 @@ def test_cli_writes_every_format_from_a_video(capsys, media, tmp_path):
         ("2", "00:00:00;29", "00:00:03;00"), ("1", "00:00:04;29", "00:00:07;00")]
     edl = read_edl((out / "h.edl").read_bytes().decode("ascii"), NTSC)
     assert [e["src"] for e in edl["events"]] == [(29, 90), (149, 210)]
+    fcp = read_fcpxml((out / "h.fcpxml").read_text(encoding="utf-8"))
+    assert [(c["start"], c["start"] + c["duration"]) for c in fcp["clips"]] == [(29, 90), (149, 210)]
+    assert fcp["rate"] == NTSC and fcp["size"] == ("160", "96") and fcp["src"] == media["ntsc"].resolve().as_uri()
     html = (out / "reel.html").read_text()
     assert html.count('<tr class="segment"') == 2
     assert re.search(r'<video id="reel"[^>]* src="\.\./[^"]*/ntsc\.mp4"', html)  # relative to the page
@@ -507,6 +603,9 @@ def test_a_failing_output_writes_none_of_them(capsys, media, tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     code, _, err = run(capsys, "highlights", media["wav"], "--out", "h.json", "--out", "h.edl")
     assert code == 1 and "no video stream, so no frame rate for EDL timecodes" in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+    code, _, err = run(capsys, "highlights", media["wav"], "--out", "h.json", "--out", "h.fcpxml")
+    assert code == 1 and err == f"earmark: error: {media['wav']}: no video stream, so no frame rate for FCPXML times\n"
     assert list(tmp_path.iterdir()) == []
     code, _, err = run(capsys, "highlights", media["wav"], "--out", "h.json", "--out", "h.csv")
     assert code == 0, err

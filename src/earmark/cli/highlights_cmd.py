@@ -1,6 +1,6 @@
-"""``earmark highlights VIDEO|INDEX.json|CORPUS_DIR``: the best segments of a video as JSON, CSV, a CMX3600 EDL, an
-HTML reel page and clips, or of a batch folder's videos as JSON and CSV (options -> HighlightConfig; defaults read from
-it, never repeated here)."""
+"""``earmark highlights VIDEO|INDEX.json|CORPUS_DIR``: the best segments of a video as JSON, CSV, a CMX3600 EDL,
+FCPXML, an HTML reel page and clips, or of a batch folder's videos as JSON and CSV (options -> HighlightConfig;
+defaults read from it, never repeated here)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from .._io import dumps_json
 from ..errors import ConfigError
 from ..highlights import EMBEDDINGS, SCORERS, HighlightConfig, check_highlight_config, highlights_of
 from ..index import IndexConfig
+from ..media.frames import display_size
 from ..search import SCOPES
 from ..sinks.clips import check_clips_folder, clip_files, cut_clips
 from ..sinks.edl import EDL_ORDERS, highlight_format, render_highlights, write_rendered
@@ -47,9 +48,10 @@ def _opt(flag: str, name: str, typ, text: str):
 @_opt("--merge-gap", "merge_gap_s", float, "Join event segments at most this many seconds apart.")
 @_opt("--top-k", "top_k", int, "activation: dimensions averaged per window.")
 @click.option("--out", "outs", multiple=True, type=click.Path(dir_okay=False, path_type=str),
-              help="Write FILE.json, FILE.csv, FILE.edl (CMX3600) or FILE.html (reel page); repeatable.")
+              help="Write FILE.json, FILE.csv, FILE.edl (CMX3600), FILE.fcpxml (FCPXML 1.10: Final Cut Pro, "
+                   "Resolve) or FILE.html (reel page); repeatable.")
 @click.option("--order", type=click.Choice(EDL_ORDERS), default="time", show_default=True,
-              help="Order of the segments in the CSV and EDL (the JSON lists them by rank).")
+              help="Order of the segments in the CSV, EDL and FCPXML (the JSON lists them by rank).")
 @click.option("--cut", "cut_dir", type=click.Path(file_okay=False, path_type=str), default=None,
               help="Write one clip per segment into this folder (stream copy: fast, starts on the keyframe before "
                    "each segment).")
@@ -88,7 +90,9 @@ def highlights_cmd(source: str, probe: str, scorer: str, embedding: str, top: in
     h = highlights_of(result, cfg)
     mode = "reencode" if reencode else "copy"
     # Render every file first (a failure writes nothing), then cut, then write.
-    rendered = {o: render_highlights(h, k, order=order) for o, k in zip(outs, kinds) if k != "html"}
+    v = result.info.video
+    size = display_size(v.width, v.height, v.rotation) if v is not None else None
+    rendered = {o: render_highlights(h, k, order=order, size=size) for o, k in zip(outs, kinds) if k != "html"}
     if "html" in kinds:
         from ..report.reel import reel_html
 

@@ -1,4 +1,5 @@
-"""Highlights as files editors and spreadsheets open: CMX3600 EDL (frame-accurate timecodes), CSV and JSON.
+"""Highlights as files editors and spreadsheets open: CMX3600 EDL (frame-accurate timecodes), FCPXML 1.10 (rational
+frame-aligned times), CSV and JSON.
 
 Timecodes count the video's real frames at its real frame rate (``r_frame_rate``): 30000/1001 and 60000/1001 are
 written drop-frame (``HH:MM:SS;FF``, frame numbers 0 and 1 — 0 to 3 at 59.94 — skipped at the start of every
@@ -19,7 +20,9 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import re
+import xml.etree.ElementTree as ET
 from fractions import Fraction
 from pathlib import Path
 
@@ -135,6 +138,77 @@ def edl_text(h: Highlights, *, title: str | None = None, reel: str = "AX", recor
     return "\r\n".join(lines) + "\r\n"
 
 
+FCPXML_VERSION = "1.10"
+
+
+def rational_time(frames: int, rate: Fraction) -> str:
+    """``frames`` at ``rate`` as FCPXML time: seconds as ``frames·den/num`` over the rate's numerator.
+
+    >>> rational_time(90, Fraction(30000, 1001)), rational_time(50, Fraction(25)), rational_time(0, Fraction(25))
+    ('90090/30000s', '50/25s', '0s')
+    """
+    if frames == 0:
+        return "0s"
+    return f"{frames * rate.denominator}/{rate.numerator}s"
+
+
+def _name(text: str) -> str:
+    """Text an XML 1.0 attribute can hold (control characters become ``_``)."""
+    return "".join(c if c >= " " and c != "\x7f" else "_" for c in text)
+
+
+def fcpxml_text(h: Highlights, *, size: tuple[int, int] | None = None, order: str = "time",
+                event: str = "earmark highlights") -> str:
+    """The segments of ``h`` as an FCPXML 1.10 document; ``size`` is the video's
+    displayed (width, height) for the format, ``order`` ``time`` or ``rank`` (best first) for the spine.
+
+    FCPXML 1.10: one ``<format>`` (the real frame rate as ``frameDuration``, ``1001/30000s`` at 29.97), one
+    ``<asset>`` (the file as a ``file://`` URL in a ``<media-rep>``, the 1.9+ layout) and a project whose
+    sequence's spine holds one ``<asset-clip>`` per segment, laid end to end from ``0s``, each with a marker at
+    its peak. Every time is on a frame boundary (:func:`rational_time`); a segment covers the frames it covers in
+    the EDL (:func:`segment_frames`); the timecode format is drop-frame at 29.97 and 59.94, as the EDL's."""
+    rate = h.rate
+    if rate is None:
+        raise ConfigError(f"{h.video}: no video stream, so no frame rate for FCPXML times")
+    if order not in EDL_ORDERS:
+        raise ConfigError(f"FCPXML order {order!r}: expected one of {', '.join(EDL_ORDERS)}")
+    video = Path(h.video)
+    total = max(1, math.ceil(Fraction(h.duration_s) * rate - Fraction(1, 10**6)))
+    tc_format = "DF" if is_drop_frame(rate) else "NDF"
+
+    root = ET.Element("fcpxml", version=FCPXML_VERSION)
+    resources = ET.SubElement(root, "resources")
+    fmt = {"id": "r1", "frameDuration": rational_time(1, rate)}
+    if size is not None:
+        fmt.update(width=str(int(size[0])), height=str(int(size[1])))
+    ET.SubElement(resources, "format", fmt)
+    asset = ET.SubElement(resources, "asset", {
+        "id": "r2", "name": _name(video.stem), "start": "0s", "duration": rational_time(total, rate),
+        "hasVideo": "1", "hasAudio": "1" if h.has_audio else "0", "format": "r1"})
+    ET.SubElement(asset, "media-rep", kind="original-media", src=Path(os.path.abspath(h.video)).as_uri())
+    project = ET.SubElement(ET.SubElement(ET.SubElement(root, "library"), "event", name=_name(event)), "project",
+                            name=_name(f"{video.stem} highlights"))
+    segments = in_time_order(h.segments) if order == "time" else sorted(h.segments, key=lambda g: g.rank)
+    spans = [segment_frames(g, rate) for g in segments]
+    length = sum(b - a for a, b in spans)
+    sequence = ET.SubElement(project, "sequence", format="r1", duration=rational_time(length, rate), tcStart="0s",
+                             tcFormat=tc_format)
+    spine = ET.SubElement(sequence, "spine")
+    offset = 0
+    for g, (a, b) in zip(segments, spans):
+        clip = ET.SubElement(spine, "asset-clip", {
+            "ref": "r2", "name": _name(f"{video.stem} #{g.rank}"), "offset": rational_time(offset, rate),
+            "start": rational_time(a, rate), "duration": rational_time(b - a, rate), "format": "r1",
+            "tcFormat": tc_format})
+        peak = min(max(math.floor(Fraction(g.peak_s) * rate + Fraction(1, 10**6)), a), b - 1)
+        ET.SubElement(clip, "marker", start=rational_time(peak, rate), duration=rational_time(1, rate),
+                      value=f"rank {g.rank}, score {g.score:.2f}")
+        offset += b - a
+    ET.indent(root, space="  ")
+    body = ET.tostring(root, encoding="unicode")
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE fcpxml>\n\n{body}\n'
+
+
 CSV_COLUMNS = ("rank", "start_s", "end_s", "duration_s", "score", "mean_score", "peak_s", "start_tc", "end_tc",
                "video", "scorer", "probe")
 
@@ -161,11 +235,11 @@ def csv_text(h: Highlights, order: str = "time") -> str:
     return buf.getvalue()
 
 
-HIGHLIGHT_FORMATS = (".json", ".csv", ".edl", ".html")
+HIGHLIGHT_FORMATS = (".json", ".csv", ".edl", ".fcpxml", ".html")
 
 
 def highlight_format(path: str | Path) -> str:
-    """``json``, ``csv``, ``edl`` or ``html`` for an ``--out`` path (refuses anything else, naming it)."""
+    """``json``, ``csv``, ``edl``, ``fcpxml`` or ``html`` for an ``--out`` path (refuses anything else, naming it)."""
     suffix = Path(path).suffix.lower()
     if suffix not in HIGHLIGHT_FORMATS:
         raise ConfigError(f"--out {path}: unknown highlights format {suffix or '(none)'!r}; use one of "
@@ -173,15 +247,19 @@ def highlight_format(path: str | Path) -> str:
     return suffix[1:]
 
 
-def render_highlights(h: Highlights, kind: str, *, order: str = "time", **edl_kw) -> str:
-    """``h`` as the text of a ``json``, ``csv`` or ``edl`` file."""
+def render_highlights(h: Highlights, kind: str, *, order: str = "time", size: tuple[int, int] | None = None,
+                      **edl_kw) -> str:
+    """``h`` as the text of a ``json``, ``csv``, ``edl`` or ``fcpxml`` file (``size``: the video's displayed width
+    and height, for FCPXML's format)."""
     if kind == "json":
         return dumps_json(h.to_dict())
     if kind == "csv":
         return csv_text(h, order)
     if kind == "edl":
         return edl_text(h, order=order, **edl_kw)
-    raise ConfigError(f"highlights format {kind!r}: render json, csv or edl here (the HTML reel: "
+    if kind == "fcpxml":
+        return fcpxml_text(h, size=size, order=order)
+    raise ConfigError(f"highlights format {kind!r}: render json, csv, edl or fcpxml here (the HTML reel: "
                       f"earmark.report.reel.reel_html)")
 
 
@@ -192,6 +270,7 @@ def write_rendered(path: str | Path, text: str) -> Path:
     return write_text_atomic(path, text)
 
 
-def write_highlights(h: Highlights, path: str | Path, *, order: str = "time", **edl_kw) -> Path:
-    """Write ``h`` as JSON, CSV or EDL (by the suffix), atomically: a failure leaves no file behind."""
-    return write_rendered(path, render_highlights(h, highlight_format(path), order=order, **edl_kw))
+def write_highlights(h: Highlights, path: str | Path, *, order: str = "time", size: tuple[int, int] | None = None,
+                     **edl_kw) -> Path:
+    """Write ``h`` as JSON, CSV, EDL or FCPXML (by the suffix), atomically: a failure leaves no file behind."""
+    return write_rendered(path, render_highlights(h, highlight_format(path), order=order, size=size, **edl_kw))
