@@ -1,10 +1,10 @@
 """Highlight segments against labelled events: mAP at segment IoU 0.3/0.5/0.7 and HIT@1, per scorer and baseline.
 
-Data: the 60 s sparse variants of SynthAVE and RealStamp (one labelled event per clip, mostly 10 s, at a random
-place; distractor sounds, off-screen sounds, speech, music beds and silent events as each generator makes them),
-made here when the folders are missing:
+Data: the sparse long variants of SynthAVE and RealStamp, 60 s or 300 s (``--length``; one labelled event per
+clip, mostly 10 s, at a random place; distractor sounds, off-screen sounds, speech, music beds and silent events
+as each generator makes them), made here when the folders are missing:
 
-    earmark eval synth --make DIR --duration 60 --n 60
+    earmark eval synth --make DIR --duration 60 --n 60          (--length 300: --duration 300 --n 40)
     earmark eval realstamp --make DIR --duration 60 --n 60
 
 Split (no training anywhere, so the generator's own train/val/test split does not matter): clips sorted by id,
@@ -23,7 +23,7 @@ AP of a clip: its ranked segments against its event (a hit at IoU >= t; precisio
 the mean over clips. HIT@1: the centre of the top segment lies inside the event. Intervals: 95 % paired
 bootstrap over clips (2000 resamples, seeded).
 
-    python benchmarks/highlights.py [--synth DIR] [--real DIR] [--out results.json]
+    python benchmarks/highlights.py [--length 60|300] [--n N] [--synth DIR] [--real DIR] [--out results.json]
 """
 
 from __future__ import annotations
@@ -54,17 +54,26 @@ BASELINES = ("uniform", "random")
 CFG = HighlightConfig(top=TOP)
 
 
-def make_data(kind: str, root: Path) -> None:
-    if (root / f"{'synthave' if kind == 'synth' else 'realstamp'}.json").exists():
-        return
+DEFAULT_N = {60: 60, 300: 40}
+"""Clips per dataset by length (300 s: 40, so that making and scoring both sets stays near 10 CPU minutes)."""
+
+
+def make_data(kind: str, root: Path, length: int, n: int) -> None:
+    manifest = root / f"{'synthave' if kind == 'synth' else 'realstamp'}.json"
+    if manifest.exists():
+        doc = json.loads(manifest.read_text())
+        if doc.get("complete") and doc["config"]["duration_s"] == length:
+            return
+        if doc.get("complete"):
+            raise SystemExit(f"{root}: its clips are {doc['config']['duration_s']} s, not {length} s")
     if kind == "synth":
         from earmark.eval.synthave import SynthConfig, make_synthave
 
-        make_synthave(root, SynthConfig(duration_s=60, n=60))
+        make_synthave(root, SynthConfig(duration_s=length, n=n))
     else:
         from earmark.eval.realstamp import RealStampConfig, make_realstamp
 
-        make_realstamp(root, RealStampConfig(duration_s=60, n=60))
+        make_realstamp(root, RealStampConfig(duration_s=length, n=n))
 
 
 def clips(root: Path) -> list[dict]:
@@ -128,16 +137,21 @@ def table(rows: dict[str, dict[str, np.ndarray]], title: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--synth", type=Path, default=Path("highlights-data/synth60"))
-    ap.add_argument("--real", type=Path, default=Path("highlights-data/real60"))
+    ap.add_argument("--length", type=int, choices=sorted(DEFAULT_N), default=60, help="Clip length, seconds.")
+    ap.add_argument("--n", type=int, default=None, help="Clips per dataset when a folder is made [default: by "
+                                                        "length, 60 or 40].")
+    ap.add_argument("--synth", type=Path, default=None, help="[default: highlights-data/synth<length>]")
+    ap.add_argument("--real", type=Path, default=None, help="[default: highlights-data/real<length>]")
     ap.add_argument("--out", type=Path, default=None, help="Write every clip's metrics here (JSON).")
     args = ap.parse_args()
     t0 = time.perf_counter()
     per: dict[str, dict[str, dict[str, list]]] = {}  # split -> method -> metric -> values (clips of both sets)
-    data = {"synth": args.synth, "realstamp": args.real}
+    n_clips = args.n or DEFAULT_N[args.length]
+    data = {"synth": args.synth or Path(f"highlights-data/synth{args.length}"),
+            "realstamp": args.real or Path(f"highlights-data/real{args.length}")}
     records = []
     for ds, root in data.items():
-        make_data("synth" if ds == "synth" else "real", root)
+        make_data("synth" if ds == "synth" else "real", root, args.length, n_clips)
         for pos, c in enumerate(clips(root)):
             split = "val" if pos % 2 == 0 else "test"
             sc = scores_of(c["path"])
@@ -161,7 +175,8 @@ def main() -> None:
     n = {key: len(next(iter(next(iter(m.values())).values()))) for key, m in arr.items()}
     val = arr["val"]
     winner = max(CANDIDATES, key=lambda name: (val[name]["mAP"].mean(), -CANDIDATES.index(name)))
-    print(f"{len(records)} clips ({n['val']} val, {n['test']} test), {time.perf_counter() - t0:.0f} s")
+    print(f"{args.length} s clips: {len(records)} ({n['val']} val, {n['test']} test), "
+          f"{time.perf_counter() - t0:.0f} s wall (making the data included)")
     for key in ("val", "test", "test:synth", "test:realstamp"):
         table(arr[key], f"{key} ({n[key]} clips)")
     print(f"\nchosen on val (mean mAP over IoU 0.3/0.5/0.7): {winner} "
@@ -176,7 +191,7 @@ def main() -> None:
             lo, hi = bootstrap(d, rng)
             print(f"test {winner} - {ref} {k}: {d.mean():+.3f} [{lo:+.3f}, {hi:+.3f}]")
     if args.out:
-        args.out.write_text(json.dumps({"winner": winner, "records": records}, indent=1))
+        args.out.write_text(json.dumps({"length_s": args.length, "winner": winner, "records": records}, indent=1))
 
 
 if __name__ == "__main__":
