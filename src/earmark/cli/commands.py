@@ -433,8 +433,8 @@ def plan_cmd(source: str, model: str, budget: int, strategy: str, plan_kw: dict,
 @click.option("--plan", "plan_path", required=True, type=click.Path(path_type=str), help="Plan JSON (`earmark plan`).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=str),
               help="Folder for the frames (named by time) and manifest.json.")
-@click.option("--format", "fmt", type=click.Choice(FRAME_FORMATS), default="png", show_default=True)
-@click.option("--seek", type=click.Choice(SEEK_POLICIES), default="auto", show_default=True,
+@click.option("--format", "fmt", type=click.Choice(FRAME_FORMATS), default=FRAME_FORMATS[0], show_default=True)
+@click.option("--seek", type=click.Choice(SEEK_POLICIES), default=SEEK_POLICIES[0], show_default=True,
               help="auto: seek only past keyframes; sequential: decode through; seek: before every frame.")
 @click.option("-q", "--quiet", is_flag=True)
 def extract_cmd(video: str, plan_path: str, out_dir: str, fmt: str, seek: str, quiet: bool) -> None:
@@ -590,7 +590,7 @@ def train_probe_cmd(dataset: str, root: str | None, embed: str, context_s: float
 @click.option("--epochs", type=int, default=TransferTrainConfig.epochs, show_default=True)
 @click.option("--contrastive", type=float, default=TransferTrainConfig.contrastive, show_default=True,
               help="Weight of the audio-visual agreement (InfoNCE) loss; 0 turns it off.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=TransferTrainConfig.seed, show_default=True)
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=str), help="scorer.pt to write.")
 def train_transfer_cmd(corpus: str, epochs: int, contrastive: float, seed: int, out: str) -> None:
     """Train a visual-only scorer on CORPUS (videos with sound) to predict audio eventness; use it with

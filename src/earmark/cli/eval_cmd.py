@@ -226,7 +226,7 @@ def synth_cmd(make_dir: Path | None, root: str | None, n: int | None, snr_db: fl
 def _generated(dataset: str, make_dir: Path | None, root: str | None, settings: dict, kw: dict,
                data_seeds: int = 1) -> None:
     """``--make DIR``: only write the dataset; else run the protocol on it (made under OUT/cache if missing)."""
-    from ..eval.generate import generator
+    from ..eval.loading import generator
 
     config_cls, make, manifest, name = generator(dataset)
     if make_dir is not None:

@@ -14,9 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .._io import write_json_atomic, write_text_atomic
-from ..errors import ConfigError
 from ..types import Progress
-from .config import EvalConfig
 from .datasets import ANNOTATIONS, SPLIT_FILES, SPLITS, Dataset, DatasetError, load_ave
 
 VIDEO_DIR = "AVE"
@@ -117,32 +115,3 @@ def load_generated(root: str | Path, manifest: str, kind: str, *, strict: bool =
         raise DatasetError(f"{path}: classes must be a non-empty list of names")
     ds = load_ave(root, strict=strict, segments=segments, name=name, limit=limit, classes=tuple(classes))
     return ds, doc
-
-
-def generator(dataset: str) -> tuple[Any, Callable[..., Path], str, str]:
-    """(config class, maker, manifest file name, dataset name) of a generated dataset (``synth``, ``realstamp``)."""
-    if dataset == "synth":
-        from . import synthave
-
-        return synthave.SynthConfig, synthave.make_synthave, synthave.MANIFEST, "synthave"
-    from . import realstamp
-
-    return realstamp.RealStampConfig, realstamp.make_realstamp, realstamp.MANIFEST, "realstamp"
-
-
-def load_dataset(cfg: EvalConfig, work: Path, progress: Progress | None = None) -> tuple[Dataset, dict]:
-    """The AVE root as given, or a generated folder (SynthAVE, RealStamp; made when missing)."""
-    meta: dict[str, Any] = {"name": cfg.dataset}
-    if cfg.dataset == "ave":
-        if not cfg.root:
-            raise ConfigError("eval ave needs --root DIR (the AVE folder with Annotations.txt and the videos)")
-        ds = load_ave(cfg.root, strict=cfg.strict, limit=cfg.limit)
-        return ds, meta
-    config_cls, make, manifest_name, name = generator(cfg.dataset)
-    root = Path(cfg.root) if cfg.root else work / name
-    # Resumable and checked: a folder made with other settings is refused, finished clips are kept.
-    make(root, config_cls.from_dict(cfg.generator), workers=cfg.workers,
-         progress=progress)
-    ds, m = load_generated(root, manifest_name, f"earmark.{name}", strict=cfg.strict, limit=cfg.limit)
-    meta.update(root=str(root), generator_config=m["config"])
-    return ds, meta

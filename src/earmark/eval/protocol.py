@@ -26,7 +26,7 @@ from ..runner import run
 from ..types import Progress
 from .config import GENERATED, EvalConfig, for_segments, with_defaults
 from .datasets import Dataset
-from .generate import generator, load_dataset
+from .loading import generator, load_dataset
 from .prepare import ClipJob, ClipResult, PlanRequest, run_clip_safe
 from .strategies import check_budget, plan_requests
 from .training import TrainResult, train_all

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import threading
 import time
+import typing
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
+from typing import Literal
 
 import av
 import numpy as np
@@ -28,9 +30,10 @@ from ..errors import ConfigError, MediaError, NoVideoStreamError, unknown_name
 from ..types import SCHEMA_VERSION, Frame, Plan, PlannedFrame, VideoInfo
 from .container import check_file, info, open_container
 
-SEEK_POLICIES = ("auto", "sequential", "seek")
-"""``auto``: seek only when the next planned frame is past the next keyframe; ``sequential``: decode
-through the file; ``seek``: seek before every planned frame (a baseline)."""
+SeekPolicy = Literal["auto", "sequential", "seek"]
+"""``auto`` (the default): seek only when the next planned frame is past the next keyframe; ``sequential``:
+decode through the file; ``seek``: seek before every planned frame (a baseline)."""
+SEEK_POLICIES: tuple[SeekPolicy, ...] = typing.get_args(SeekPolicy)
 
 SKIP_MARGIN_FRAMES = 3
 """Frames this many frame durations before a planned time are always decoded (never skipped as non-reference);
@@ -40,7 +43,9 @@ SEEK_BACK_S = 1.0
 """Where a seek lands past the keyframe it needs (containers without a keyframe index), look this much further
 back, doubling each time."""
 
-FRAME_FORMATS = ("png", "jpg")
+FrameFormat = Literal["png", "jpg"]
+FRAME_FORMATS: tuple[FrameFormat, ...] = typing.get_args(FrameFormat)
+"""Image formats ``earmark extract`` writes; the first is the default (lossless)."""
 
 
 _LOCAL = threading.local()
@@ -276,7 +281,7 @@ def display_size(width: int, height: int, rotation: int) -> tuple[int, int]:
 
 
 def decode_at(path: str | Path, times: Sequence[float], size: tuple[int, int] | Sequence[tuple[int, int]], *,
-              fit: str = "stretch", seek: str = "auto", workers: int | None = None, threads: int = 0,
+              fit: str = "stretch", seek: SeekPolicy = SEEK_POLICIES[0], workers: int | None = None, threads: int = 0,
               video_info: VideoInfo | None = None, stats: dict | None = None) -> Iterator[Frame]:
     """Decode the frames shown at ``times`` (seconds from the first picture, increasing), each resized to ``size``
     (one ``(width, height)`` for all, or one per time), upright, fitted by ``fit`` (an iterator of
@@ -303,9 +308,9 @@ def decode_at(path: str | Path, times: Sequence[float], size: tuple[int, int] | 
     yield from _decode(p, vi, frames, fit, seek, workers, threads, stats)
 
 
-def extract(path: str | Path, plan: Plan, *, seek: str = "auto", workers: int | None = None, threads: int = 0,
-            check_fingerprint: bool = True, video_info: VideoInfo | None = None, stats: dict | None = None
-            ) -> Iterator[Frame]:
+def extract(path: str | Path, plan: Plan, *, seek: SeekPolicy = SEEK_POLICIES[0], workers: int | None = None,
+            threads: int = 0, check_fingerprint: bool = True, video_info: VideoInfo | None = None,
+            stats: dict | None = None) -> Iterator[Frame]:
     """Decode the frames ``plan`` names, in time order, each at its planned size (an iterator).
 
     >>> p = earmark.plan(earmark.index("clip.mp4"), "qwen2.5-vl", 640)     # doctest: +SKIP
@@ -418,8 +423,8 @@ def frame_name(pf: PlannedFrame, fmt: str) -> str:
     return f"{pf.time_s:012.6f}s.{fmt}"
 
 
-def save_frames(path: str | Path, plan: Plan, out_dir: str | Path, *, fmt: str = "png", quality: int = 95,
-                **kwargs) -> Path:
+def save_frames(path: str | Path, plan: Plan, out_dir: str | Path, *, fmt: FrameFormat = FRAME_FORMATS[0],
+                quality: int = 95, **kwargs) -> Path:
     """``earmark extract``: write every planned frame as an image named by its time, plus ``manifest.json``.
 
     The folder appears complete or not at all: frames go to a temporary folder beside it, renamed at the end

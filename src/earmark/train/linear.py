@@ -147,7 +147,8 @@ def ave_features(cfg: TrainProbeConfig, tagger: bool,
         raise ConfigError("train-probe needs --root DIR (an AVE, SynthAVE or RealStamp folder)")
     root = Path(cfg.root)
     if cfg.dataset in ("synth", "realstamp"):
-        from ..eval.generate import generator, load_generated
+        from ..eval.generate import load_generated
+        from ..eval.loading import generator
 
         _, _, manifest_name, name = generator(cfg.dataset)
         ds, _ = load_generated(root, manifest_name, f"earmark.{name}", limit=cfg.limit)
