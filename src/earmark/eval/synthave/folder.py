@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+from ...types import Progress
 from ..generate import finish_folder, open_folder, run_jobs, write_clip
 from .clips import classes, plan_clips
 from .picture import clip_frames
@@ -16,7 +16,7 @@ MANIFEST = "synthave.json"
 
 
 def make_synthave(out_dir: str | Path, config: SynthConfig | None = None, *, workers: int | None = None,
-                  progress: Callable[[int, int], None] | None = None) -> Path:
+                  progress: Progress | None = None) -> Path:
     """Write a SynthAVE folder in the AVE layout (resumable: finished clips are kept).
 
     >>> make_synthave("synthave", SynthConfig(n=60, snr_db=10))   # doctest: +SKIP
