@@ -16,6 +16,7 @@ import json
 import re
 import sys
 import types
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -518,3 +519,108 @@ def test_internvl_tiles_follow_the_plan_and_internvls_own_arithmetic(hd_video):
     assert all(abs(t * 5 - round(t * 5)) < 1e-6 for t in v.times_s)  # real pts of the 5 fps source
     with pytest.raises(ConfigError, match="planned with the internvl cost model"):
         load_video(hd_video, {"budget": 1024, "model": "qwen2.5-vl"})
+
+
+# ------------------------------------------------------------------------------------------- README, executed
+
+
+def _tiny_clip(d):
+    """A CLIP with random weights and a word-level tokenizer, saved like a user's folder (the README's
+    ``models/clip-vit-b32/``)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import CLIPConfig, CLIPModel, PreTrainedTokenizerFast
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+    torch.manual_seed(0)
+    text = dict(vocab_size=16, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                max_position_embeddings=16, pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32,
+                  patch_size=8)
+    CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).save_pretrained(d)
+    CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(d)
+    words = ["[PAD]", "[BOS]", "[EOS]", "[UNK]", "when", "does", "the", "dog", "bark", "?"]
+    tk = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tk.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
+    PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="[UNK]", pad_token="[PAD]").save_pretrained(d)
+
+
+class _VllmStandIn:
+    """vLLM's ``LLM`` / ``SamplingParams`` as far as the README uses them: ``generate`` checks the request against
+    vLLM's documented offline input schema (a prompt with one placeholder per video item; each item a uint8
+    (T, H, W, 3) array and its metadata) and the ``limit_mm_per_prompt`` it was built with."""
+
+    calls: ClassVar[list] = []
+
+    class SamplingParams:
+        def __init__(self, **kw):
+            self.kw = kw
+
+    class LLM:
+        def __init__(self, model, limit_mm_per_prompt):
+            self.limit = limit_mm_per_prompt
+
+        def generate(self, req, params):
+            from earmark.integrations.vllm import VIDEO_PLACEHOLDER
+
+            videos = req["multi_modal_data"]["video"]
+            assert set(req) == {"prompt", "multi_modal_data", "mm_processor_kwargs"}
+            assert req["prompt"].count(VIDEO_PLACEHOLDER) == len(videos) <= self.limit["video"]
+            for frames, meta in videos:
+                assert frames.dtype == np.uint8 and frames.ndim == 4 and frames.shape[-1] == 3
+                assert len(meta["frames_indices"]) == len(frames) and meta["fps"] > 0
+            _VllmStandIn.calls.append(req)
+            return [types.SimpleNamespace(outputs=[types.SimpleNamespace(text="(stand-in answer)")])]
+
+
+class _InternVLStandIn:
+    """InternVL's ``model.chat`` (hub code, never run here): the tiles must add up and each frame must have its
+    ``<image>`` placeholder."""
+
+    def __init__(self):
+        self.calls = []
+
+    def chat(self, tokenizer, pixel_values, question, generation_config, num_patches_list):
+        assert pixel_values.shape[1:] == (3, 448, 448) and pixel_values.shape[0] == sum(num_patches_list)
+        assert question.count("<image>") == len(num_patches_list)
+        self.calls.append((num_patches_list, question))
+        return "(stand-in answer)"
+
+
+def _readme_python_blocks(first: str, until: str) -> list[str]:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    start = text.index(first)
+    return re.findall(r"```python\n(.*?)```", text[start:text.index(until, start)], re.S)
+
+
+@pytest.mark.slow  # 23 s on the shared 2-core machine (two generate calls, four indexes)
+def test_readme_runtime_snippets_run(qwen25, qwen3, hd_video, tmp_path, monkeypatch):
+    """The README's question and runtime snippets, as printed, with tiny random models (``clip.mp4`` is the 12 s
+    test clip; InternVL's snippet runs without ``.cuda()``, on the CPU)."""
+    blocks = _readme_python_blocks("### Plans for a question", "### Highlights")
+    assert len(blocks) == 5
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "clip.mp4").symlink_to(hd_video)
+    _tiny_clip(tmp_path / "models" / "clip-vit-b32")
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=_VllmStandIn.LLM,
+                                                                  SamplingParams=_VllmStandIn.SamplingParams))
+    _VllmStandIn.calls.clear()
+    internvl = _InternVLStandIn()
+    for code in blocks:
+        ns: dict = {}
+        if "process_vision_info" in code:
+            model, proc = qwen3 if '"qwen3-vl-video"' in code else qwen25
+            ns.update(model=model, processor=proc)
+        if "internvl" in code:
+            ns.update(model=internvl, tokenizer=None, generation_config={}, torch=torch)
+            code = code.replace(".cuda()", "")
+        exec(compile(code, "README.md", "exec"), ns)
+        if "condition_on_question" in code:
+            assert ns["p"].config["question"]["text"] == "when does the dog bark?" and ns["p"].total_tokens <= 640
+        if "process_vision_info" in code:
+            n_video = int((ns["inputs"]["input_ids"] == TOKEN_IDS["video_token_id"]).sum())
+            assert n_video > 0 and isinstance(ns["answer"], str)
+            if "question" in ns:  # planned for the question: the plan's tokens, as without one, within the budget
+                assert n_video <= 2048
+    assert len(_VllmStandIn.calls) == 1 and len(internvl.calls) == 1
