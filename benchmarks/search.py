@@ -102,13 +102,19 @@ def one_video(hours: list[float], repeats: int, tmp: Path) -> None:
               f"({len(hits)} hits)")
 
 
-def fake_corpus(out: Path, videos: int, rng: np.random.Generator) -> None:
-    """``videos`` one-hour videos in a batch folder, written by earmark batch's own part writer and manifest."""
+def fake_corpus(out: Path, videos: int, rng: np.random.Generator, dim: int = 0) -> None:
+    """``videos`` one-hour videos in a batch folder, written by earmark batch's own part writer and manifest, with
+    motion and appearance z per window and, with ``dim``, one float16-valued unit embedding of ``dim`` per window."""
     from earmark.batch import MARKER, _append, _check_row, _write_parts, video_key
 
     out.mkdir(parents=True)
     (out / MARKER).write_text(json.dumps({"kind": "earmark.batch", "version": 1}))
     chash = "00000000000000aa"
+    (out / "configs").mkdir()
+    model = {"path": "/models/clip", "digest": "0" * 16} if dim else None
+    (out / "configs" / f"{chash}.json").write_text(json.dumps({
+        "kind": "earmark.batch.config", "version": 1, "hop_s": 1.0, "window_s": 1.0,
+        "search_features": {"visual": True, "text_image_model": model}}))
     n = 3600
     for i in range(videos):
         path = f"/corpus/video{i:04d}.mp4"
@@ -118,7 +124,13 @@ def fake_corpus(out: Path, videos: int, rng: np.random.Generator) -> None:
                    "end_s": (np.arange(n) + 1.0).tolist(), "raw": z, "score": z, "confidence": np.full(n, 0.5),
                    "coverage": np.ones(n), "is_anchor": [False] * n,
                    "label": [CLASSES[j] for j in rng.integers(0, len(CLASSES), n)], "probe": ["yamnet"] * n,
-                   "video_key": [key] * n, "path": [path] * n}
+                   "video_key": [key] * n, "path": [path] * n,
+                   "motion": rng.standard_normal(n).astype(np.float32), "appearance":
+                   rng.standard_normal(n).astype(np.float32), "embedding": [None] * n}
+        if dim:
+            e = rng.standard_normal((n, dim)).astype(np.float32)
+            windows["embedding"] = list((e / np.linalg.norm(e, axis=1, keepdims=True)).astype(np.float16)
+                                        .astype(np.float32))
         anchors = {c: [] for c in ("anchor", "window_index", "time_s", "start_s", "end_s", "score", "confidence",
                                    "source", "label", "probe", "video_key", "path")}
         row = {"path": path, "video_key": key, "status": "ok", "error": None, "size_bytes": 1, "mtime_ns": 0,
@@ -136,9 +148,10 @@ def corpus(sizes: list[int], repeats: int, tmp: Path) -> None:
 
     cfg = SearchConfig(top=10)
     rng = np.random.default_rng(1)
-    print("\na corpus: a batch folder of 1 h videos (1 s windows, top-1 label of 527 classes)")
+    print("\na corpus: a batch folder of 1 h videos (1 s windows, top-1 label of 527 classes, motion and "
+          "appearance z)")
     print(f"{'videos':>7} {'windows':>9} {'count(*)':>9} {'label query':>12} {'loud query':>11} "
-          f"{'highlights':>11} {'label/count':>11}")
+          f"{'motion query':>13} {'highlights':>11} {'label/count':>11}")
     for v in sizes:
         out = tmp / f"corpus{v}"
         fake_corpus(out, v, rng)
@@ -150,21 +163,52 @@ def corpus(sizes: list[int], repeats: int, tmp: Path) -> None:
         t_count = timed(count, repeats)
         t_label = timed(lambda out=out: search_corpus(out, "a dog", cfg), repeats)
         t_loud = timed(lambda out=out: search_corpus(out, "loud", cfg), repeats)
+        t_motion = timed(lambda out=out: search_corpus(out, "moving", cfg), repeats)
         t_hl = timed(lambda out=out: corpus_highlights(out, HighlightConfig(top=3)), max(1, repeats // 2))
         hits = len(search_corpus(out, "a dog", SearchConfig(top=10**6)).hits)
-        print(f"{v:>7} {v * 3600:>9} {t_count:>8.3f}s {t_label:>11.3f}s {t_loud:>10.3f}s {t_hl:>10.2f}s "
-              f"{t_label / t_count:>10.2f}x ({hits} dog hits)")
+        print(f"{v:>7} {v * 3600:>9} {t_count:>8.3f}s {t_label:>11.3f}s {t_loud:>10.3f}s {t_motion:>12.3f}s "
+              f"{t_hl:>10.2f}s {t_label / t_count:>10.2f}x ({hits} dog hits)")
+
+
+def corpus_pictures(sizes: list[int], dim: int, repeats: int, tmp: Path) -> None:
+    """A text-image query over stored thumbnail embeddings: the cosines in DuckDB, their robust z per video."""
+    from earmark.batch import connect
+
+    cfg = SearchConfig(top=10)
+    rng = np.random.default_rng(2)
+    text = rng.standard_normal(dim).astype(np.float32)
+    text /= np.linalg.norm(text)
+    print(f"\na corpus with {dim}-d picture embeddings (float16 values stored as float32 lists)")
+    print(f"{'videos':>7} {'windows':>9} {'parquet':>9} {'dot floor':>10} {'picture query':>14} {'+ label':>8}")
+    for v in sizes:
+        out = tmp / f"pictures{v}"
+        fake_corpus(out, v, rng, dim)
+        size = sum(p.stat().st_size for p in (out / "windows").glob("*.parquet")) / 2**20
+
+        def floor(out=out) -> None:
+            con = connect(out)
+            con.sql("SELECT max(list_dot_product(embedding, ?::FLOAT[])) FROM windows", params=[text.tolist()]
+                    ).fetchall()
+            con.close()
+
+        t_floor = timed(floor, repeats)
+        t_pic = timed(lambda out=out: search_corpus(out, "a red car", cfg, text_embedding=text), repeats)
+        t_both = timed(lambda out=out: search_corpus(out, "a dog", cfg, text_embedding=text), repeats)
+        print(f"{v:>7} {v * 3600:>9} {size:>7.0f}MB {t_floor:>9.3f}s {t_pic:>13.3f}s {t_both:>7.3f}s")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--hours", type=float, nargs="+", default=[10 / 60, 1, 4, 10])
     ap.add_argument("--videos", type=int, nargs="+", default=[10, 100, 300])
+    ap.add_argument("--picture-videos", type=int, nargs="+", default=[10, 30])
+    ap.add_argument("--dim", type=int, default=512, help="Embedding size of the picture corpus (CLIP ViT-B/32: 512).")
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         one_video(args.hours, args.repeats, Path(d))
         corpus(args.videos, args.repeats, Path(d))
+        corpus_pictures(args.picture_videos, args.dim, args.repeats, Path(d))
 
 
 if __name__ == "__main__":

@@ -733,8 +733,11 @@ def search_corpus(folder: str | Path, query: str, config: SearchConfig | None = 
         terms += [f"greatest(coalesce(w.{f}, 0), 0)" for f in ("motion", "appearance") if f in features]
         if "eventness" in features:
             terms.append("greatest(w.score, 0)")
-        where = [f"{' + '.join(terms)} >= ?"] if terms else []
-        params += [cfg.level - 1e-6] if terms else []
+        if terms == terms[:1] and matched:  # labels alone: a plain filter DuckDB pushes into the Parquet scan
+            where = ["w.label IN (SELECT unnest(?::VARCHAR[]))"]
+        else:
+            where = [f"{' + '.join(terms)} >= ?"] if terms else []
+            params += [cfg.level - 1e-6] if terms else []
         cosine = "NULL::FLOAT"
         if picture_hashes:
             where.append("w.config_hash IN (SELECT unnest(?::VARCHAR[]))")
