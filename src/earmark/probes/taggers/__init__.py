@@ -36,6 +36,7 @@ from .base import (
     TaggerConfig,
     TaggerProbe,
     class_names_for,
+    load_pretrained,
     read_class_map,
     resample,
     transformers_folder,
@@ -46,4 +47,5 @@ from .yamnet import YAMNET_FRAME, YamnetProbe, load_yamnet
 
 __all__ = ["ACTIVATIONS", "AVE_LABELS", "SCORES", "YAMNET_FRAME", "Activation", "AstProbe", "ClapProbe", "PannsProbe",
            "Score", "TaggerConfig", "TaggerProbe", "YamnetProbe", "ast", "clap", "class_names_for", "load_ast",
-           "load_clap", "load_yamnet", "panns", "read_class_map", "resample", "transformers_folder", "yamnet"]
+           "load_clap", "load_pretrained", "load_yamnet", "panns", "read_class_map", "resample", "transformers_folder",
+           "yamnet"]

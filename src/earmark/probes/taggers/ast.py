@@ -9,24 +9,15 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import ConfigError
 from ..base import SAMPLE_RATE, register_probe
-from .base import TaggerProbe, transformers_folder
+from .base import TaggerProbe, load_pretrained
 
 
 @lru_cache(maxsize=2)
 def load_ast(path: str) -> tuple[Any, Any]:
     """(feature extractor, model) of an AST audio-classification folder; clear errors for anything else."""
-    p = transformers_folder(path, "audio-spectrogram-transformer", "an AST audio-classification model")
-    from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
-
-    try:
-        fe = AutoFeatureExtractor.from_pretrained(p, local_files_only=True)
-        model = AutoModelForAudioClassification.from_pretrained(p, local_files_only=True)
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{p}: cannot load the tagger ({str(e).splitlines()[0][:120]})") from None
-    model.eval()
-    return fe, model
+    return load_pretrained(path, "audio-spectrogram-transformer", "an AST audio-classification model",
+                           "AutoFeatureExtractor", "AutoModelForAudioClassification", "the tagger")
 
 
 @register_probe

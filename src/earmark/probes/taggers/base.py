@@ -171,6 +171,23 @@ def transformers_folder(path: str, expected: str, what: str) -> Path:
 
 
 
+def load_pretrained(path: str, model_type: str, what: str, processor: str, model: str, failure: str
+                    ) -> tuple[Any, Any]:
+    """(processor, model in eval mode) of a transformers folder holding a ``model_type`` model: ``processor`` and
+    ``model`` name transformers classes; anything else is one ConfigError line naming the folder (``what`` was
+    expected, ``failure`` could not be loaded)."""
+    p = transformers_folder(path, model_type, what)
+    import transformers
+
+    try:
+        proc = getattr(transformers, processor).from_pretrained(p, local_files_only=True)
+        net = getattr(transformers, model).from_pretrained(p, local_files_only=True)
+    except (OSError, ValueError, TypeError) as e:
+        raise ConfigError(f"{p}: cannot load {failure} ({str(e).splitlines()[0][:120]})") from None
+    net.eval()
+    return proc, net
+
+
 def resample(wave: np.ndarray, rate: int) -> np.ndarray:
     """16 kHz samples at ``rate`` (polyphase, scipy)."""
     if rate == SAMPLE_RATE:

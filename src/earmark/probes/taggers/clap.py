@@ -9,9 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import ConfigError
 from ..base import register_probe
-from .base import TaggerProbe, resample, transformers_folder
+from .base import TaggerProbe, load_pretrained, resample
 
 AVE_LABELS = (
     "Accordion", "Acoustic guitar", "Baby cry, infant cry", "Banjo", "Bark", "Bus", "Cat", "Chainsaw",
@@ -25,16 +24,8 @@ AVE_LABELS = (
 
 @lru_cache(maxsize=2)
 def load_clap(path: str) -> tuple[Any, Any]:
-    p = transformers_folder(path, "clap", "a CLAP model")
-    from transformers import ClapModel, ClapProcessor
-
-    try:
-        proc = ClapProcessor.from_pretrained(p, local_files_only=True)
-        model = ClapModel.from_pretrained(p, local_files_only=True)
-    except (OSError, ValueError, TypeError) as e:
-        raise ConfigError(f"{p}: cannot load the CLAP model ({str(e).splitlines()[0][:120]})") from None
-    model.eval()
-    return proc, model
+    """(processor, model) of a CLAP folder; clear errors for anything else."""
+    return load_pretrained(path, "clap", "a CLAP model", "ClapProcessor", "ClapModel", "the CLAP model")
 
 
 def _features(out: Any) -> Any:
