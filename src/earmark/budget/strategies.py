@@ -17,7 +17,7 @@ import numpy as np
 
 from ..anchors import uniform_indices
 from ..errors import ConfigError
-from ..types import Anchor
+from ..types import Anchor, AnchorSource
 from .arithmetic import (
     anchored_levels,
     density_times,
@@ -293,23 +293,26 @@ LAYOUTS: dict[Layout, LayoutFn] = {"uniform": _uniform, "anchored": _anchored, "
 # --------------------------------------------------------------------------------------------- anchors per strategy
 
 
+def _slot_anchors(duration_s: float, slot_centres: Sequence[float], picks: Sequence[int], score: float,
+                  source: AnchorSource) -> list[Anchor]:
+    """Anchors at the slots ``picks``, each over its slot's width of video, with ``score`` as score and confidence."""
+    spacing = duration_s / len(slot_centres)
+    return [Anchor(index=i, time_s=slot_centres[i], start_s=round_time(max(0.0, slot_centres[i] - spacing / 2)),
+                   end_s=round_time(min(duration_s, slot_centres[i] + spacing / 2)), score=score, confidence=score,
+                   source=source) for i in picks]
+
+
 def random_anchors(duration_s: float, slot_centres: Sequence[float], k: int, seed: int) -> list[Anchor]:
     """K distinct slots drawn with ``seed``: the anchored shape at random moments."""
     rng = np.random.default_rng(seed)
     picks = sorted(int(i) for i in rng.choice(len(slot_centres), size=k, replace=False))
-    spacing = duration_s / len(slot_centres)
-    return [Anchor(index=i, time_s=slot_centres[i], start_s=round_time(max(0.0, slot_centres[i] - spacing / 2)),
-                   end_s=round_time(min(duration_s, slot_centres[i] + spacing / 2)), score=0.0, confidence=0.0,
-                   source="random") for i in picks]
+    return _slot_anchors(duration_s, slot_centres, picks, 0.0, "random")
 
 
 def spread_anchors(duration_s: float, slot_centres: Sequence[float], k: int) -> list[Anchor]:
     """The fixed-spread baseline: K slots evenly spaced over the video (where the anchors fall back to when no
     window stands out), chosen without reading the audio or the picture: the anchored shape with no index."""
-    spacing = duration_s / len(slot_centres)
-    return [Anchor(index=i, time_s=slot_centres[i], start_s=round_time(max(0.0, slot_centres[i] - spacing / 2)),
-                   end_s=round_time(min(duration_s, slot_centres[i] + spacing / 2)), score=0.0, confidence=0.0,
-                   source="spread") for i in uniform_indices(len(slot_centres), k)]
+    return _slot_anchors(duration_s, slot_centres, uniform_indices(len(slot_centres), k), 0.0, "spread")
 
 
 def oracle_anchors(duration_s: float, slot_centres: Sequence[float], k: int,
@@ -325,10 +328,7 @@ def oracle_anchors(duration_s: float, slot_centres: Sequence[float], k: int,
             return min(max(s - slot_centres[i], slot_centres[i] - e, 0.0) for s, e in truth)
         rest = sorted((i for i in range(len(slot_centres)) if i not in inside), key=lambda i: (gap(i), i))
         picks = sorted([*inside, *rest[:k - len(inside)]])
-    spacing = duration_s / len(slot_centres)
-    return [Anchor(index=i, time_s=slot_centres[i], start_s=round_time(max(0.0, slot_centres[i] - spacing / 2)),
-                   end_s=round_time(min(duration_s, slot_centres[i] + spacing / 2)), score=1.0, confidence=1.0,
-                   source="oracle") for i in picks]
+    return _slot_anchors(duration_s, slot_centres, picks, 1.0, "oracle")
 
 
 @dataclass(frozen=True)
