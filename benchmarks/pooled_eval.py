@@ -104,10 +104,11 @@ class ClipJob:
     segments: int
     encoder: str
     cache: str
+    specs: tuple[Spec, ...] = SPECS
 
 
 def _signature(job: ClipJob, fingerprint: str) -> str:
-    specs = json.dumps([s.__dict__ for s in SPECS], sort_keys=True)
+    specs = json.dumps([s.__dict__ for s in job.specs], sort_keys=True)
     return hashlib.sha256(f"{VERSION}|{specs}|{K}|{RATIO}|{job.encoder}|{fingerprint}".encode()).hexdigest()[:16]
 
 
@@ -134,7 +135,7 @@ def prepare_clip(job: ClipJob) -> dict:
         b = budgets(job.segments, held)
         res = with_anchors(vi, index(job.path, probe="energy", video_info=vi, jobs=1), AnchorConfig(k=K))
         plans = {}
-        for s in SPECS:
+        for s in job.specs:
             budget = b[s.budget]
             frames = {"seconds": job.segments, "held": held,
                       "affordable": budget // cost_model(s.model).levels(448, 448, square=True)[0].tokens}[s.frames]
@@ -234,7 +235,8 @@ def train_strategy(name: str) -> tuple[str, list]:
     return name, out
 
 
-def evaluate(dataset: str, root: Path, cache: Path, seeds: int, workers: int) -> dict:
+def evaluate(dataset: str, root: Path, cache: Path, seeds: int, workers: int,
+             specs: tuple[Spec, ...] = SPECS) -> dict:
     from earmark.eval.generate import load_generated
     from earmark.eval.realstamp import MANIFEST as RS_MANIFEST
     from earmark.eval.synthave import MANIFEST as SY_MANIFEST
@@ -243,7 +245,7 @@ def evaluate(dataset: str, root: Path, cache: Path, seeds: int, workers: int) ->
     ds, doc = load_generated(root, manifest, kind)
     encoder = DEFAULT_ENCODER[dataset]
     clips = [c for s in ("train", "val", "test") for c in ds.available(s)]
-    jobs = [ClipJob(c.video_id, str(c.path), tuple(c.truth), ds.segments, encoder, str(cache)) for c in clips]
+    jobs = [ClipJob(c.video_id, str(c.path), tuple(c.truth), ds.segments, encoder, str(cache), specs) for c in clips]
     t0 = time.perf_counter()
     metas = {}
     with ProcessPoolExecutor(max_workers=workers) as pool:
@@ -254,7 +256,7 @@ def evaluate(dataset: str, root: Path, cache: Path, seeds: int, workers: int) ->
     prepare_s = time.perf_counter() - t0
     splits = {s: list(ds.available(s)) for s in ("train", "val", "test")}
     cfg = with_defaults(EvalConfig(dataset=dataset, seeds=seeds))
-    names = [f"{s.name}@{s.budget}" for s in SPECS]
+    names = [f"{s.name}@{s.budget}" for s in specs]
     global _SHARED
     _SHARED = (cfg, cache, splits, len(ds.classes) + 1)
     t0 = time.perf_counter()
@@ -318,6 +320,8 @@ def summarise(dataset, ds, splits, metas, trained, encoder, timing, data_config,
     recall = {}
     for split in ("val", "test"):
         for name in ("skim@main", "skim-fixed@main", "skim-oracle@main"):
+            if name not in trained:
+                continue
             hits, prec = [], []
             for c in splits[split]:
                 ev = list(range(c.row.start_s, c.row.end_s))
@@ -379,7 +383,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--work", type=Path, default=Path("/tmp/earmark-pooled"))
     ap.add_argument("--out", type=Path, default=Path("results/pooled"))
+    ap.add_argument("--only", default=None, help="strategies to run, comma-separated (e.g. uniform@main,skim@main); "
+                                                  "default: all")
     args = ap.parse_args(argv)
+    specs = SPECS
+    if args.only:
+        names = args.only.split(",")
+        unknown = set(names) - {f"{s.name}@{s.budget}" for s in SPECS}
+        if unknown:
+            ap.error(f"unknown strategies {sorted(unknown)}")
+        specs = tuple(s for s in SPECS if f"{s.name}@{s.budget}" in names)
     args.out.mkdir(parents=True, exist_ok=True)
     docs = {}
     for dataset in args.datasets.split(","):
@@ -389,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         make_data(dataset, root, n, args.data_seed, args.workers)
         made = time.perf_counter() - t0
-        doc = evaluate(dataset, root, args.work / "cache" / name, args.seeds, args.workers)
+        doc = evaluate(dataset, root, args.work / "cache" / name, args.seeds, args.workers, specs)
         doc["timing"]["data_s"] = made
         docs[dataset] = doc
         (args.out / f"{dataset}.json").write_text(json.dumps(doc, indent=1))
