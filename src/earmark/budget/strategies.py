@@ -17,7 +17,7 @@ import numpy as np
 
 from ..anchors import uniform_indices
 from ..errors import ConfigError
-from ..types import Anchor, AnchorSource
+from ..types import Anchor, AnchorSource, FrameRole
 from .arithmetic import (
     anchored_levels,
     density_times,
@@ -51,7 +51,7 @@ class Slot:
 
     times: list[float]
     level: int
-    role: str = "uniform"
+    role: FrameRole = "uniform"
     anchor: int | None = None
     priority: float = 0.0
 
