@@ -13,12 +13,10 @@ import click
 
 from .._extras import extra_for_module, install_hint
 from ..errors import EarmarkError, EarmarkWarning
-from . import batch_cmd, highlights_cmd, search_cmd  # noqa: F401  (each registers its commands on ``cli``)
 from .commands import cli
-from .eval_cmd import eval_group
 
-# commands.py holds the group and the shared options and imports none of the command modules: one way.
-cli.add_command(eval_group)
+# commands.py holds the group, its core commands and the shared options; the other command modules register
+# themselves on it when a command of theirs is named (commands.LAZY_COMMANDS): one way, and a fast start.
 
 __all__ = ["cli", "main"]
 
