@@ -139,7 +139,7 @@ class BatchConfig:
     def check(self) -> None:
         """Every setting checked before any video is read (ConfigError / UnknownNameError, one line)."""
         from .budget.costs import cost_model
-        from .budget.planner import STRATEGIES
+        from .budget.strategies import PLANNING_STRATEGIES
         from .media.frames import FRAME_FORMATS
         from .probes import get_probe, window_grid
 
@@ -155,7 +155,7 @@ class BatchConfig:
             cost_model(self.plan_model)
             if self.budget is None or self.budget < 1:
                 raise ConfigError(f"budget must be >= 1 tokens, got {self.budget}")
-            usable = [s for s in STRATEGIES if s != "oracle"]
+            usable = list(PLANNING_STRATEGIES)
             if self.strategy not in usable:
                 raise ConfigError(f"strategy {self.strategy!r} cannot run on a corpus; valid strategies: "
                                   f"{', '.join(usable)}")

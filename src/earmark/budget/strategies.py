@@ -355,6 +355,8 @@ class StrategyRule:
     """Its anchors are the index's (chosen from the audio), so the planner asks the index for ``k`` of them."""
     seeded: bool = False
     """Its plan depends on the seed (recorded in the plan)."""
+    needs_truth: bool = False
+    """Its anchors are the labelled events (``truth``): an evaluation reference, not something a user plans with."""
 
 
 def _no_anchors(d: Draw) -> list[Anchor]:
@@ -382,8 +384,10 @@ STRATEGY_RULES: dict[Strategy, StrategyRule] = {
     "anchored": StrategyRule(_index_anchors, "anchored", reads_index=True),
     "dense-at-anchors": StrategyRule(_index_anchors, "dense", reads_index=True),
     "random": StrategyRule(_random_draw, None, seeded=True),
-    "oracle": StrategyRule(_oracle_draw, None),
+    "oracle": StrategyRule(_oracle_draw, None, needs_truth=True),
     "fixed-spread": StrategyRule(_spread_draw, None),
     "skim": StrategyRule(_index_anchors, "skim", reads_index=True),
 }
 """Every :data:`Strategy`'s rule, in :data:`STRATEGIES` order."""
+PLANNING_STRATEGIES: tuple[Strategy, ...] = tuple(s for s in STRATEGIES if not STRATEGY_RULES[s].needs_truth)
+"""The strategies that plan from a video alone (every one but those that read labelled events)."""

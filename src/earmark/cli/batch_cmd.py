@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from ..anchors import AnchorConfig
-from ..budget.planner import STRATEGIES, PlanConfig
+from ..budget.planner import PlanConfig
+from ..budget.strategies import PLANNING_STRATEGIES
 from ..index import IndexConfig
 from ..media.frames import FRAME_FORMATS
 from ..runner import BACKENDS
@@ -79,7 +80,7 @@ class _Bar:
 @click.option("--plan-model", default=None, metavar="NAME", help="Plan each video for this model. " + MODEL_HELP)
 @click.option("--budget", type=int, default=None, help="Visual tokens per video (with --plan-model).")
 @click.option("--strategy", default=_P.strategy, show_default=True,
-              type=click.Choice([s for s in STRATEGIES if s != "oracle"]))
+              type=click.Choice(PLANNING_STRATEGIES))
 @plan_options
 @click.option("--extract", is_flag=True, help="Decode each plan's frames into OUT/images/<video key>/.")
 @click.option("--format", "image_format", type=click.Choice(FRAME_FORMATS), default=FRAME_FORMATS[0],

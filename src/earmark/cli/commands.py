@@ -18,6 +18,7 @@ from .._version import __version__
 from ..anchors import ANCHOR_MODES, AnchorConfig, anchors, check_anchor_config, with_anchors
 from ..budget.costs import cost_model, cost_model_names
 from ..budget.planner import ASPECTS, DEFAULT_MAX_FRAMES, FITS, SHAPES, STRATEGIES, PlanConfig, plan
+from ..budget.strategies import PLANNING_STRATEGIES, STRATEGY_RULES
 from ..errors import ConfigError, EarmarkError
 from ..index import IndexConfig
 from ..index import index as run_index
@@ -438,7 +439,7 @@ def plan_cmd(source: str, model: str, budget: int, strategy: str, plan_kw: dict,
              probe_kw: dict, anchor_cfg: AnchorConfig, anchor_given: set[str]) -> None:
     """Plan a visual token budget over SOURCE (a video, or an index JSON from `earmark index`)."""
     cost_model(model)  # unknown names fail before any decoding
-    if strategy == "oracle" and not truth:
+    if STRATEGY_RULES[strategy].needs_truth and not truth:
         raise ConfigError("--strategy oracle needs --truth FILE|S:E,... (the labelled events)")
     if question is not None and question_kw["text_image_model"] is None:
         raise ConfigError("--question plans for a question by scoring pictures against it: it needs "
@@ -485,7 +486,7 @@ def extract_cmd(video: str, plan_path: str, out_dir: str, fmt: str, seek: str, q
 @click.option("--plan", "plan_file", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Use this plan (`earmark plan`) instead of planning again; --model/--budget then come from it.")
 @click.option("--strategy", default=_P.strategy, show_default=True,
-              type=click.Choice([s for s in STRATEGIES if s != "oracle"]))
+              type=click.Choice(PLANNING_STRATEGIES))
 @plan_options
 @question_options
 @click.option("--probe", default=IndexConfig.probe, show_default=True, help="Probe to index the audio with.")

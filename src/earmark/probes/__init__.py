@@ -2,7 +2,7 @@
 
 from . import dsp as _dsp  # noqa: F401  (registers energy, flux, onset)
 from . import learned as _learned  # noqa: F401  (registers vad, linear)
-from . import tagger as _tagger  # noqa: F401  (registers ast)
+from . import taggers as _taggers  # noqa: F401  (registers ast, clap, panns, yamnet)
 from . import transfer as _transfer  # noqa: F401  (registers transfer)
 from . import visual as _visual  # noqa: F401  (registers motion, cut, novelty, hybrid)
 from .base import (
