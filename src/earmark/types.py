@@ -15,7 +15,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 import numpy as np
 
@@ -736,6 +736,12 @@ class PlanVideo(_Flat):
     _WHAT: ClassVar[str] = "plan video"
 
 
+Fit = Literal["pad", "crop", "stretch"]
+"""How extraction maps the picture onto a planned size: letterbox (``pad``), fill and cut (``crop``), or scale each
+side (``stretch``)."""
+FITS: tuple[Fit, ...] = get_args(Fit)
+
+
 @dataclass(frozen=True, eq=False)
 class Plan(_Document):
     """Which frames to decode, at which sizes, for a target model and a token budget.
@@ -756,8 +762,8 @@ class Plan(_Document):
     seed: int | None = None
     config: dict[str, Any] = field(default_factory=dict)
     """Everything else that shaped the plan (k, ratio, aspect, frames, probe ...)."""
-    fit: str = "stretch"
-    """How extraction maps the picture onto each planned size: ``pad``, ``crop`` or ``stretch``."""
+    fit: Fit = "stretch"
+    """How extraction maps the picture onto each planned size (:data:`Fit`)."""
     notes: tuple[str, ...] = ()
 
     KIND: ClassVar[str] = "earmark.plan"

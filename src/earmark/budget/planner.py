@@ -20,7 +20,7 @@ from ..anchors import AnchorConfig
 from ..anchors import anchors as choose
 from ..errors import ConfigError, NoVideoStreamError, unknown_name
 from ..media.frames import display_size
-from ..types import Anchor, Plan, PlannedFrame, PlanVideo
+from ..types import FITS, Anchor, Fit, Plan, PlannedFrame, PlanVideo
 from .arithmetic import (
     AUTO_FILL,
     AUTO_MIN_SIDE,
@@ -67,9 +67,6 @@ DEFAULT_MAX_FRAMES = 64
 Aspect = Literal["keep", "square"]
 """Plan frames with the picture's aspect kept, or square frames."""
 ASPECTS: tuple[Aspect, ...] = get_args(Aspect)
-Fit = Literal["pad", "crop", "stretch"]
-"""How extraction maps the picture onto a planned size (:func:`earmark.media.frames.decode_at`'s ``fit``)."""
-FITS: tuple[Fit, ...] = get_args(Fit)
 
 
 class BudgetTooSmallError(ConfigError):

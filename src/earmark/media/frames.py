@@ -27,7 +27,7 @@ from av.video.reformatter import VideoReformatter
 
 from .._io import atomic_folder, check_replaceable_output, dumps_json, is_frames_folder, remove_stale_temporaries
 from ..errors import ConfigError, MediaError, NoVideoStreamError, unknown_name
-from ..types import SCHEMA_VERSION, Frame, Plan, PlannedFrame, VideoInfo
+from ..types import FITS, SCHEMA_VERSION, Fit, Frame, Plan, PlannedFrame, VideoInfo
 from .container import check_file, info, open_container
 
 SeekPolicy = Literal["auto", "sequential", "seek"]
@@ -281,7 +281,7 @@ def display_size(width: int, height: int, rotation: int) -> tuple[int, int]:
 
 
 def decode_at(path: str | Path, times: Sequence[float], size: tuple[int, int] | Sequence[tuple[int, int]], *,
-              fit: str = "stretch", seek: SeekPolicy = SEEK_POLICIES[0], workers: int | None = None, threads: int = 0,
+              fit: Fit = "stretch", seek: SeekPolicy = SEEK_POLICIES[0], workers: int | None = None, threads: int = 0,
               video_info: VideoInfo | None = None, stats: dict | None = None) -> Iterator[Frame]:
     """Decode the frames shown at ``times`` (seconds from the first picture, increasing), each resized to ``size``
     (one ``(width, height)`` for all, or one per time), upright, fitted by ``fit`` (an iterator of
@@ -335,8 +335,8 @@ def _decode(p: Path, vi: VideoInfo, frames: Sequence[PlannedFrame], fit: str, se
             threads: int, stats: dict | None) -> Iterator[Frame]:
     if seek not in SEEK_POLICIES:
         raise unknown_name("seek policy", seek, SEEK_POLICIES)
-    if fit not in ("pad", "crop", "stretch"):
-        raise ConfigError(f"unknown fit policy {fit!r}")
+    if fit not in FITS:
+        raise unknown_name("fit policy", fit, FITS)
     workers = _default_workers() if workers is None else max(1, workers)
     if seek != "auto" or workers == 1 or len(frames) < 2:
         reader = _Reader(p, vi, seek, threads)
