@@ -322,7 +322,7 @@ def test_encoder_errors(tmp_path):
         get_encoder(str(tmp_path / "missing"))
     (tmp_path / "bert").mkdir()
     (tmp_path / "bert" / "config.json").write_text(json.dumps({"model_type": "bert"}))
-    with pytest.raises(EncoderError, match=r"'bert' checkpoint is not a supported image encoder.*vit"):
+    with pytest.raises(EncoderError, match=r"--encoder .*bert: a 'bert' checkpoint; an image encoder .* is one of clip, clip_vision_model, .*vit"):
         get_encoder(str(tmp_path / "bert"))
     with pytest.raises(EncoderError, match="unknown encoder 'resnet'"):
         get_encoder("resnet")
@@ -496,7 +496,7 @@ def test_eval_bad_input(tmp_path, capsys):
     (tmp_path / "ave" / "Annotations.txt").write_text("Bark&a&good&0&10\nBark&b&good&x&10\n")
     assert main(["eval", "ave", "--root", str(tmp_path / "ave"), "--out", str(tmp_path / "o")]) == 1
     assert "Annotations.txt:2: start and end must be whole seconds" in capsys.readouterr().err
-    for args, msg in ((["--encoder", str(tmp_path / "nope")], "encoder folder not found"),
+    for args, msg in ((["--encoder", str(tmp_path / "nope")], "nope: not found (give the local folder of an image encoder"),
                       (["--model", "gpt-9"], "gpt-9"),
                       (["--budget", "100"], "cannot be met equally"),
                       (["--head", "lstm"], "lstm"),

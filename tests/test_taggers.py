@@ -87,7 +87,7 @@ def test_clap_bad_folder_is_a_clear_error(events_mp4, tmp_path, tiny_clap):
     with pytest.raises(ConfigError, match="needs weights"):
         earmark.index(events_mp4, probe="clap")
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "whisper"}))
-    with pytest.raises(ConfigError, match="holds a 'whisper' model, expected a CLAP model"):
+    with pytest.raises(ConfigError, match="a 'whisper' checkpoint; a CLAP model is one of clap"):
         earmark.index(events_mp4, probe="clap", weights=str(tmp_path))
 
 

@@ -239,20 +239,10 @@ class HFVisionEncoder(Encoder):
 
     def __init__(self, path: str | Path) -> None:
         torch = _torch()
-        p = Path(path)
-        if not p.exists():
-            raise EncoderError(f"{p}: encoder folder not found (give a local transformers checkpoint folder, "
-                               f"or one of {', '.join(BUILTIN)})")
-        cfg_file = p / "config.json"
-        if not p.is_dir() or not cfg_file.is_file():
-            raise EncoderError(f"{p}: not a transformers checkpoint folder (no config.json)")
-        try:
-            model_type = json.loads(cfg_file.read_text()).get("model_type")
-        except ValueError as e:
-            raise EncoderError(f"{cfg_file}: not valid JSON ({e})") from None
-        if model_type not in _HF_KINDS:
-            raise EncoderError(f"{p}: a {model_type!r} checkpoint is not a supported image encoder (expected one "
-                               f"of: {', '.join(sorted(_HF_KINDS))})")
+        from ..probes.weights import transformers_folder
+
+        what = f"an image encoder (or one of {', '.join(BUILTIN)})"
+        p, model_type = transformers_folder(path, sorted(_HF_KINDS), what, flag="--encoder", error=EncoderError)
         import transformers
 
         cls = getattr(transformers, _HF_KINDS[model_type])

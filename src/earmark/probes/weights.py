@@ -5,6 +5,8 @@ weights the silero-vad package ships. One module for the taggers, the learned pr
 from __future__ import annotations
 
 import importlib.util
+import json
+from collections.abc import Collection
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -19,6 +21,31 @@ def weights_file(path: str | None, probe: str, how: str) -> Path:
     if p.is_dir():
         raise ConfigError(f"{p}: probe {probe!r} expects a weights file, got a folder")
     return p
+
+
+def transformers_folder(path: str | Path, accepted: Collection[str], what: str, *, flag: str | None = None,
+                        error: type[Exception] = ConfigError) -> tuple[Path, str]:
+    """A local transformers checkpoint folder (``save_pretrained`` layout) whose ``config.json`` names one of the
+    ``accepted`` model types: (folder, model type). Checked before transformers is imported, so a wrong folder is
+    one line naming it (``flag``, e.g. ``--text-image-model``, is put before the path). The caller loads it with
+    transformers' own classes and ``local_files_only``: never a download, never the folder's code."""
+    p = Path(path)
+    label = f"{flag} {p}" if flag else str(p)
+    if not p.exists():
+        raise error(f"{label}: not found (give the local folder of {what})")
+    cfg = p / "config.json"
+    if not p.is_dir() or not cfg.is_file():
+        raise error(f"{label}: not a model folder (no config.json); give the local folder of {what} "
+                    f"(save_pretrained layout)")
+    try:
+        doc = json.loads(cfg.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise error(f"{cfg}: not valid JSON ({e})") from None
+    kind = doc.get("model_type") if isinstance(doc, dict) else None
+    if kind not in accepted:
+        raise error(f"{label}: a {kind!r} checkpoint; {what} is one of {', '.join(accepted)} (loaded by "
+                    f"transformers' own classes, never the folder's code)")
+    return p, kind
 
 
 def silero_weights() -> str | None:

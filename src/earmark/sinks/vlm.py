@@ -173,23 +173,12 @@ class QwenVL:
     @classmethod
     def from_pretrained(cls, path: str | Path) -> QwenVL:
         """Load from a local folder (``save_pretrained`` layout); never downloads."""
-        import json
+        from ..probes.weights import transformers_folder
 
+        # Only transformers' own Qwen-VL classes load: a folder's own code (auto_map) never runs.
+        p, _ = transformers_folder(path, QWEN_MODEL_TYPES, "a Qwen2/2.5/3-VL checkpoint")
         from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer
 
-        p = Path(path)
-        if not (p / "config.json").exists():
-            raise ConfigError(f"{p}: not a model folder (no config.json); give the local path of a Qwen2.5-VL "
-                              f"checkpoint")
-        try:
-            cfg = json.loads((p / "config.json").read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as e:
-            raise ConfigError(f"{p / 'config.json'}: not valid JSON ({e})") from None
-        kind = cfg.get("model_type") if isinstance(cfg, dict) else None
-        if kind not in QWEN_MODEL_TYPES:
-            # Only transformers' own Qwen-VL classes load: a folder's own code (auto_map) never runs.
-            raise ConfigError(f"{p}: a {kind!r} checkpoint; QwenVL loads {', '.join(QWEN_MODEL_TYPES)} "
-                              f"(transformers' own code, never the folder's)")
         kw = {"local_files_only": True, "trust_remote_code": False}
         model = AutoModelForImageTextToText.from_pretrained(p, **kw).eval()
         return cls(model, AutoTokenizer.from_pretrained(p, **kw), AutoImageProcessor.from_pretrained(p, **kw))

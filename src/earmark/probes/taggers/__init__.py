@@ -39,7 +39,6 @@ from .base import (
     load_pretrained,
     read_class_map,
     resample,
-    transformers_folder,
 )
 from .clap import AVE_LABELS, ClapProbe, load_clap
 from .panns import PannsProbe
@@ -47,5 +46,4 @@ from .yamnet import YAMNET_FRAME, YamnetProbe, load_yamnet
 
 __all__ = ["ACTIVATIONS", "AVE_LABELS", "SCORES", "YAMNET_FRAME", "Activation", "AstProbe", "ClapProbe", "PannsProbe",
            "Score", "TaggerConfig", "TaggerProbe", "YamnetProbe", "ast", "clap", "class_names_for", "load_ast",
-           "load_clap", "load_pretrained", "load_yamnet", "panns", "read_class_map", "resample", "transformers_folder",
-           "yamnet"]
+           "load_clap", "load_pretrained", "load_yamnet", "panns", "read_class_map", "resample", "yamnet"]

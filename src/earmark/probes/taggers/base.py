@@ -4,7 +4,6 @@ top labels and confidence follow from them the same way for every family. Plus t
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
@@ -13,6 +12,7 @@ import numpy as np
 
 from ...errors import ConfigError
 from ..base import FRAME_HOP, SAMPLE_RATE, Probe, ProbeConfig, WindowGrid, _frame_ranges
+from ..weights import transformers_folder
 
 Score = Literal["max", "entropy", "margin"]
 """How class probabilities become eventness: the most probable class outside ``ignore_labels``, 1 - normalised
@@ -151,24 +151,12 @@ class TaggerProbe(Probe):
         return 1.0 - ent / np.log(max(2, prob.shape[1]))
 
 
-def transformers_folder(path: str, expected: str, what: str) -> Path:
-    p = Path(path)
-    if not p.exists():
-        raise ConfigError(f"{p}: tagger folder does not exist")
-    if not p.is_dir() or not (p / "config.json").exists():
-        raise ConfigError(f"{p}: expected a transformers folder (config.json + weights, from save_pretrained)")
-    try:
-        kind = json.loads((p / "config.json").read_text()).get("model_type")
-    except (OSError, ValueError):
-        raise ConfigError(f"{p}/config.json: not a JSON model config") from None
-    if kind != expected:
-        raise ConfigError(f"{p}: holds a {kind!r} model, expected {what} ({expected!r})")
+def quiet_transformers() -> None:
+    """transformers' loading bars and warnings off: one line per result or error on the terminal."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
-    return p
-
 
 
 def load_pretrained(path: str, model_type: str, what: str, processor: str, model: str, failure: str
@@ -176,7 +164,8 @@ def load_pretrained(path: str, model_type: str, what: str, processor: str, model
     """(processor, model in eval mode) of a transformers folder holding a ``model_type`` model: ``processor`` and
     ``model`` name transformers classes; anything else is one ConfigError line naming the folder (``what`` was
     expected, ``failure`` could not be loaded)."""
-    p = transformers_folder(path, model_type, what)
+    p, _ = transformers_folder(path, (model_type,), what)
+    quiet_transformers()
     import transformers
 
     try:
