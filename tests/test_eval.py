@@ -380,13 +380,17 @@ def realstamp_run(tmp_path_factory):
 
 @pytest.mark.slow
 def test_quick_realstamp_orderings_and_baselines(realstamp_run):
-    """RealStamp quick (200 clips of 8 classes, 2 s events, the pretrained encoder): the orderings hold on event
-    seconds, fixed-spread is the anchored shape at fixed slots, and every comparison has an interval."""
+    """RealStamp quick (140 clips of 8 classes, 2 s events, the pretrained encoder, no Uniform-448): the orderings
+    hold on event seconds, fixed-spread is the anchored shape at fixed slots, and every comparison has an
+    interval."""
     doc = json.loads((realstamp_run / "results.json").read_text())
     assert doc["encoder"]["name"] == "efficientnet-lite0" and doc["dataset"]["name"] == "realstamp"
     assert len(doc["dataset"]["classes"]) == 8
     t = doc["strategies"]
-    _orderings(doc, 0.0, "event_accuracy_mean")
+    assert "uniform-448" not in t and doc["config"]["resolution"] is False  # QUICK_RUN leaves it out
+    ev = {n: r["event_accuracy_mean"] for n, r in t.items() if r["group"] != "curve"}
+    assert ev["oracle"] > ev["uniform-112"] + 0.10, ev  # pixels matter: 448-px frames on the event, same tokens
+    assert ev["oracle"] > ev["uniform"] + 0.03, ev  # big frames on the event seconds pay
     assert t["uniform"]["accuracy_mean"] > _majority(realstamp_run) + 0.03
     assert t["fixed-spread"]["shape"] == t["anchored-energy"]["shape"] == "2×448 + 8×112"
     for name in ("anchored-energy", "random", "oracle", "uniform-112"):
@@ -576,3 +580,10 @@ def test_eval_config_checks_and_cli_mapping():
     from earmark.eval.config import for_segments
 
     assert for_segments(EvalConfig(), 60).anchor.k == 12  # the count, once the clip length is known
+    from earmark.eval.config import with_defaults
+
+    resolution = {(d, q): with_defaults(EvalConfig(dataset=d, quick=q)).resolution
+                  for d in ("synth", "realstamp") for q in (False, True)}
+    assert resolution == {("synth", False): True, ("synth", True): True, ("realstamp", False): True,
+                          ("realstamp", True): False}
+    assert with_defaults(EvalConfig(dataset="realstamp", quick=True, resolution=True)).resolution is True

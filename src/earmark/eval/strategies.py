@@ -46,8 +46,10 @@ def plan_requests(cfg: EvalConfig, segments: int) -> tuple[list[PlanRequest], di
         elif s == "audio-concat":
             strategies["audio-concat"] = {"plans": [u] * cfg.seeds, "audio": True, "group": "main"}
     b_hi = uniform_budget(cfg.model, cfg.high_size, segments)
-    strategies["uniform-448"] = {"plans": [add(f"uniform@{b_hi}", "uniform", b_hi)] * min(cfg.seeds, cfg.curve_seeds),
-                                 "audio": False, "group": "resolution"}
+    if cfg.resolution:
+        strategies["uniform-448"] = {"plans": [add(f"uniform@{b_hi}", "uniform", b_hi)] * min(cfg.seeds,
+                                                                                                  cfg.curve_seeds),
+                                     "audio": False, "group": "resolution"}
     curve_probe = cfg.probes[0]
     for b in cfg.curve_budgets:
         for strat, probe in (("uniform", None), ("anchored", curve_probe)):
@@ -57,8 +59,9 @@ def plan_requests(cfg: EvalConfig, segments: int) -> tuple[list[PlanRequest], di
                 key = f"anchored-{probe}" if probe else "uniform"
             strategies[name] = {"plans": [add(key, strat, b, probe)] * min(cfg.seeds, cfg.curve_seeds),
                                 "audio": False, "group": "curve", "budget": b, "strategy": strat}
-    strategies[f"curve:uniform@{b_hi}"] = {"plans": strategies["uniform-448"]["plans"], "audio": False,
-                                           "group": "curve", "budget": b_hi, "strategy": "uniform"}
+    if cfg.resolution:
+        strategies[f"curve:uniform@{b_hi}"] = {"plans": strategies["uniform-448"]["plans"], "audio": False,
+                                               "group": "curve", "budget": b_hi, "strategy": "uniform"}
     # A curve point whose plan a main strategy already trains on reuses those runs (same seeds, same numbers).
     for spec in strategies.values():
         if spec["group"] == "curve":
