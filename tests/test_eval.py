@@ -572,8 +572,9 @@ def test_eval_config_checks_and_cli_mapping():
     kw = {o: getattr(cfg, o) for o in ("epochs", "seeds", "k")}
     made = eval_config("synth", None, {}, {**kw, "limit": None, "probes": "energy", "strategies": "uniform,anchored",
                                         "curve_budgets": "1960", "patience": 0, "min_score": 0.0, "min_gap_s": 3.0,
-                                        "anchor_mode": "topk", "anchor_offset_s": 0.25, "probe_weights": ()})
-    assert made.patience is None  # --patience 0: fixed epochs
+                                        "anchor_mode": "topk", "anchor_offset_s": 0.25, "probe_weights": (),
+                                        "resolution": False})
+    assert made.patience is None and made.resolution is False  # --patience 0: fixed epochs; --no-resolution
     assert made.anchor == AnchorConfig(min_score=0.0, min_gap_s=3.0, mode="topk", offset_s=0.25)
     with pytest.raises(ConfigError, match="the anchor count is EvalConfig.k"):
         EvalConfig(k=3, anchor=AnchorConfig(k=5)).check()

@@ -73,7 +73,8 @@ def _protocol_options(f):
         click.option("--probe-weights", "probe_weights", multiple=True, metavar="PROBE=PATH",
                      help="Weights of a model probe among --probes (e.g. panns=Cnn14_16k.pth); repeatable."),
         click.option("--strategies", default=",".join(_E.strategies), show_default=True,
-                     help=f"Any of {', '.join(MAIN_STRATEGIES)} (uniform-448 always runs, for the resolution table)."),
+                     help=f"Any of {', '.join(MAIN_STRATEGIES)} (uniform-448 runs too, for the resolution table, "
+                          "unless --no-resolution)."),
         click.option("--seeds", type=int, default=None,
                      help=f"Training seeds (paired)  {_run_default('seeds')}"),
         click.option("--epochs", type=int, default=None, help=_run_default("epochs")),
@@ -85,6 +86,9 @@ def _protocol_options(f):
                      show_default=True, help="Loss weighting per label; balanced for sparse events (long clips)."),
         click.option("--patience", type=click.IntRange(min=0), default=0, show_default=True,
                      help="Early stopping: epochs without a better val accuracy (0: train all --epochs)."),
+        click.option("--resolution/--no-resolution", default=None,
+                     help="Also train Uniform-448 (every second at 4× the tokens: the resolution table)  "
+                          "[default: yes, except realstamp --quick]"),
         click.option("--curve-budgets", default=None,
                      help="Budgets of the accuracy–token curve  [default: Uniform-112's, 1000 per 10 s, --budget]"),
         click.option("--curve-seeds", type=int, default=None, help=_run_default("curve_seeds")),
