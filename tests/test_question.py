@@ -218,7 +218,7 @@ def test_cli_plan_and_prompt_with_a_question(text_image_dir, events_mp4, tmp_pat
                  "when does the dog bark?", "--text-image-model", str(text_image_dir), "--out", str(msgs),
                  "--upscale", "-q"]) == 0
     doc = json.loads(msgs.read_text())
-    assert doc["plan"]["config"]["question"]["alpha"] == 0.5 and doc["plan"]["config"]["question"]["norm"] == "segment"
+    assert doc["plan"]["config"]["question"]["alpha"] == 0.5 and doc["plan"]["config"]["question"]["norm"] == "global"
     capsys.readouterr()
     bad = [
         ([*args, "--question", "Q"], "--question plans for a question by scoring pictures against it: it needs "
