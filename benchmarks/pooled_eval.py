@@ -37,7 +37,6 @@ import json
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -50,6 +49,7 @@ from earmark.eval import stats
 from earmark.eval.config import DEFAULT_ENCODER, EvalConfig, uniform_budget, with_defaults
 from earmark.eval.pooled import is_pooled, pack_seconds, second_features, second_of, time_key
 from earmark.media.frames import extract
+from earmark.runner import run_map
 
 VERSION = 1
 """Changes when what a cached clip holds changes."""
@@ -219,7 +219,7 @@ def train_strategy(name: str) -> tuple[str, list]:
     import torch
 
     from earmark._io import one_blas_thread
-    from earmark.eval.pooled import training
+    from earmark.eval.training import train_and_test
 
     torch.set_num_threads(1)
     assert _SHARED is not None
@@ -230,9 +230,16 @@ def train_strategy(name: str) -> tuple[str, list]:
         tr = load_split(cache, splits["train"], name)
         held_out = load_split(cache, [*splits["val"], *splits["test"]], name)
         for seed in range(cfg.seeds):
-            r = training().train_and_test(cfg, tr, None, held_out, n_classes, seed, audio=False)
+            r = train_and_test(cfg, tr, None, held_out, n_classes, seed, audio=False)
             out.append((seed, {"val": r.predictions[:n_val], "test": r.predictions[n_val:]}, r.epochs, r.seconds))
     return name, out
+
+
+def _progress(dataset: str):
+    def show(stage: str, done: float, total: float) -> None:
+        print(f"\r{dataset}: {done:.0f}/{total:.0f}", end="", file=sys.stderr, flush=True)
+
+    return show
 
 
 def evaluate(dataset: str, root: Path, cache: Path, seeds: int, workers: int,
@@ -247,11 +254,7 @@ def evaluate(dataset: str, root: Path, cache: Path, seeds: int, workers: int,
     clips = [c for s in ("train", "val", "test") for c in ds.available(s)]
     jobs = [ClipJob(c.video_id, str(c.path), tuple(c.truth), ds.segments, encoder, str(cache), specs) for c in clips]
     t0 = time.perf_counter()
-    metas = {}
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for i, m in enumerate(pool.map(prepare_clip, jobs, chunksize=4)):
-            metas[m["video_id"]] = m
-            print(f"\r{dataset}: prepared {i + 1}/{len(jobs)}", end="", file=sys.stderr, flush=True)
+    metas = {m["video_id"]: m for m in run_map(prepare_clip, jobs, workers, progress=_progress(dataset))}
     print(file=sys.stderr)
     prepare_s = time.perf_counter() - t0
     splits = {s: list(ds.available(s)) for s in ("train", "val", "test")}
@@ -260,14 +263,8 @@ def evaluate(dataset: str, root: Path, cache: Path, seeds: int, workers: int,
     global _SHARED
     _SHARED = (cfg, cache, splits, len(ds.classes) + 1)
     t0 = time.perf_counter()
-    trained = {}
-    try:
-        import multiprocessing as mp
-
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
-            for i, (name, runs) in enumerate(pool.map(train_strategy, names)):
-                trained[name] = runs
-                print(f"\r{dataset}: trained {i + 1}/{len(names)}", end="", file=sys.stderr, flush=True)
+    try:  # forked workers inherit _SHARED (the splits and the cache folder), never pickled
+        trained = dict(run_map(train_strategy, names, min(workers, len(names)), progress=_progress(dataset)))
     finally:
         _SHARED = None
     print(file=sys.stderr)

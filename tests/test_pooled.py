@@ -191,7 +191,8 @@ def test_a_pooled_frame_is_one_token_its_summary_and_empty_seconds_take_the_near
 
 def test_packed_seconds_train_a_head():
     from earmark.eval.config import EvalConfig
-    from earmark.eval.pooled import pack_seconds, training
+    from earmark.eval.pooled import pack_seconds
+    from earmark.eval.training import train_and_test
 
     rng = np.random.default_rng(0)
     clips = [(rng.normal(size=(3, 4)).astype(np.float32), [rng.normal(size=(n, 4)).astype(np.float32)
@@ -200,8 +201,8 @@ def test_packed_seconds_train_a_head():
     data = pack_seconds(clips, labels)
     assert tuple(data.cls.shape) == (4, 3, 4) and data.sec_start.tolist() == list(np.cumsum([0] + [1, 5, 2] * 4))
     assert data.tokens[1:6].numpy().tolist() == clips[0][1][1].tolist()
-    r = training().train_and_test(EvalConfig(head="ave", epochs=2, batch_size=2, seeds=1, lr=1e-3), data, None,
-                                  data, 3, 0, audio=False)
+    r = train_and_test(EvalConfig(head="ave", epochs=2, batch_size=2, seeds=1, lr=1e-3), data, None, data, 3, 0,
+                       audio=False)
     assert r.predictions.shape == (4, 3) and set(np.unique(r.predictions)) <= {0, 1, 2}
     with pytest.raises(ValueError, match="one row of T seconds each"):
         pack_seconds(clips[:3], labels)

@@ -1,6 +1,6 @@
 """What the eval's per-second heads see of a plan with one-token frames: each second's features, pooled or full.
 
-The protocol (:mod:`earmark.eval.protocol`) packs one frame per second: its summary (CLS) and its spatial tokens.
+The protocol (:mod:`earmark.eval.training`) packs one frame per second: its summary (CLS) and its spatial tokens.
 A ``pooled-1`` / ``skim`` plan has any number of frames per second, and a pooled frame costs one token: its
 pooled embedding from the frozen encoder. The honest model of that frame is the encoder's summary of the picture
 at the pooled size, read once, as **one** token; the head never sees its spatial tokens. A full frame gives its
@@ -74,11 +74,12 @@ def second_features(frames: Sequence[PlannedFrame], features: Callable[[PlannedF
 
 
 def pack_seconds(clips: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]], labels: np.ndarray) -> Any:
-    """The protocol's :class:`~earmark.eval.protocol.SplitData` from per-clip :func:`second_features` and
-    ``labels`` (clips, T): ready for :func:`earmark.eval.protocol.train_and_test` (no audio features)."""
+    """The protocol's :class:`~earmark.eval.training.SplitData` from per-clip :func:`second_features` and
+    ``labels`` (clips, T): ready for :func:`earmark.eval.training.train_and_test` (no audio features)."""
     import torch
 
-    SplitData = training().SplitData
+    from .training import SplitData
+
     labels = np.asarray(labels)
     if len(clips) != len(labels) or any(len(t) != labels.shape[1] or len(c) != labels.shape[1] for c, t in clips):
         raise ValueError(f"{len(clips)} clips of features for labels {labels.shape}: one row of T seconds each")
@@ -90,14 +91,4 @@ def pack_seconds(clips: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]], label
                      torch.from_numpy(labels.astype(np.int64)))
 
 
-def training() -> Any:
-    """The module holding the protocol's ``SplitData`` and ``train_and_test``: ``eval.training`` since the protocol
-    was split in two (issue 25), ``eval.protocol`` before (the split is under way as this is written)."""
-    try:
-        from . import training as module
-    except ImportError:  # pragma: no cover - before the split
-        from . import protocol as module  # type: ignore[no-redef]
-    return module
-
-
-__all__ = ["Features", "is_pooled", "pack_seconds", "second_features", "second_of", "time_key", "training"]
+__all__ = ["Features", "is_pooled", "pack_seconds", "second_features", "second_of", "time_key"]
