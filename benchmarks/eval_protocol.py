@@ -138,5 +138,6 @@ def main() -> None:
             shutil.copy(folder / f"{name}.{ext}", dest / f"{name}.{ext}")
         print(f"attached to {dest}")
 
+
 if __name__ == "__main__":
     main()

@@ -155,6 +155,7 @@ def corpus(sizes: list[int], repeats: int, tmp: Path) -> None:
     for v in sizes:
         out = tmp / f"corpus{v}"
         fake_corpus(out, v, rng)
+
         def count(out=out) -> None:
             con = connect(out)
             con.sql("SELECT count(*) FROM windows").fetchall()

@@ -46,6 +46,7 @@ def test_hierarchical_bootstrap_intervals():
     same = np.tile([8.0, 5.0, 10.0], (20, 1))
     assert stats.hierarchical_bootstrap([same], diff) == pytest.approx((0.3, 0.3, 0.3))
     # One dataset seed: an ordinary bootstrap over clips that covers the truth and narrows with more clips.
+
     def clips(n, shift=0.0):
         a = rng.binomial(10, 0.7 + shift, n).astype(float)
         return np.stack([a, rng.binomial(10, 0.5, n), np.full(n, 10.0)], 1)
@@ -82,7 +83,6 @@ def test_balanced_class_weights():
     assert (w[y][y == 0]).sum() == pytest.approx((w[y][y == 3]).sum())
 
 
-
 @pytest.mark.slow
 def test_balanced_weighting_reaches_the_training_loss():
     """On uninformative features with 90 % background labels an unweighted head answers background everywhere;
@@ -105,6 +105,7 @@ def test_balanced_weighting_reaches_the_training_loss():
         r = train_and_test(EvalConfig(head="mlp", epochs=20, lr=1e-2, class_weight=cw), train, test, test, 3, 0, False)
         called[cw] = float((r.predictions != 2).mean())
     assert called["none"] < 0.05 and called["balanced"] > 0.3, called
+
 
 def test_early_stopping_never_reads_test():
     """Epochs are chosen on val: the same run with the test labels scrambled stops at the same epoch with the
@@ -322,7 +323,8 @@ def test_encoder_errors(tmp_path):
         get_encoder(str(tmp_path / "missing"))
     (tmp_path / "bert").mkdir()
     (tmp_path / "bert" / "config.json").write_text(json.dumps({"model_type": "bert"}))
-    with pytest.raises(EncoderError, match=r"--encoder .*bert: a 'bert' checkpoint; an image encoder .* is one of clip, clip_vision_model, .*vit"):
+    with pytest.raises(EncoderError, match=r"--encoder .*bert: a 'bert' checkpoint; an image encoder .* is one of "
+                                            r"clip, clip_vision_model, .*vit"):
         get_encoder(str(tmp_path / "bert"))
     with pytest.raises(EncoderError, match="unknown encoder 'resnet'"):
         get_encoder("resnet")
@@ -500,7 +502,7 @@ def test_eval_bad_input(tmp_path, capsys):
     (tmp_path / "ave" / "Annotations.txt").write_text("Bark&a&good&0&10\nBark&b&good&x&10\n")
     assert main(["eval", "ave", "--root", str(tmp_path / "ave"), "--out", str(tmp_path / "o")]) == 1
     assert "Annotations.txt:2: start and end must be whole seconds" in capsys.readouterr().err
-    for args, msg in ((["--encoder", str(tmp_path / "nope")], "nope: not found (give the local folder of an image encoder"),
+    for args, msg in ((["--encoder", str(tmp_path / "nope")], "nope: not found (give the local folder of an"),
                       (["--model", "gpt-9"], "gpt-9"),
                       (["--budget", "100"], "cannot be met equally"),
                       (["--head", "lstm"], "lstm"),

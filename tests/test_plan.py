@@ -99,6 +99,7 @@ def test_fixed_spread_is_the_anchored_shape_at_the_fallback_slots(events_mp4, tm
             if packet.dts is not None:
                 packet.stream = vout
                 dst.mux(packet)
+
     def indexed_as_is(path):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", earmark.EarmarkWarning)  # "no audio stream": the point of the copy
@@ -409,3 +410,17 @@ def test_a_source_wider_than_16384_px_plans_and_extracts(tmp_path, ffmpeg, capsy
     capsys.readouterr()
     assert main(["plan", str(thin), "--model", "qwen2.5-vl", "--budget", "20000", "-q"]) == 1
     assert f"{thin}: aspect ratio 224.0 exceeds Qwen-VL's limit of 200" in capsys.readouterr().err
+
+
+def test_check_request_refuses_before_any_video_is_read():
+    from earmark.budget.planner import check_request
+
+    assert check_request("pooled-1+vit-p16", 100, "skim").name == "pooled-1+vit-p16"
+    for model, budget, strategy, msg in (("vit-p16", 0, "uniform", "budget must be a positive number of tokens, got 0"),
+                                         ("vit-p16", True, "uniform", "got True"),
+                                         ("vit-p16", 100, "skim", "skim strategy needs a model with pooled frames"),
+                                         ("pooled-1", 100, "skim", "not pooled-1"),
+                                         ("vit-p16", 100, "zoom", "unknown strategy 'zoom'"),
+                                         ("gpt-9", 100, "uniform", "gpt-9")):
+        with pytest.raises(ConfigError, match=msg):
+            check_request(model, budget, strategy)

@@ -65,8 +65,6 @@ def test_fcpxml_is_byte_identical_run_to_run(capsys, video, tmp_path, monkeypatc
 # ------------------------------------------------------------------------------------------- bugs found
 
 
-@pytest.mark.xfail(strict=True, reason="review: an output path under a regular file is an internal error "
-                                       "(FileExistsError, exit 70) from _io.atomic_path's mkdir")
 def test_highlights_output_under_a_file_is_one_line_and_nothing_written(capsys, video, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     Path("taken").write_text("a file")
@@ -77,8 +75,6 @@ def test_highlights_output_under_a_file_is_one_line_and_nothing_written(capsys, 
     assert _files(tmp_path) == before
 
 
-@pytest.mark.xfail(strict=True, reason="review: search writes --save before --plan-out fails, and the failure "
-                                       "is an internal error (exit 70)")
 def test_search_save_and_plan_out_all_or_nothing(capsys, video, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     Path("taken").write_text("a file")
@@ -89,8 +85,6 @@ def test_search_save_and_plan_out_all_or_nothing(capsys, video, tmp_path, monkey
     assert _files(tmp_path) == before
 
 
-@pytest.mark.xfail(strict=True, reason="review: --budget 0 / --strategy skim with a model without pooled frames "
-                                       "are refused only after the video is indexed and measured")
 def test_search_plan_options_refused_before_decoding(capsys, video, tmp_path, monkeypatch):
     import earmark.cli.search_cmd as search_cmd
 
@@ -152,8 +146,6 @@ def test_quiet_loading_restores_both_switches():
             enable_progress_bars()
 
 
-@pytest.mark.xfail(strict=True, reason="review: highlights.load_text_image_model (search, batch) turns "
-                                       "transformers' bars and warnings off for good")
 def test_loading_a_text_image_model_keeps_the_callers_logging(monkeypatch):
     pytest.importorskip("transformers")
     from transformers.utils import logging as hf_logging

@@ -27,6 +27,7 @@ CLASSES = ["Silence", "Speech", "Engine", "Dog", "Bell"]
 
 
 def run(capsys, *args) -> tuple[int, str, str]:
+    capsys.readouterr()  # what fixtures printed (transformers' bars while they build models) is not the command's
     code = main([str(a) for a in args])
     out, err = capsys.readouterr()
     return code, out, err
@@ -498,6 +499,7 @@ def test_corpus_search_reads_motion_and_pictures_as_a_video_search_does(capsys, 
                                                                                    (15.0, 18.0, ("motion",))]
         if query == "dog":  # b.mp4's tone is heard (its picture never changes)
             assert mine["features"] == ["label", "picture"] and _found(mine, b) == [(10.0, 12.0, ("label",))]
+
             def cosines(doc, video=None):
                 return [r["detail"] for h in doc["hits"] for r in h["reasons"] if r["feature"] == "picture" and (
                     video is None or h["video"] == video)]

@@ -178,7 +178,8 @@ def test_model_folder_errors(tmp_path):
     marker = tmp_path / "ran.txt"
     (tmp_path / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
     for cfg, msg in (({"model_type": "evil", "auto_map": {"AutoModelForImageTextToText": "evil.Evil"}},
-                      r"a 'evil' checkpoint; a Qwen2/2.5/3-VL checkpoint is one of qwen2_vl, qwen2_5_vl, qwen3_vl \(loaded by "
+                      r"a 'evil' checkpoint; a Qwen2/2.5/3-VL checkpoint is one of qwen2_vl, qwen2_5_vl, qwen3_vl "
+                      r"\(loaded by "
                       r"transformers' own classes, never the folder's code\)"),
                      ({"auto_map": {"AutoModelForImageTextToText": "evil.Evil"}}, "a None checkpoint")):
         (tmp_path / "config.json").write_text(json.dumps(cfg))

@@ -14,6 +14,39 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError
+
+
+def _temporary_beside(target: Path, folder: bool) -> Path:
+    """A new temporary file (or folder) in ``target``'s folder, which is made when missing; a place that cannot be
+    written (a path under a file, no permission, a full disk) is one line naming ``target``."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if folder:
+            return Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+        os.close(fd)
+        return Path(name)
+    except OSError as e:
+        raise ConfigError(f"{target}: cannot write here ({e.strerror or e})") from None
+
+
+def check_writable(*targets: str | Path | None) -> None:
+    """Refuse, before anything is written, an output whose folder cannot be made or written (a path under a file,
+    a folder without write permission): one line naming the output. ``None`` targets (outputs not asked for) are
+    skipped. A command with several outputs checks them all first, so one bad path writes none of them."""
+    for target in targets:
+        if target is None:
+            continue
+        t = Path(target)
+        here = t.parent
+        while not here.exists() and here != here.parent:
+            here = here.parent
+        if not here.is_dir():
+            raise ConfigError(f"{t}: cannot write here ({here} is a file, not a folder)")
+        if not os.access(here, os.W_OK | os.X_OK):
+            raise ConfigError(f"{t}: cannot write here (no permission to write in {here})")
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
@@ -22,10 +55,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     On any exception the temporary file is removed and the target is left untouched.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _temporary_beside(target, folder=False)
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file ordinary permissions
@@ -57,8 +87,7 @@ def atomic_folder(out: str | Path) -> Iterator[Path]:
     import shutil
 
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
+    tmp = _temporary_beside(out, folder=True)
     try:
         yield tmp
         tmp.chmod(0o755)
@@ -108,7 +137,6 @@ def check_replaceable_output(out: Path) -> None:
     r = out.resolve()
     cwd = Path.cwd().resolve()
     if r == Path(r.anchor) or r == Path.home().resolve() or r == cwd or r in cwd.parents:
-        from .errors import ConfigError
 
         raise ConfigError(f"{out}: refusing to write frames over this folder (the root, your home, the current "
                           f"folder or one above it); give a new folder, e.g. --out frames/")

@@ -424,6 +424,7 @@ VISUAL = {"fps": 2.0, "size": 64}
 EMBED_BATCH = 32
 """Thumbnails embedded at once (memory stays bounded on long videos)."""
 
+
 def visual_change(result: IndexResult) -> tuple[np.ndarray, np.ndarray]:
     """(motion, appearance change) robust z per window of ``result``'s timeline, from one decode of its video's
     thumbnails (the ``motion`` and ``novelty`` probes' measures, normalised as those probes normalise)."""
@@ -489,11 +490,7 @@ def load_text_image_model(model: Any) -> Any:
 
     if isinstance(model, TextImageModel):
         return model
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # one line per result or error on the terminal, as the tagger probes keep it
-    hf_logging.set_verbosity_error()
-    return TextImageModel.from_pretrained(model)
+    return TextImageModel.from_pretrained(model)  # quiet while it loads; the caller's logging settings stay
 
 
 # --------------------------------------------------------------------------------------------- the document

@@ -22,6 +22,7 @@ from .types import Progress, Timeline, VideoInfo
 # Audio that misses more than this much of the picture (start or end) is reported.
 AUDIO_GAP_TOLERANCE_S = 0.5
 
+
 @dataclass(frozen=True)
 class IndexConfig:
     """The index's defaults, in one place: :func:`index`'s keyword defaults and every command's options read
@@ -32,8 +33,6 @@ class IndexConfig:
     window_s: float = 1.0
     fallback: str | None = "motion"
     """The visual probe that indexes a video without audio when an audio probe is asked for (None: an error)."""
-
-
 
 
 def coverage(starts: np.ndarray, window_s: float, audio_start_s: float, audio_end_s: float,

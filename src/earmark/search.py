@@ -43,7 +43,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .errors import ConfigError, SchemaError
+from .budget.strategies import STRATEGY_RULES
+from .errors import ConfigError, EarmarkWarning, NoVideoStreamError, SchemaError
 from .highlights import VISUAL, load_text_image_model, model_record, picture_embeddings, visual_change
 from .index import IndexConfig
 from .types import (
@@ -543,8 +544,8 @@ def hits_as_anchors(result: SearchResult, timeline: Any) -> list[Any]:
     return out
 
 
-PLAN_STRATEGIES = ("anchored", "dense-at-anchors", "skim")
-"""The strategies that spend tokens on anchors (the hits)."""
+PLAN_STRATEGIES = tuple(s for s, rule in STRATEGY_RULES.items() if rule.reads_index)
+"""The strategies that spend tokens on the index's anchors (here: the hits): anchored, dense-at-anchors, skim."""
 
 
 def plan_hits(index: IndexResult, result: SearchResult, model: str, budget: int, strategy: str = "anchored",
@@ -695,8 +696,9 @@ def search_corpus(folder: str | Path, query: str, config: SearchConfig | None = 
             text = np.asarray(text_embedding, np.float32)
             dims = db.sql("SELECT DISTINCT len(embedding) AS d FROM windows WHERE embedding IS NOT NULL AND "
                           "config_hash IN (SELECT unnest(?::VARCHAR[]))", [picture_hashes]).column("d").to_pylist()
-            if any(d != text.shape[0] for d in dims) or text.ndim != 1:
-                raise ConfigError(f"the query's embedding has shape {text.shape}, the pictures' ({dims[0]},)")
+            if text.ndim != 1 or any(d != text.shape[0] for d in dims):
+                raise ConfigError(f"the query's embedding has shape {text.shape}, the pictures' "
+                                  f"({dims[0] if dims else '?'},)")
             features.insert(1, "picture")
             other = sum(videos[h] for h in embedded if h not in picture_hashes)
             if other:
@@ -808,7 +810,8 @@ def plan_corpus_hits(folder: str | Path, result: SearchResult, model: str, budge
     """One equal-token plan per video with hits of a corpus search (``result``, from :func:`search_corpus` over
     ``folder``), each by :func:`plan_hits` (the same planner as a video's ``--plan``: the video's hits are its
     anchors), by video path in the order of each video's best hit. Every video is read for its facts (size,
-    frame rate) and must be the file that was batched.
+    frame rate) and must be the file that was batched. A video with no picture (an audio file of the corpus) is
+    left out with a warning; when none has one, ConfigError.
 
     >>> plans = plan_corpus_hits("corpus-out", search_corpus("corpus-out", "dog"), "qwen2.5-vl", 640)  # doctest: +SKIP
     >>> {v: p.total_tokens for v, p in plans.items()}                                               # doctest: +SKIP
@@ -839,7 +842,14 @@ def plan_corpus_hits(folder: str | Path, result: SearchResult, model: str, budge
         index = _corpus_index(out, video, manifest[video], configs[manifest[video]["config_hash"]],
                               {c: v[at] for c, v in cols.items()})
         mine = dataclasses.replace(result, hits=tuple(h for h in result.hits if h.video == video))
-        plans[video] = plan_hits(index, mine, model, budget, strategy, **plan_kw)
+        try:
+            plans[video] = plan_hits(index, mine, model, budget, strategy, **plan_kw)
+        except NoVideoStreamError:
+            import warnings
+
+            warnings.warn(EarmarkWarning(f"{video}: no video stream: its hits are not planned"), stacklevel=2)
+    if not plans:
+        raise ConfigError(f"{out}: none of the videos with hits for {result.query!r} has a picture to plan")
     return plans
 
 

@@ -586,7 +586,6 @@ class Anchor(_Flat):
         return self.end_s - self.start_s
 
 
-
 class _Document:
     """A saved top-level document: compared by content, with a kind and schema-version header."""
 

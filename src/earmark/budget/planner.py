@@ -35,7 +35,7 @@ from .arithmetic import (
     source_levels,
     uniform_level,
 )
-from .costs import CostModel, cost_model
+from .costs import CostModel, PooledCost, cost_model
 from .strategies import (
     FILL_TABLE_LIMIT,
     FILL_WINDOW,
@@ -56,7 +56,7 @@ from .strategies import (
 __all__ = [
     "ASPECTS", "AUTO_FILL", "AUTO_MIN_SIDE", "DEFAULT_MAX_FRAMES", "FILL_TABLE_LIMIT", "FILL_WINDOW", "FITS", "SHAPES",
     "STRATEGIES", "Aspect", "BudgetTooSmallError", "Fit", "PlanConfig", "Shape", "Strategy", "anchored_levels",
-    "auto_frame_count", "budget_sweep", "default_aspect", "density_times", "exact_fill", "held_frames",
+    "auto_frame_count", "budget_sweep", "check_request", "default_aspect", "density_times", "exact_fill", "held_frames",
     "hi_level_for", "nearest_total", "oracle_anchors", "plan", "plan_frames", "plan_sweep", "random_anchors",
     "slot_times", "source_levels", "spread_anchors", "uniform_level",
 ]
@@ -201,6 +201,20 @@ def plan_frames(model: CostModel, duration_s: float, width: int, height: int, bu
         raise ConfigError(f"{len(out)} frames over {duration_s:.3f} s put two frames at the same time: plan "
                           f"fewer frames")
     return target, out, used, capped + notes
+
+
+def check_request(model: str | CostModel, budget: int, strategy: str) -> CostModel:
+    """What a plan request can be refused for before any video is read: an unknown model or strategy, a budget
+    below one token, ``skim`` with a model that has no one-token pooled frames. Returns the cost model."""
+    cm = cost_model(model) if isinstance(model, str) else model
+    if strategy not in STRATEGIES:
+        raise unknown_name("strategy", strategy, STRATEGIES)
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise ConfigError(f"budget must be a positive number of tokens, got {budget!r}")
+    if STRATEGY_RULES[strategy].layout == "skim" and not (isinstance(cm, PooledCost) and cm.base is not None):
+        raise ConfigError(f"the skim strategy needs a model with pooled frames beside full ones: pooled-1+MODEL "
+                          f"(e.g. pooled-1+vit-p16), not {cm.name}")
+    return cm
 
 
 def plan(source, model: str | CostModel, budget: int, strategy: Strategy = "anchored", *,

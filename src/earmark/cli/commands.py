@@ -59,6 +59,7 @@ def probe_options(f):
     ]
     for o in reversed(opts):
         f = o(f)
+
     @functools.wraps(f)
     def wrapper(*args, probe_weights, probe_option, fallback, ignore_speech, **kwargs):
         kw: dict = {"fallback": None if fallback.lower() == "none" else fallback, "ignore_speech": ignore_speech}
@@ -112,10 +113,11 @@ def anchor_options(f):
     return wrapper
 
 
-
 def _probe_settings(kw: dict) -> dict:
     """The probe's own settings among the index keyword arguments."""
     return {k: v for k, v in kw.items() if k not in ("fallback", "ignore_speech")}
+
+
 PROGRESS_MIN_DURATION_S = 180.0
 """Files longer than this show a progress bar while their audio is decoded."""
 

@@ -294,7 +294,6 @@ def realstamp_cmd(make_dir: Path | None, root: str | None, duration_s: int, n: i
     _generated("realstamp", make_dir, root, settings, kw, data_seeds)
 
 
-
 @eval_group.command("ave")
 @click.option("--root", type=click.Path(path_type=str), required=True,
               help="The AVE folder: Annotations.txt, trainSet/valSet/testSet.txt and the VideoID.mp4 files.")

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from .._io import dumps_json
+from .._io import check_writable, dumps_json
 from ..errors import ConfigError
 from ..highlights import EMBEDDINGS, SCORERS, HighlightConfig, check_highlight_config, highlights_of
 from ..index import IndexConfig
@@ -98,6 +98,7 @@ def highlights_cmd(source: str, probe: str, scorer: str, embedding: str, top: in
 
         files = clip_files(result.info, h, mode) if cut_dir is not None else {}
         rendered.update({o: reel_html(result, h, o, files, cut_dir) for o, k in zip(outs, kinds) if k == "html"})
+    check_writable(*rendered, cut_dir and Path(cut_dir) / "clip")
     clips = cut_clips(result.info.path, h, cut_dir, mode, video_info=result.info) if cut_dir is not None else []
     if as_json:
         click.echo(dumps_json(h.to_dict()), nl=False)
@@ -142,6 +143,7 @@ def _corpus(folder: str, cfg: HighlightConfig, outs: tuple[str, ...], cut_dir: s
     require_extra("earmark highlights CORPUS_DIR", "duckdb")
     h = corpus_highlights(folder, cfg, scope)
     rendered = {o: h.csv_text() if Path(o).suffix.lower() == ".csv" else dumps_json(h.to_dict()) for o in outs}
+    check_writable(*rendered)
     con = _console(quiet or as_json)
     if as_json:
         click.echo(dumps_json(h.to_dict()), nl=False)

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from .._io import dumps_json, write_json_atomic, write_text_atomic
+from .._io import check_writable, dumps_json, write_json_atomic, write_text_atomic
 from ..errors import ConfigError
 from ..index import IndexConfig
 from ..search import PLAN_STRATEGIES, SearchConfig, check_search_config, query_terms
@@ -97,9 +97,9 @@ def search_cmd(source: str, query: str | None, top: int, level: float, merge_gap
             raise ConfigError("--plan plans the hits of a query: give --query TEXT")
         if model is None or budget is None:
             raise ConfigError("--plan needs --model NAME and --budget TOKENS")
-        from ..budget.costs import cost_model
+        from ..budget.planner import check_request
 
-        cost_model(model)
+        check_request(model, budget, strategy)  # before any decoding
     elif plan_given:
         raise ConfigError(f"--{plan_given[0].replace('_', '-')} applies to --plan")
     con = _console(quiet or as_json)
@@ -147,11 +147,12 @@ def search_cmd(source: str, query: str | None, top: int, level: float, merge_gap
         from ..search import plan_hits
 
         p = plan_hits(index, result, model, budget, strategy, **plan_kw)
-    # Render every file first (a failure writes nothing), then write.
+    # Render every file first and check every output's folder (a failure writes nothing), then write.
     rendered = {}
     if result is not None:
         for o in outs:
             rendered[o] = _hits_csv(result) if Path(o).suffix.lower() == ".csv" else dumps_json(result.to_dict())
+    check_writable(save, plan_out if (plans or p is not None) else None, *rendered)
     if as_json and result is not None:
         click.echo(dumps_json(result.to_dict()), nl=False)
     if result is not None:

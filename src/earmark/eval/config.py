@@ -4,7 +4,6 @@ clip-length defaults. Imports no torch, so the CLI can show and check these with
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -17,10 +16,9 @@ HEADS = ("mlp", "temporal", "transformer", "gated", "ave")
 
 MAIN_STRATEGIES = ("uniform", "anchored", "fixed-spread", "random", "oracle", "uniform-112", "audio-concat")
 """What ``--strategies`` names; ``anchored`` expands to one ``anchored-<probe>`` per probe. ``uniform-448``
-(all seconds at 4× the tokens) is run too, for the resolution table. ``fixed-spread`` is the anchored shape at
-the evenly spaced slots the anchors fall back to, for every clip, with no audio read: anchored minus
-fixed-spread is what the index adds."""
-ProgressFn = Callable[[str, int, int], None]
+(all seconds at 4× the tokens) is run too, for the resolution table, unless ``resolution`` is off.
+``fixed-spread`` is the anchored shape at the evenly spaced slots the anchors fall back to, for every clip, with
+no audio read: anchored minus fixed-spread is what the index adds."""
 CLASS_WEIGHTS = ("none", "balanced")
 
 
@@ -185,8 +183,6 @@ def for_segments(cfg: EvalConfig, segments: int) -> EvalConfig:
         low = uniform_budget(cfg.model, cfg.low_size, segments)
         curve = (low, budget) if cfg.quick else (low, int(round(100 * segments)), budget)
     return replace(cfg, budget=budget, k=k, anchor=replace(cfg.anchor, k=k), curve_budgets=tuple(dict.fromkeys(curve)))
-
-
 
 
 def uniform_budget(model: str, size: int, segments: int) -> int:

@@ -4,7 +4,7 @@
 >>> res = run_eval(EvalConfig(dataset="synth", quick=True), "results/")   # doctest: +SKIP
 >>> res["strategies"]["anchored-energy"]["accuracy_mean"]               # doctest: +SKIP
 
-Stages (timed): dataset (SynthAVE/RealStamp generation when needed, :mod:`.generate`) -> prepare (per clip, on
+Stages (timed): dataset (SynthAVE/RealStamp generation when needed, :mod:`.loading`) -> prepare (per clip, on
 :mod:`earmark.runner`'s workers: index every probe, every plan via :func:`earmark.plan`, extract the union of
 planned pictures once, encode, cache; :mod:`.prepare`) -> train (per strategy × seed; the same seeds for every
 strategy, so comparisons are paired; :mod:`.training`) -> evaluate (:mod:`.stats`) -> write the results folder

@@ -175,8 +175,6 @@ def _gate_vs_gradient(head, data: SplitData, audio: bool, clips: int = 32) -> fl
     return float(np.mean(rhos)) if rhos else None
 
 
-
-
 # ------------------------------------------------------------------------------------------- workers
 
 _SHARED: tuple | None = None

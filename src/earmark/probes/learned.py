@@ -131,7 +131,6 @@ def parse_embed(spec: str) -> tuple[str, str | None]:
     return kind, path
 
 
-
 @dataclass(frozen=True)
 class LinearConfig(ProbeConfig):
     weights: str | None = None

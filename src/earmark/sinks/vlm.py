@@ -240,8 +240,6 @@ MESSAGES_KIND = "earmark.messages"
 _FRAME_REF = re.compile(r"^[^/\\]+_frames/\d{5}\.\d{6}s\.jpg$")
 
 
-
-
 def write_messages(video: str | Path, plan: Plan, question: str, out: str | Path, *, inline: bool = False,
                    audio_prompt: bool = True) -> tuple[Path, int, Path | None]:
     """``earmark prompt``: extract the plan's frames and write the messages document ``out`` (JSON), with the

@@ -189,7 +189,6 @@ def resample(wave: np.ndarray, rate: int) -> np.ndarray:
     return resample_poly(wave, rate // g, SAMPLE_RATE // g).astype(np.float32)
 
 
-
 def read_class_map(path: str | Path) -> list[str]:
     """Class names from a CSV: AudioSet's ``index,mid,display_name`` (header optional) or one name per line."""
     import csv
@@ -201,7 +200,6 @@ def read_class_map(path: str | Path) -> list[str]:
     if rows and rows[0] and rows[0][0].strip().lower() in ("index", "idx"):
         rows = rows[1:]
     return [r[-1].strip() for r in rows]
-
 
 
 def class_names_for(weights: str, class_map: str | None, n: int) -> list[str]:
