@@ -155,6 +155,47 @@ def test_loading_a_model_prints_no_progress_bars_and_leaves_the_switch_as_it_was
         (hf_logging.enable_progress_bar if was else hf_logging.disable_progress_bar)()
 
 
+def test_quiet_loading_restores_transformers_and_the_hubs_switches_exactly():
+    """transformers' switch also flips huggingface_hub's (clearing its per-group settings): both come back as the
+    caller left them, whatever the combination."""
+    import importlib
+
+    from transformers.utils import logging as hf_logging
+
+    from earmark.probes.question import quiet_loading
+
+    hub = importlib.import_module("huggingface_hub.utils.tqdm")
+    was_on, states = hf_logging.is_progress_bar_enabled(), dict(hub.progress_bar_states)
+    try:
+        for tf_on, hub_states in ((False, {"_global": True}), (True, {"_global": False}),
+                                  (True, {"_global": True, "huggingface_hub.http": False}), (False, {})):
+            (hf_logging.enable_progress_bar if tf_on else hf_logging.disable_progress_bar)()
+            hub.progress_bar_states.clear()
+            hub.progress_bar_states.update(hub_states)
+            with quiet_loading():
+                assert not hf_logging.is_progress_bar_enabled() and hub.are_progress_bars_disabled()
+            assert hf_logging.is_progress_bar_enabled() is tf_on and hub.progress_bar_states == hub_states
+    finally:
+        (hf_logging.enable_progress_bar if was_on else hf_logging.disable_progress_bar)()
+        hub.progress_bar_states.clear()
+        hub.progress_bar_states.update(states)
+
+
+def test_corrupt_weights_are_one_line_naming_the_folder(text_image_dir, tmp_path, events_mp4, capsys):
+    import shutil
+
+    bad = tmp_path / "broken"
+    shutil.copytree(text_image_dir, bad)
+    (bad / "model.safetensors").write_bytes(b"\x10\x00\x00\x00not a safetensors file")
+    with pytest.raises(ConfigError, match=f"--text-image-model {bad}: cannot load it \\(SafetensorError"):
+        TextImageModel.from_pretrained(bad)
+    out = tmp_path / "plan.json"
+    assert main(["plan", str(events_mp4), "--model", "vit-p16", "--budget", "1960", "--question", "when?",
+                 "--text-image-model", str(bad), "--out", str(out), "-q"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(bad) in err[0] and not out.exists()
+
+
 def test_alpha_moves_the_anchors_from_the_sound_to_the_question(indexed):
     """Sound events at seconds 2, 6, 9; the (given) relevance peaks at seconds 4 and 11."""
     rel = np.full(12, 0.1)

@@ -76,6 +76,7 @@ class TextImageModel:
         if kind not in TEXT_IMAGE_MODEL_TYPES:
             raise ConfigError(f"--text-image-model {p}: a {kind!r} checkpoint; earmark reads "
                               f"{', '.join(TEXT_IMAGE_MODEL_TYPES)} (transformers' own classes, never the folder's)")
+        from safetensors import SafetensorError
         from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 
         kw = {"local_files_only": True, "trust_remote_code": False}
@@ -84,7 +85,7 @@ class TextImageModel:
                 model = AutoModel.from_pretrained(p, **kw).eval()
                 image_processor = AutoImageProcessor.from_pretrained(p, **kw)
                 tokenizer = AutoTokenizer.from_pretrained(p, **kw)
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as e:  # a broken or partial folder
             raise ConfigError(f"--text-image-model {p}: cannot load it ({type(e).__name__}: {str(e)[:200]})") from None
         return cls(model, image_processor, tokenizer, str(p), _weights_digest(p))
 
@@ -126,20 +127,22 @@ class TextImageModel:
 
 @contextlib.contextmanager
 def quiet_loading() -> Iterator[None]:
-    """transformers' progress bars ("Loading weights") off inside the block, through its own switch, and back to
-    what they were after it (the caller's choice holds outside earmark's loading)."""
-    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars
+    """transformers' progress bars ("Loading weights") off inside the block, through its own switch, and both
+    switches back as they were after it: transformers' and huggingface_hub's, which transformers' switch also
+    flips (the hub's per-group settings included), so the caller's choice holds outside earmark's loading."""
+    import importlib
+
     from transformers.utils import logging as hf_logging
 
-    was_on, hub_was_off = hf_logging.is_progress_bar_enabled(), are_progress_bars_disabled()
+    hub_tqdm = importlib.import_module("huggingface_hub.utils.tqdm")  # the module (the package exports the class)
+    was_on, hub_states = hf_logging.is_progress_bar_enabled(), dict(hub_tqdm.progress_bar_states)
     hf_logging.disable_progress_bar()
     try:
         yield
     finally:
-        if was_on:
-            hf_logging.enable_progress_bar()
-        if hub_was_off:
-            disable_progress_bars()
+        (hf_logging.enable_progress_bar if was_on else hf_logging.disable_progress_bar)()
+        hub_tqdm.progress_bar_states.clear()
+        hub_tqdm.progress_bar_states.update(hub_states)
 
 
 def _pooled(out: Any) -> Any:
