@@ -376,13 +376,13 @@ def test_cli_bad_input_is_one_line_exit_1(corpus, tmp_path, capsys, case):
     elif case == "text-image-not-a-model":
         pytest.importorskip("transformers")
         args += ["--text-image-model", tmp_path / "nope"]
-        expect = f"--text-image-model {tmp_path / 'nope'}: not a model folder (no config.json)"
+        expect = f"--text-image-model {tmp_path / 'nope'}: not found (give the local folder of a CLIP or SigLIP"
     elif case == "text-image-not-clip":
         pytest.importorskip("transformers")
         (tmp_path / "bert").mkdir()
         (tmp_path / "bert" / "config.json").write_text('{"model_type": "bert"}')
         args += ["--text-image-model", tmp_path / "bert"]
-        expect = f"--text-image-model {tmp_path / 'bert'}: a 'bert' checkpoint; earmark reads clip, siglip"
+        expect = f"--text-image-model {tmp_path / 'bert'}: a 'bert' checkpoint; a CLIP or SigLIP checkpoint is one"
     code, stdout, err = run_cli(capsys, *args)
     assert code == 1, (stdout, err)
     lines = err.strip().splitlines()

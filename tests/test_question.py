@@ -162,7 +162,7 @@ def test_quiet_loading_restores_transformers_and_the_hubs_switches_exactly():
 
     from transformers.utils import logging as hf_logging
 
-    from earmark.probes.question import quiet_loading
+    from earmark.probes.weights import quiet_loading
 
     hub = importlib.import_module("huggingface_hub.utils.tqdm")
     was_on, states = hf_logging.is_progress_bar_enabled(), dict(hub.progress_bar_states)
@@ -282,7 +282,7 @@ def test_a_folder_of_another_kind_is_refused_before_loading(tmp_path):
     marker = tmp_path / "ran.txt"
     (tmp_path / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "evil", "auto_map": {"AutoModel": "evil.E"}}))
-    with pytest.raises(ConfigError, match="a 'evil' checkpoint; earmark reads clip, siglip"):
+    with pytest.raises(ConfigError, match="a 'evil' checkpoint; a CLIP or SigLIP checkpoint is one of clip, siglip"):
         TextImageModel.from_pretrained(tmp_path)
     assert not marker.exists()
 

@@ -1,7 +1,6 @@
 """Findings of the review of e8fc4ea.. (FCPXML, corpus search and plans, text-image loading), pinned as tests.
 
-The tests marked ``xfail(strict=True)`` show a bug that is still there: each fails (XPASS) once the bug is fixed,
-so whoever fixes it removes the mark and keeps the test. The others pin behaviour that is right today.
+Each pinned a bug the review found (as a strict xfail until it was fixed) and now pins the fix.
 """
 
 from __future__ import annotations
@@ -109,8 +108,6 @@ def _tiny_clip_config(d: Path) -> None:
     transformers.CLIPConfig(text_config=text, vision_config=vision, projection_dim=32).save_pretrained(d)
 
 
-@pytest.mark.xfail(strict=True, reason="review: a text-image folder with corrupt weights is an internal error "
-                                       "(SafetensorError, exit 70), not one ConfigError line")
 def test_corrupt_text_image_weights_are_one_config_error(tmp_path):
     from earmark.errors import ConfigError
     from earmark.probes.question import TextImageModel
@@ -123,14 +120,12 @@ def test_corrupt_text_image_weights_are_one_config_error(tmp_path):
         TextImageModel.from_pretrained(d)
 
 
-@pytest.mark.xfail(strict=True, reason="review: quiet_loading leaves huggingface_hub's bars off when transformers' "
-                                       "were off and the hub's on")
 def test_quiet_loading_restores_both_switches():
     pytest.importorskip("transformers")
     from huggingface_hub.utils import are_progress_bars_disabled, enable_progress_bars
     from transformers.utils import logging as hf_logging
 
-    from earmark.probes.question import quiet_loading
+    from earmark.probes.weights import quiet_loading
 
     was_on, hub_was_off = hf_logging.is_progress_bar_enabled(), are_progress_bars_disabled()
     try:

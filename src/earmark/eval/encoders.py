@@ -239,7 +239,7 @@ class HFVisionEncoder(Encoder):
 
     def __init__(self, path: str | Path) -> None:
         torch = _torch()
-        from ..probes.weights import transformers_folder
+        from ..probes.weights import quiet_loading, transformers_folder
 
         what = f"an image encoder (or one of {', '.join(BUILTIN)})"
         p, model_type = transformers_folder(path, sorted(_HF_KINDS), what, flag="--encoder", error=EncoderError)
@@ -247,7 +247,8 @@ class HFVisionEncoder(Encoder):
 
         cls = getattr(transformers, _HF_KINDS[model_type])
         try:
-            self.model = cls.from_pretrained(str(p), local_files_only=True)
+            with quiet_loading():
+                self.model = cls.from_pretrained(str(p), local_files_only=True)
         except (OSError, ValueError) as e:
             raise EncoderError(f"{p}: cannot load the {model_type} weights ({e})") from None
         self.model.eval()

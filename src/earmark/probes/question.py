@@ -12,12 +12,10 @@ numpy functions that can be tested alone.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import itertools
-import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from .weights import quiet_loading, transformers_folder
 
 TEXT_IMAGE_MODEL_TYPES = ("clip", "siglip")
 """``model_type`` values the loader accepts (transformers' built-in classes)."""
@@ -63,19 +62,8 @@ class TextImageModel:
     @classmethod
     def from_pretrained(cls, path: str | Path) -> TextImageModel:
         """Load from a local folder; never downloads, never runs the folder's code."""
-        p = Path(path)
-        cfg_path = p / "config.json"
-        if not cfg_path.is_file():
-            raise ConfigError(f"--text-image-model {p}: not a model folder (no config.json); give the local folder "
-                              f"of a CLIP or SigLIP checkpoint")
-        try:
-            cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as e:
-            raise ConfigError(f"{cfg_path}: not valid JSON ({e})") from None
-        kind = cfg.get("model_type") if isinstance(cfg, dict) else None
-        if kind not in TEXT_IMAGE_MODEL_TYPES:
-            raise ConfigError(f"--text-image-model {p}: a {kind!r} checkpoint; earmark reads "
-                              f"{', '.join(TEXT_IMAGE_MODEL_TYPES)} (transformers' own classes, never the folder's)")
+        p, _ = transformers_folder(path, TEXT_IMAGE_MODEL_TYPES, "a CLIP or SigLIP checkpoint",
+                                   flag="--text-image-model")
         from safetensors import SafetensorError
         from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 
@@ -123,26 +111,6 @@ class TextImageModel:
         with torch.no_grad():
             feats = _pooled(self.model.get_text_features(**args))
         return _unit(feats.float().numpy())[0]
-
-
-@contextlib.contextmanager
-def quiet_loading() -> Iterator[None]:
-    """transformers' progress bars ("Loading weights") off inside the block, through its own switch, and both
-    switches back as they were after it: transformers' and huggingface_hub's, which transformers' switch also
-    flips (the hub's per-group settings included), so the caller's choice holds outside earmark's loading."""
-    import importlib
-
-    from transformers.utils import logging as hf_logging
-
-    hub_tqdm = importlib.import_module("huggingface_hub.utils.tqdm")  # the module (the package exports the class)
-    was_on, hub_states = hf_logging.is_progress_bar_enabled(), dict(hub_tqdm.progress_bar_states)
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        (hf_logging.enable_progress_bar if was_on else hf_logging.disable_progress_bar)()
-        hub_tqdm.progress_bar_states.clear()
-        hub_tqdm.progress_bar_states.update(hub_states)
 
 
 def _pooled(out: Any) -> Any:

@@ -4,9 +4,10 @@ weights the silero-vad package ships. One module for the taggers, the learned pr
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -46,6 +47,30 @@ def transformers_folder(path: str | Path, accepted: Collection[str], what: str, 
         raise error(f"{label}: a {kind!r} checkpoint; {what} is one of {', '.join(accepted)} (loaded by "
                     f"transformers' own classes, never the folder's code)")
     return p, kind
+
+
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """transformers quiet inside the block (its progress bars, "Loading weights", off through its own switch; its
+    warnings at error level), and everything back as it was after it: transformers' bars and verbosity and
+    huggingface_hub's bars, which transformers' switch also flips (the hub's per-group settings included), so the
+    caller's choice holds outside earmark's loading. Every model earmark loads from a folder loads inside it."""
+    import importlib
+
+    from transformers.utils import logging as hf_logging
+
+    hub_tqdm = importlib.import_module("huggingface_hub.utils.tqdm")  # the module (the package exports the class)
+    was_on, hub_states = hf_logging.is_progress_bar_enabled(), dict(hub_tqdm.progress_bar_states)
+    level = hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        (hf_logging.enable_progress_bar if was_on else hf_logging.disable_progress_bar)()
+        hub_tqdm.progress_bar_states.clear()
+        hub_tqdm.progress_bar_states.update(hub_states)
 
 
 def silero_weights() -> str | None:

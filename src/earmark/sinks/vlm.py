@@ -173,15 +173,16 @@ class QwenVL:
     @classmethod
     def from_pretrained(cls, path: str | Path) -> QwenVL:
         """Load from a local folder (``save_pretrained`` layout); never downloads."""
-        from ..probes.weights import transformers_folder
+        from ..probes.weights import quiet_loading, transformers_folder
 
         # Only transformers' own Qwen-VL classes load: a folder's own code (auto_map) never runs.
         p, _ = transformers_folder(path, QWEN_MODEL_TYPES, "a Qwen2/2.5/3-VL checkpoint")
         from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer
 
         kw = {"local_files_only": True, "trust_remote_code": False}
-        model = AutoModelForImageTextToText.from_pretrained(p, **kw).eval()
-        return cls(model, AutoTokenizer.from_pretrained(p, **kw), AutoImageProcessor.from_pretrained(p, **kw))
+        with quiet_loading():
+            model = AutoModelForImageTextToText.from_pretrained(p, **kw).eval()
+            return cls(model, AutoTokenizer.from_pretrained(p, **kw), AutoImageProcessor.from_pretrained(p, **kw))
 
     def inputs(self, frames: Sequence[Frame], plan: Plan, question: str, prompt: str = "",
                video: bool | None = None) -> dict[str, Any]:

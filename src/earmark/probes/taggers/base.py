@@ -12,7 +12,7 @@ import numpy as np
 
 from ...errors import ConfigError
 from ..base import FRAME_HOP, SAMPLE_RATE, Probe, ProbeConfig, WindowGrid, _frame_ranges
-from ..weights import transformers_folder
+from ..weights import quiet_loading, transformers_folder
 
 Score = Literal["max", "entropy", "margin"]
 """How class probabilities become eventness: the most probable class outside ``ignore_labels``, 1 - normalised
@@ -151,26 +151,18 @@ class TaggerProbe(Probe):
         return 1.0 - ent / np.log(max(2, prob.shape[1]))
 
 
-def quiet_transformers() -> None:
-    """transformers' loading bars and warnings off: one line per result or error on the terminal."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-
-
 def load_pretrained(path: str, model_type: str, what: str, processor: str, model: str, failure: str
                     ) -> tuple[Any, Any]:
     """(processor, model in eval mode) of a transformers folder holding a ``model_type`` model: ``processor`` and
     ``model`` name transformers classes; anything else is one ConfigError line naming the folder (``what`` was
     expected, ``failure`` could not be loaded)."""
     p, _ = transformers_folder(path, (model_type,), what)
-    quiet_transformers()
     import transformers
 
     try:
-        proc = getattr(transformers, processor).from_pretrained(p, local_files_only=True)
-        net = getattr(transformers, model).from_pretrained(p, local_files_only=True)
+        with quiet_loading():
+            proc = getattr(transformers, processor).from_pretrained(p, local_files_only=True)
+            net = getattr(transformers, model).from_pretrained(p, local_files_only=True)
     except (OSError, ValueError, TypeError) as e:
         raise ConfigError(f"{p}: cannot load {failure} ({str(e).splitlines()[0][:120]})") from None
     net.eval()
