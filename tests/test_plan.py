@@ -424,3 +424,24 @@ def test_check_request_refuses_before_any_video_is_read():
                                          ("gpt-9", 100, "uniform", "gpt-9")):
         with pytest.raises(ConfigError, match=msg):
             check_request(model, budget, strategy)
+
+
+@pytest.mark.parametrize("model,budget", [("internvl", 2560), ("vit-p16", 1960), ("qwen2.5-vl-video", 3000)])
+def test_the_budget_note_names_the_uniform_plan_every_strategy_is_held_to(indexed, model, budget):
+    """'uniform sampling of N frames' is the uniform plan's N for every strategy (InternVL's anchored plan of a
+    wide picture drops slots to pay for its anchors' tiles), and the uniform plan has exactly N frames."""
+    import dataclasses
+
+    video = dataclasses.replace(indexed.info.video, width=1280, height=720)
+    wide = dataclasses.replace(indexed, info=dataclasses.replace(indexed.info, video=video))
+    uniform = earmark.plan(wide, model, budget + 7, "uniform", k=2, aspect="keep")
+    n = len(uniform.frames)
+    counts = {}
+    for strategy in ("uniform", "anchored", "dense-at-anchors", "random"):
+        p = earmark.plan(wide, model, budget + 7, strategy, k=2, aspect="keep")
+        counts[strategy] = len(p.frames)
+        assert p.target_tokens == uniform.target_tokens
+        note = next(x for x in p.notes if x.startswith("uniform sampling of"))
+        assert note.startswith(f"uniform sampling of {n} frames spends {uniform.target_tokens} of the "), note
+    if model == "internvl":
+        assert counts["anchored"] < n  # the case the note used to get wrong

@@ -301,8 +301,9 @@ def _plan(source, model: str | CostModel, budget: int, strategy: Strategy, confi
     if any(a.source == "fallback" for a in used):
         notes.append("no window stood out in the audio: anchors were spread uniformly (fallback)")
     if budget > target:
-        # (A skim plan plans more frames than the uniform plan it is held to: name the uniform plan's count.)
-        shown = n_frames if rule is not None and rule.layout == "skim" else len(frames)
+        # The uniform plan every strategy is held to, not this plan's count (dense and skim plan more frames,
+        # anchored plans on models with tiles or pairs may plan fewer).
+        shown = max(1, round(n_frames / cm.frames_per_group)) * cm.frames_per_group
         notes.append(f"uniform sampling of {shown} frames spends {target} of the {budget} tokens; "
                      f"every strategy is held to {target}")
     return Plan(video=PlanVideo(info.path, info.fingerprint, duration, width, height), model=cm.name,
