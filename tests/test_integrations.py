@@ -35,14 +35,14 @@ from earmark.integrations.qwen import (
 from earmark.media.write import VideoSpec, write_media
 from earmark.synth import Event, mix
 from earmark.types import Frame, PlannedFrame
+from tiny_models import QWEN_SPECIAL, QWEN_SPECIAL_BASE, text_image_model, word_tokenizer
 
 torch = pytest.importorskip("torch", reason="the handoff tests need the [vlm] extra")
 transformers = pytest.importorskip("transformers", reason="the handoff tests need the [vlm] extra")
 
 SR = 48_000
 EVENTS = (Event("tone", 2.0, 3.0), Event("noise", 6.0, 7.0), Event("chirp", 9.0, 10.0))
-SPECIAL = ["<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
-BASE = 100
+SPECIAL, BASE = QWEN_SPECIAL, QWEN_SPECIAL_BASE
 # Qwen's chat template, reduced to what the tests need: text, one placeholder per image / video entry.
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
@@ -114,19 +114,11 @@ def torchvision_stand_in():
 
 
 def _tokenizer(d):
-    from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    words = ["[UNK]", "user", "assistant", "what", "happens", "seconds", "<", ">", ".", *"0123456789"]
-    vocab = {w: i for i, w in enumerate(words)}
-    vocab.update({tok: BASE + i for i, tok in enumerate(SPECIAL)})
-    tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
     # Digits and punctuation apart, so that Qwen3-VL's "<12.5 seconds>" reads back from the token ids.
-    tk.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation(),
-                                                pre_tokenizers.Digits(individual_digits=True)])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="[UNK]", pad_token="[UNK]",
-                                   additional_special_tokens=SPECIAL)
-    fast.save_pretrained(d)
+    word_tokenizer(d, ["[UNK]", "user", "assistant", "what", "happens", "seconds", "<", ">", ".", *"0123456789"],
+                   special=SPECIAL, special_base=BASE, digits=True, pad="[UNK]")
     return PreTrainedTokenizerFast.from_pretrained(d, local_files_only=True)
 
 
@@ -527,21 +519,8 @@ def test_internvl_tiles_follow_the_plan_and_internvls_own_arithmetic(hd_video):
 def _tiny_clip(d):
     """A CLIP with random weights and a word-level tokenizer, saved like a user's folder (the README's
     ``models/clip-vit-b32/``)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import CLIPConfig, CLIPModel, PreTrainedTokenizerFast
-    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
-
-    torch.manual_seed(0)
-    text = dict(vocab_size=16, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                max_position_embeddings=16, pad_token_id=0, bos_token_id=1, eos_token_id=2)
-    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32,
-                  patch_size=8)
-    CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).save_pretrained(d)
-    CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(d)
-    words = ["[PAD]", "[BOS]", "[EOS]", "[UNK]", "when", "does", "the", "dog", "bark", "?"]
-    tk = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
-    tk.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
-    PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="[UNK]", pad_token="[PAD]").save_pretrained(d)
+    text_image_model(d, "clip", ["[PAD]", "[BOS]", "[EOS]", "[UNK]", "when", "does", "the", "dog", "bark", "?"],
+                     vocab_size=16, projection_dim=16)
 
 
 class _VllmStandIn:

@@ -25,44 +25,20 @@ from earmark.probes.question import (
     question_words,
     window_relevance,
 )
+from tiny_models import text_image_model
 
 torch = pytest.importorskip("torch", reason="question plans need the [vlm] extra")
 pytest.importorskip("transformers", reason="question plans need the [vlm] extra")
 
 
-def _tokenizer(d):
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    words = ["[PAD]", "[BOS]", "[EOS]", "[UNK]", "when", "does", "the", "dog", "bark", "appear", "horse", "?"]
-    tk = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
-    tk.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
-    PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="[UNK]", pad_token="[PAD]").save_pretrained(d)
+QUESTION_WORDS = ["[PAD]", "[BOS]", "[EOS]", "[UNK]", "when", "does", "the", "dog", "bark", "appear", "horse", "?"]
 
 
 @pytest.fixture(scope="module", params=["clip", "siglip"])
 def text_image_dir(request, tmp_path_factory):
     """A one-layer CLIP or SigLIP with random weights, its PIL image processor and a word-level tokenizer."""
-    d = tmp_path_factory.mktemp(f"tiny-{request.param}")
-    torch.manual_seed(0)
-    text = dict(vocab_size=16, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                max_position_embeddings=16, pad_token_id=0, bos_token_id=1, eos_token_id=2)
-    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32,
-                  patch_size=8)
-    if request.param == "clip":
-        from transformers import CLIPConfig, CLIPModel
-        from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
-
-        CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).save_pretrained(d)
-        CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(d)
-    else:
-        from transformers import SiglipConfig, SiglipModel
-        from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
-
-        SiglipModel(SiglipConfig(text_config=text, vision_config=vision)).save_pretrained(d)
-        SiglipImageProcessorPil(size={"height": 32, "width": 32}).save_pretrained(d)
-    _tokenizer(d)
-    return d
+    return text_image_model(tmp_path_factory.mktemp(f"tiny-{request.param}"), request.param, QUESTION_WORDS,
+                            vocab_size=16, projection_dim=16)
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ import pytest
 from conftest import SR
 from earmark.cli import main
 from earmark.media.write import VideoSpec, write_media
+from tiny_models import text_image_model
 
 DURATION_S = 30.0
 SEEN_AND_HEARD = (5.0, 7.0)
@@ -114,38 +115,10 @@ TARGETS = ("dog", "red", "horse")
 (its thumbnail embedding, minus its part along the grey picture's), 'horse' away from both."""
 
 
-def _tokenizer(d: Path) -> None:
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    tk = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(WORDS)}, unk_token="[UNK]"))
-    tk.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
-    PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="[UNK]", pad_token="[PAD]").save_pretrained(d)
-
-
 def _random_text_image(d: Path, kind: str) -> None:
     """A one-layer CLIP or SigLIP with random weights (32-d, so CLIP's text projection can be square), its PIL image
     processor and a word-level tokenizer, saved like a download."""
-    import torch
-
-    torch.manual_seed(0)
-    text = dict(vocab_size=len(WORDS), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                num_attention_heads=2, max_position_embeddings=16, pad_token_id=0, bos_token_id=1, eos_token_id=2)
-    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32,
-                  patch_size=8)
-    if kind == "clip":
-        from transformers import CLIPConfig, CLIPModel
-        from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
-
-        CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=32)).save_pretrained(d)
-        CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(d)
-    else:
-        from transformers import SiglipConfig, SiglipModel
-        from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
-
-        SiglipModel(SiglipConfig(text_config=text, vision_config=vision)).save_pretrained(d)
-        SiglipImageProcessorPil(size={"height": 32, "width": 32}).save_pretrained(d)
-    _tokenizer(d)
+    text_image_model(d, kind, WORDS, projection_dim=32)
 
 
 def _point_texts_at(d: Path, targets: dict[str, np.ndarray]) -> None:

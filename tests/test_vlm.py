@@ -19,11 +19,12 @@ from earmark.sinks.vlm import (
     qwen_patchify,
 )
 from earmark.types import clock
+from tiny_models import QWEN_SPECIAL, QWEN_SPECIAL_BASE, word_tokenizer
 
 torch = pytest.importorskip("torch", reason="the VLM handoff test needs the [vlm] extra")
 transformers = pytest.importorskip("transformers", reason="the VLM handoff test needs the [vlm] extra")
 
-SPECIAL = ["<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+SPECIAL = QWEN_SPECIAL
 
 
 @pytest.fixture(scope="module")
@@ -37,20 +38,12 @@ def indexed(events_mp4):
 def tiny_qwen(tmp_path_factory):
     """A one-layer Qwen2.5-VL with random weights, a word-level tokenizer and the PIL image processor, saved to a
     folder and loaded back through ``QwenVL.from_pretrained`` (the real loading code, no network)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
     d = tmp_path_factory.mktemp("tiny-qwen")
     words = ["[UNK]", "<t=", "s>", "user", "assistant", "system", "You", "are", "a", "helpful", "what", "happens"]
-    vocab = {w: i for i, w in enumerate(words)}
-    base = 100
-    vocab.update({tok: base + i for i, tok in enumerate(SPECIAL)})
-    tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
-    tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="[UNK]", pad_token="[UNK]",
-                                   additional_special_tokens=SPECIAL)
-    fast.save_pretrained(d)
+    word_tokenizer(d, words, special=SPECIAL, special_base=QWEN_SPECIAL_BASE, punctuation=False, pad="[UNK]")
     torch.manual_seed(0)
     cfg = Qwen2_5_VLConfig(
         text_config=dict(vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=1,
@@ -59,7 +52,8 @@ def tiny_qwen(tmp_path_factory):
         vision_config=dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
                            patch_size=14, spatial_merge_size=2, temporal_patch_size=2, fullatt_block_indexes=[0],
                            window_size=112),
-        image_token_id=base + 4, video_token_id=base + 5, vision_start_token_id=base + 2, vision_end_token_id=base + 3)
+        image_token_id=QWEN_SPECIAL_BASE + 4, video_token_id=QWEN_SPECIAL_BASE + 5,
+        vision_start_token_id=QWEN_SPECIAL_BASE + 2, vision_end_token_id=QWEN_SPECIAL_BASE + 3)
     Qwen2_5_VLForConditionalGeneration(cfg).save_pretrained(d)
     Qwen2VLImageProcessorPil(min_pixels=3136, max_pixels=12845056).save_pretrained(d)
     return QwenVL.from_pretrained(d)
