@@ -159,3 +159,21 @@ def test_loading_a_text_image_model_keeps_the_callers_logging(monkeypatch):
     finally:
         (hf_logging.enable_progress_bar if was_on else hf_logging.disable_progress_bar)()
         hf_logging.set_verbosity(level)
+
+
+def test_plan_refuses_a_request_before_decoding(capsys, video, tmp_path, monkeypatch):
+    """`earmark plan` and `earmark prompt`: a bad budget or skim without pooled frames is refused before the video
+    is decoded (the same check as search --plan)."""
+    import earmark.cli.commands as commands
+
+    def decoded(*args, **kwargs):
+        raise AssertionError("the video was decoded before the request was checked")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(commands, "_load_source", decoded)
+    for cmd, extra in (("plan", ()), ("prompt", ("--question", "what happens?", "--out", "m.json"))):
+        for args, msg in ((("--budget", "0"), "budget must be a positive number of tokens, got 0"),
+                          (("--budget", "500", "--strategy", "skim"), "skim strategy needs a model with pooled")):
+            code, _, err = run(capsys, cmd, video, "--model", "vit-p16", *args, *extra)
+            assert code == 1 and msg in err and err.count("\n") == 1, (cmd, args, err)
+    assert list(tmp_path.iterdir()) == []

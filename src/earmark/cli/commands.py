@@ -16,8 +16,17 @@ from .._extras import require_extra
 from .._io import dumps_json
 from .._version import __version__
 from ..anchors import ANCHOR_MODES, AnchorConfig, anchors, check_anchor_config, with_anchors
-from ..budget.costs import cost_model, cost_model_names
-from ..budget.planner import ASPECTS, DEFAULT_MAX_FRAMES, FITS, SHAPES, STRATEGIES, PlanConfig, plan
+from ..budget.costs import cost_model_names
+from ..budget.planner import (
+    ASPECTS,
+    DEFAULT_MAX_FRAMES,
+    FITS,
+    SHAPES,
+    STRATEGIES,
+    PlanConfig,
+    check_request,
+    plan,
+)
 from ..budget.strategies import PLANNING_STRATEGIES, STRATEGY_RULES
 from ..errors import ConfigError, EarmarkError
 from ..index import IndexConfig
@@ -440,7 +449,7 @@ def plan_cmd(source: str, model: str, budget: int, strategy: str, plan_kw: dict,
              question: str | None, question_kw: dict, probe: str, out: str | None, as_json: bool, quiet: bool,
              probe_kw: dict, anchor_cfg: AnchorConfig, anchor_given: set[str]) -> None:
     """Plan a visual token budget over SOURCE (a video, or an index JSON from `earmark index`)."""
-    cost_model(model)  # unknown names fail before any decoding
+    check_request(model, budget, strategy)  # unknown names, a bad budget, skim without pooled frames: before decoding
     if STRATEGY_RULES[strategy].needs_truth and not truth:
         raise ConfigError("--strategy oracle needs --truth FILE|S:E,... (the labelled events)")
     if question is not None and question_kw["text_image_model"] is None:
@@ -516,7 +525,7 @@ def prompt_cmd(source: str, model: str | None, budget: int | None, question: str
     else:
         if model is None or budget is None:
             raise click.UsageError("--model and --budget are required unless --plan is given")
-        cost_model(model)
+        check_request(model, budget, strategy)  # before any decoding
         text_image = _question_model(question, question_kw)  # --text-image-model: plan for the question too
         result = _load_source(source, probe, con, True, probe_kw, anchor_cfg, anchor_given, _given("probe"))
         result = _for_question(result, question, text_image, question_kw)
