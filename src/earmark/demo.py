@@ -20,6 +20,7 @@ from .index import index
 from .media.container import info
 from .media.frames import save_frames
 from .media.write import VideoSpec, write_media
+from .probes.dsp import DSP_PROBES
 from .sinks.export import write_json, write_plan
 from .synth import Event, mix
 from .types import Anchor, IndexResult, Plan
@@ -31,7 +32,7 @@ DEMO_EVENTS = (
     Event("water", 17.0, 19.0),
     Event("cheer", 25.0, 27.0),
 )
-DEMO_PROBES = ("energy", "flux", "onset")
+DEMO_PROBES = DSP_PROBES
 DEMO_ANCHORS = AnchorConfig(k=len(DEMO_EVENTS), min_gap_s=2.0)
 VIDEO_NAME = "earmark-demo.mp4"
 DEMO_PLANS = (("vit-p16", 196 * 30), ("qwen2.5-vl", 64 * 30))

@@ -34,6 +34,7 @@ from ..index import index as run_index
 from ..media.container import info as probe_info
 from ..media.frames import FRAME_FORMATS, SEEK_POLICIES, save_frames
 from ..probes import get_probe, probe_classes, probe_names, window_grid
+from ..probes.dsp import DSP_PROBES
 from ..probes.question import DEFAULT_ALPHA, DEFAULT_NORM, DEFAULT_SEGMENT_S
 from ..probes.question import NORMS as QUESTION_NORMS
 from ..sinks.export import (
@@ -671,7 +672,7 @@ def _with_plan_anchors(result: IndexResult, plan: Plan, plan_file: str) -> Index
 
 @cli.command("report")
 @click.argument("source", type=click.Path(path_type=str))
-@click.option("--probe", "probes", default="energy,flux,onset", show_default=True,
+@click.option("--probe", "probes", default=",".join(DSP_PROBES), show_default=True,
               help="Probes drawn when SOURCE is a video (comma-separated).")
 @click.option("--plan", "plan_file", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="A plan for this video: its frames are extracted and drawn as thumbnails, and its anchors (the "

@@ -16,6 +16,9 @@ import numpy as np
 from ..errors import ConfigError
 from .base import SAMPLE_RATE, Probe, ProbeConfig, register_probe
 
+DSP_PROBES = ("energy", "flux", "onset")
+"""The signal-processing probes (no weights, no extra packages): what the demo indexes and a report draws."""
+
 _DB_FLOOR = 1e-12  # -120 dBFS: digital silence
 
 
