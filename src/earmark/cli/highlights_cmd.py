@@ -113,11 +113,11 @@ def highlights_cmd(source: str, probe: str, scorer: str, embedding: str, top: in
         con.print(f"wrote {write_rendered(path, text)}")
     if clips:
         if reencode:
-            con.print(f"wrote {len(clips)} clips to {cut_dir}/ (re-encoded H.264/AAC: frame-accurate)")
+            con.print(f"wrote {len(clips)} clips to {Path(cut_dir)}/ (re-encoded H.264/AAC: frame-accurate)")
         else:
             early = max((c.start_s - c.clip_start_s for c in clips), default=0.0)
-            con.print(f"wrote {len(clips)} clips to {cut_dir}/ (stream copy: fast, each starts on the keyframe at or "
-                      f"before its segment, up to {early:.2f} s early here; --reencode for frame-accurate cuts)")
+            con.print(f"wrote {len(clips)} clips to {Path(cut_dir)}/ (stream copy: fast, each starts on the keyframe "
+                      f"at or before its segment, up to {early:.2f} s early here; --reencode for frame-accurate cuts)")
 
 
 CORPUS_FORMATS = (".json", ".csv")
@@ -138,7 +138,7 @@ def _corpus(folder: str, cfg: HighlightConfig, outs: tuple[str, ...], cut_dir: s
     for o in outs:
         if Path(o).suffix.lower() not in CORPUS_FORMATS:
             raise ConfigError(f"--out {o}: a batch folder's highlights are written as "
-                              f"{' or '.join(CORPUS_FORMATS)} (an EDL or a reel page shows one video: run "
+                              f"{' or '.join(CORPUS_FORMATS)} (an EDL, an FCPXML or a reel page shows one video: run "
                               f"earmark highlights on it)")
     require_extra("earmark highlights CORPUS_DIR", "duckdb")
     h = corpus_highlights(folder, cfg, scope)

@@ -168,6 +168,8 @@ def search_cmd(source: str, query: str | None, top: int, level: float, merge_gap
     for video, vp in plans.items():
         con.print(f"plan of {escape(video)}: {len(vp.frames)} frames, {vp.total_tokens} tokens of {vp.model} "
                   f"({vp.strategy}, {vp.config['search']['hits']} hits as anchors)")
+        for note in vp.notes:
+            con.print(f"  [yellow]note:[/] {escape(note)}")
     if plans and plan_out is not None:
         from ..search import write_corpus_plans
 
