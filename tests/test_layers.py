@@ -20,7 +20,7 @@ LAYERS = [
     ("earmark.probes", "earmark.realsound", "earmark.synth"),  # eventness of windows; real and synthetic sound
     ("earmark.anchors",),
     ("earmark.budget",),  # cost models and the planner
-    ("earmark.index",),  # probes over a whole video: Timeline
+    ("earmark.index", "earmark.preview"),  # probes over a whole video: Timeline; preview features for search
     ("earmark.sinks", "earmark.highlights"),  # documents, messages, exports; highlights
     ("earmark.eval",),  # the equal-token protocol and its results folder
     ("earmark.report",),  # HTML: timelines, reels, the eval page

@@ -145,7 +145,7 @@ def test_loading_a_text_image_model_keeps_the_callers_logging(monkeypatch):
     pytest.importorskip("transformers")
     from transformers.utils import logging as hf_logging
 
-    import earmark.highlights as hl
+    import earmark.preview as hl
     from earmark.probes.question import TextImageModel
 
     monkeypatch.setattr(TextImageModel, "from_pretrained", classmethod(lambda cls, path: "loaded"))

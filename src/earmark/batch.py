@@ -99,11 +99,11 @@ class BatchConfig:
     """``png`` or ``jpg`` (:data:`earmark.media.frames.FRAME_FORMATS`), as ``earmark extract`` writes them."""
     visual_features: bool = False
     """Store each window's motion and appearance change (robust z of 64 px thumbnails at 2 per second, as
-    :func:`earmark.highlights.visual_change` measures them): a search can then match motion across the corpus. It
+    :func:`earmark.preview.visual_change` measures them): a search can then match motion across the corpus. It
     decodes the whole picture stream at low resolution, which costs more than indexing the sound."""
     text_image_model: str | None = None
     """A local CLIP/SigLIP folder: store one unit embedding per window's thumbnail (as
-    :func:`earmark.highlights.picture_embeddings` makes them) for text-image search across the corpus."""
+    :func:`earmark.preview.picture_embeddings` makes them) for text-image search across the corpus."""
 
     def index_options(self) -> dict[str, Any]:
         """``probe_options`` with index()'s defaults filled in (so leaving one out and giving its default agree)."""
@@ -183,7 +183,7 @@ def text_image_model(path: str) -> Any:
     """The text-image model of folder ``path``, loaded once per process (a worker embeds every video with it)."""
     key = os.path.abspath(path)
     if key not in _TEXT_IMAGE:
-        from .highlights import load_text_image_model
+        from .preview import load_text_image_model
 
         _TEXT_IMAGE[key] = load_text_image_model(key)
     return _TEXT_IMAGE[key]
@@ -399,7 +399,7 @@ def _extract(job: VideoJob, p, vi) -> list[tuple[str, float]]:
 def _search_columns(result, cfg: BatchConfig, notes: list[str]) -> dict[str, list]:
     """Motion, appearance change and thumbnail embeddings per window (None where not measured: a file without
     pictures, or a setting not asked for)."""
-    from .highlights import picture_embeddings, visual_change
+    from .preview import picture_embeddings, visual_change
 
     n = len(result.timeline)
     cols: dict[str, list] = {}

@@ -45,8 +45,8 @@ import numpy as np
 
 from .budget.strategies import STRATEGY_RULES
 from .errors import ConfigError, EarmarkWarning, NoVideoStreamError, SchemaError
-from .highlights import VISUAL, load_text_image_model, model_record, picture_embeddings, visual_change
 from .index import IndexConfig
+from .preview import VISUAL, load_text_image_model, model_record, picture_embeddings, visual_change
 from .types import (
     FINGERPRINT,
     IndexResult,

@@ -133,16 +133,13 @@ def _weights_digest(folder: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def window_relevance(video: str | Path, question: str, model: TextImageModel, starts: Sequence[float],
-                     window_s: float, duration_s: float, video_info: Any = None,
-                     batch: int = THUMBNAIL_BATCH) -> np.ndarray:
-    """Cosine similarity between ``question`` and a thumbnail at the centre of each window (float32, one per
-    window). Thumbnails are decoded square at the model's input size, padded, upright, and embedded ``batch`` at a
-    time as they are decoded: memory holds one batch of pictures, whatever the video's length."""
+def thumbnail_embeddings(video: str | Path, model: TextImageModel, starts: Sequence[float], window_s: float,
+                         duration_s: float, video_info: Any = None, batch: int = THUMBNAIL_BATCH) -> np.ndarray:
+    """(windows, d) float32 unit embeddings of a thumbnail at the centre of each window, decoded square at the
+    model's input size, padded, upright, and embedded ``batch`` at a time as they are decoded: memory holds one
+    batch of pictures, whatever the video's length. What questions score and search stores."""
     from ..media.frames import decode_at
 
-    if not isinstance(question, str) or not question.strip():
-        raise ConfigError("--question must be a non-empty text")
     last = np.nextafter(duration_s, 0.0)
     times = [float(min(s + window_s / 2, last)) for s in starts]
     side = model.image_size
@@ -150,7 +147,17 @@ def window_relevance(video: str | Path, question: str, model: TextImageModel, st
     parts = []
     while chunk := [f.image for f in itertools.islice(frames, batch)]:
         parts.append(model.embed_images(chunk, batch=batch))
-    embedded = np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+    return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+
+
+def window_relevance(video: str | Path, question: str, model: TextImageModel, starts: Sequence[float],
+                     window_s: float, duration_s: float, video_info: Any = None,
+                     batch: int = THUMBNAIL_BATCH) -> np.ndarray:
+    """Cosine similarity between ``question`` and each window's thumbnail (float32, one per window; the thumbnails
+    of :func:`thumbnail_embeddings`)."""
+    if not isinstance(question, str) or not question.strip():
+        raise ConfigError("--question must be a non-empty text")
+    embedded = thumbnail_embeddings(video, model, starts, window_s, duration_s, video_info, batch)
     # One product over every window, as before batching: the same bits whatever the batch.
     sims = embedded @ model.embed_text(question)
     return sims.astype(np.float32)
