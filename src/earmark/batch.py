@@ -129,7 +129,7 @@ class BatchConfig:
             model = None
             if self.text_image_model is not None:
                 path = os.path.abspath(self.text_image_model)
-                model = {"path": path, "digest": _weights_digest(path)}
+                model = {"path": path, "digest": _model_digest(path)}
             doc["search_features"] = {"visual": bool(self.visual_features), "text_image_model": model}
         return doc
 
@@ -189,13 +189,13 @@ def text_image_model(path: str) -> Any:
     return _TEXT_IMAGE[key]
 
 
-def _weights_digest(path: str) -> str:
+def _model_digest(path: str) -> str:
     """The digest of a model folder's weights (as :class:`~earmark.probes.question.TextImageModel` records it),
     once per process: the configuration hash names the weights, not only the folder."""
     if path not in _DIGESTS:
-        from .probes.question import _weights_digest as digest
+        from .probes.question import weights_digest
 
-        _DIGESTS[path] = digest(Path(path))
+        _DIGESTS[path] = weights_digest(Path(path))
     return _DIGESTS[path]
 
 

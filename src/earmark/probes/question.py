@@ -75,7 +75,7 @@ class TextImageModel:
                 tokenizer = AutoTokenizer.from_pretrained(p, **kw)
         except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as e:  # a broken or partial folder
             raise ConfigError(f"--text-image-model {p}: cannot load it ({type(e).__name__}: {str(e)[:200]})") from None
-        return cls(model, image_processor, tokenizer, str(p), _weights_digest(p))
+        return cls(model, image_processor, tokenizer, str(p), weights_digest(p))
 
     @property
     def kind(self) -> str:
@@ -123,7 +123,9 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
-def _weights_digest(folder: Path) -> str:
+def weights_digest(folder: Path) -> str:
+    """sha256 of a model folder's weight files (.safetensors, .bin, .pt, .pth, in name order), first 16 hex digits:
+    what plans, moments documents and batch configurations record of the weights."""
     h = hashlib.sha256()
     for f in sorted(folder.iterdir()):
         if f.suffix in (".safetensors", ".bin", ".pt", ".pth") and f.is_file():
