@@ -238,3 +238,18 @@ def test_demo_finds_every_event(capsys, tmp_path):
     truth = json.loads((tmp_path / "demo" / "truth.json").read_text())["events"]
     for ev in truth:
         assert any(a["start_s"] < ev["end_s"] and ev["start_s"] < a["end_s"] for a in doc["anchors"])
+
+
+def test_lazy_commands_help_summaries_are_the_commands_own():
+    """`earmark --help` lists the lazily imported commands from stored summaries (nothing imported): each must read
+    as the command's own docstring would."""
+    import click
+
+    from earmark.cli.commands import LAZY_COMMANDS, cli
+
+    ctx = click.Context(cli)
+    for name, (_, summary) in LAZY_COMMANDS.items():
+        cmd = cli.get_command(ctx, name)
+        assert cmd is not None, name
+        for limit in (45, 80, 200, 1000):
+            assert click.utils.make_default_short_help(summary, limit) == cmd.get_short_help_str(limit), (name, limit)

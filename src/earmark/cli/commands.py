@@ -137,11 +137,12 @@ def _console(quiet: bool = False) -> Console:
 
 
 class LazyGroup(click.Group):
-    """A group whose commands in other modules are imported only when named (``earmark index`` does not pay for
-    importing batch, highlights, search and eval: 90 ms). ``lazy`` maps a command name to the module whose import
-    registers it on this group (or the ``module:attribute`` of a command to add)."""
+    """A group whose commands in other modules are imported only when named (``earmark index`` and ``earmark
+    --help`` do not pay for importing batch, highlights, search and eval: 90 ms). ``lazy`` maps a command name to
+    (the module whose import registers it on this group, or its ``module:attribute``; the one-line summary
+    ``--help`` lists, which tests/test_cli.py checks against the command's own)."""
 
-    def __init__(self, *args, lazy: dict[str, str] | None = None, **kwargs) -> None:
+    def __init__(self, *args, lazy: dict[str, tuple[str, str]] | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.lazy = dict(lazy or {})
 
@@ -152,17 +153,50 @@ class LazyGroup(click.Group):
         if name not in self.commands and name in self.lazy:
             import importlib
 
-            module, _, attr = self.lazy[name].partition(":")
+            module, _, attr = self.lazy[name][0].partition(":")
             loaded = importlib.import_module(module)
             if attr:
                 self.add_command(getattr(loaded, attr), name)
         return super().get_command(ctx, name)
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The commands' table of ``--help``, with the lazy ones' summaries as stored (nothing is imported)."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(n) for n in names)
+        rows = []
+        for name in names:
+            if name in self.commands:
+                cmd = self.commands[name]
+                if not cmd.hidden:
+                    rows.append((name, cmd.get_short_help_str(limit)))
+            else:
+                rows.append((name, click.utils.make_default_short_help(self.lazy[name][1], limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
-LAZY_COMMANDS = {"batch": "earmark.cli.batch_cmd", "query": "earmark.cli.batch_cmd",
-                 "highlights": "earmark.cli.highlights_cmd", "search": "earmark.cli.search_cmd",
-                 "eval": "earmark.cli.eval_cmd:eval_group"}
-"""Commands defined outside this module, imported when named."""
+
+LAZY_COMMANDS = {
+    "batch": ("earmark.cli.batch_cmd",
+              "Index every video of INPUT (a folder, a text file of paths or a glob) into Parquet parts and a manifest "
+              "under --out; optionally plan and extract."),
+    "query": ("earmark.cli.batch_cmd", "Run SQL (DuckDB) over a batch folder: views manifest, windows, anchors, "
+                                       "frames."),
+    "highlights": ("earmark.cli.highlights_cmd",
+                   "The best segments of SOURCE (a video, an index JSON from `earmark index`, or an `earmark batch` "
+                   "folder), ranked: region growing over the window scores, short gaps merged, each window in one "
+                   "segment at most, --top N or --total-duration S (per video, or across a corpus with --scope "
+                   "corpus)."),
+    "search": ("earmark.cli.search_cmd",
+               "Find the moments of SOURCE that answer --query: a video (indexed now), an index or moments JSON (read, "
+               "no decoding), or an `earmark batch` folder (DuckDB over its windows: labels, eventness, and the "
+               "motion, appearance change and picture embeddings a batch made with --visual-features / "
+               "--text-image-model stores, across videos)."),
+    "eval": ("earmark.cli.eval_cmd:eval_group", "Prove it: the AVE equal-token protocol on SynthAVE, RealStamp or "
+                                                "AVE itself."),
+}
+"""Commands defined outside this module, imported when named, with their ``--help`` summaries."""
 
 
 @click.group(cls=LazyGroup, lazy=LAZY_COMMANDS,
