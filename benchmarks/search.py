@@ -136,7 +136,7 @@ def fake_corpus(out: Path, videos: int, rng: np.random.Generator, dim: int = 0) 
         row = {"path": path, "video_key": key, "status": "ok", "error": None, "size_bytes": 1, "mtime_ns": 0,
                "fingerprint": f"{i:016x}", "duration_s": float(n), "windows": n, "anchors": 0, "frames": None,
                "timings": {}, "notes": [], "config_hash": chash, "earmark_version": "bench", "peak_rss_mb": None,
-               "finished_at": "2026-12-07T00:00:00Z"}
+               "finished_at": "2026-12-06T00:00:00Z"}
         _check_row(row, "row")
         _write_parts(out, {**row, "tables": {"windows": windows, "anchors": anchors}}, chash)
         _append(out / "manifest.jsonl", row)
