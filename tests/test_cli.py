@@ -252,4 +252,5 @@ def test_lazy_commands_help_summaries_are_the_commands_own():
         cmd = cli.get_command(ctx, name)
         assert cmd is not None, name
         for limit in (45, 80, 200, 1000):
-            assert click.utils.make_default_short_help(summary, limit) == cmd.get_short_help_str(limit), (name, limit)
+            stored = click.Command(name, help=summary).get_short_help_str(limit)
+            assert stored == cmd.get_short_help_str(limit), (name, limit)

@@ -172,7 +172,7 @@ class LazyGroup(click.Group):
                 if not cmd.hidden:
                     rows.append((name, cmd.get_short_help_str(limit)))
             else:
-                rows.append((name, click.utils.make_default_short_help(self.lazy[name][1], limit)))
+                rows.append((name, click.Command(name, help=self.lazy[name][1]).get_short_help_str(limit)))
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
