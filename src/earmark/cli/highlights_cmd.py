@@ -50,7 +50,7 @@ def _opt(flag: str, name: str, typ, text: str):
 @click.option("--out", "outs", multiple=True, type=click.Path(dir_okay=False, path_type=str),
               help="Write FILE.json, FILE.csv, FILE.edl (CMX3600), FILE.fcpxml (FCPXML 1.10: Final Cut Pro, "
                    "Resolve) or FILE.html (reel page); repeatable.")
-@click.option("--order", type=click.Choice(EDL_ORDERS), default="time", show_default=True,
+@click.option("--order", type=click.Choice(EDL_ORDERS), default=EDL_ORDERS[0], show_default=True,
               help="Order of the segments in the CSV, EDL and FCPXML (the JSON lists them by rank).")
 @click.option("--cut", "cut_dir", type=click.Path(file_okay=False, path_type=str), default=None,
               help="Write one clip per segment into this folder (stream copy: fast, starts on the keyframe before "

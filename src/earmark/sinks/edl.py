@@ -106,7 +106,7 @@ def _ascii_line(text: str, limit: int) -> str:
 
 
 def edl_text(h: Highlights, *, title: str | None = None, reel: str = "AX", record_start: str = RECORD_START,
-             order: str = "time") -> str:
+             order: str = EDL_ORDERS[0]) -> str:
     """The segments as a CMX3600 edit decision list: one cut event per segment, laid end to end on the record
     side from ``record_start``, in time order (``order="rank"``: best first), each with the source file's name
     (``* FROM CLIP NAME:``, which editors use to link the media) and its rank and score as comments."""
@@ -157,7 +157,7 @@ def _name(text: str) -> str:
     return "".join(c if c >= " " and c != "\x7f" else "_" for c in text)
 
 
-def fcpxml_text(h: Highlights, *, size: tuple[int, int] | None = None, order: str = "time",
+def fcpxml_text(h: Highlights, *, size: tuple[int, int] | None = None, order: str = EDL_ORDERS[0],
                 event: str = "earmark highlights") -> str:
     """The segments of ``h`` as an FCPXML 1.10 document; ``size`` is the video's
     displayed (width, height) for the format, ``order`` ``time`` or ``rank`` (best first) for the spine.
@@ -219,7 +219,7 @@ def _cell(v) -> str | float | int:
     return v
 
 
-def csv_text(h: Highlights, order: str = "time") -> str:
+def csv_text(h: Highlights, order: str = EDL_ORDERS[0]) -> str:
     """One row per segment (time order, or ``rank``), with frame-accurate timecodes when the video has pictures."""
     rate = h.rate
     buf = io.StringIO()
@@ -247,7 +247,7 @@ def highlight_format(path: str | Path) -> str:
     return suffix[1:]
 
 
-def render_highlights(h: Highlights, kind: str, *, order: str = "time", size: tuple[int, int] | None = None,
+def render_highlights(h: Highlights, kind: str, *, order: str = EDL_ORDERS[0], size: tuple[int, int] | None = None,
                       **edl_kw) -> str:
     """``h`` as the text of a ``json``, ``csv``, ``edl`` or ``fcpxml`` file (``size``: the video's displayed width
     and height, for FCPXML's format)."""
@@ -270,7 +270,7 @@ def write_rendered(path: str | Path, text: str) -> Path:
     return write_text_atomic(path, text)
 
 
-def write_highlights(h: Highlights, path: str | Path, *, order: str = "time", size: tuple[int, int] | None = None,
-                     **edl_kw) -> Path:
+def write_highlights(h: Highlights, path: str | Path, *, order: str = EDL_ORDERS[0],
+                     size: tuple[int, int] | None = None, **edl_kw) -> Path:
     """Write ``h`` as JSON, CSV, EDL or FCPXML (by the suffix), atomically: a failure leaves no file behind."""
     return write_rendered(path, render_highlights(h, highlight_format(path), order=order, size=size, **edl_kw))
