@@ -105,8 +105,7 @@ def highlights_cmd(source: str, probe: str, scorer: str, embedding: str, top: in
     how = f"activation of the {h.embedding} embedding" if h.embedding else f"eventness of the {h.probe} probe"
     con.print(f"[bold]{escape(h.video)}[/]: {len(h.segments)} segments, {h.total_s:.2f} s ({how})")
     for g in h.segments:
-        con.print(f"  #{g.rank}  [{clock(g.start_s)}, {clock(g.end_s)})  {g.duration_s:5.2f} s  "
-                  f"peak z {g.score:5.2f} at {clock(g.peak_s)}")
+        con.print(_segment_line(g))
     for note in h.notes:
         con.print(f"[yellow]note:[/] {note}")
     for path, text in rendered.items():
@@ -118,6 +117,13 @@ def highlights_cmd(source: str, probe: str, scorer: str, embedding: str, top: in
             early = max((c.start_s - c.clip_start_s for c in clips), default=0.0)
             con.print(f"wrote {len(clips)} clips to {Path(cut_dir)}/ (stream copy: fast, each starts on the keyframe "
                       f"at or before its segment, up to {early:.2f} s early here; --reencode for frame-accurate cuts)")
+
+
+def _segment_line(g, video: str | None = None) -> str:
+    """One ranked segment as the terminal shows it (with its video's path for a corpus)."""
+    where = f"{escape(video)}  " if video is not None else ""
+    return (f"  #{g.rank}  {where}[{clock(g.start_s)}, {clock(g.end_s)})  {g.duration_s:5.2f} s  "
+            f"peak z {g.score:5.2f} at {clock(g.peak_s)}")
 
 
 CORPUS_FORMATS = (".json", ".csv")
@@ -151,9 +157,7 @@ def _corpus(folder: str, cfg: HighlightConfig, outs: tuple[str, ...], cut_dir: s
     con.print(f"[bold]{escape(h.folder)}[/]: {len(h.segments)} segments of {h.videos} videos, {h.total_s:.2f} s "
               f"(eventness, best {across})")
     for s in h.segments:
-        g = s.segment
-        con.print(f"  #{g.rank}  {escape(s.video)}  [{clock(g.start_s)}, {clock(g.end_s)})  {g.duration_s:5.2f} s  "
-                  f"peak z {g.score:5.2f} at {clock(g.peak_s)}")
+        con.print(_segment_line(s.segment, s.video))
     for note in h.notes:
         con.print(f"[yellow]note:[/] {note}")
     for path, text in rendered.items():
